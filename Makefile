@@ -1,0 +1,55 @@
+# ferkaggle: `make submit` runs the whole pipeline, `make test` the fast tests.
+# Variables: DATA=path (competition files; default data/, else the demo competition),
+#            BUDGET=5m (CNN search time budget), SPACE=default (search space preset).
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+FK     := $(BIN)/ferkaggle
+DATA   ?= data
+BUDGET ?= 5m
+SPACE  ?= default
+TOP    ?= 3
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-slow submit ensemble leaderboard bench clean
+
+help:
+	@echo "make submit       prepare -> baseline -> search (BUDGET=$(BUDGET)) -> submission of the best run -> leaderboard"
+	@echo "make ensemble     ensemble of the top $(TOP) runs and its submission"
+	@echo "make leaderboard  the local CV leaderboard"
+	@echo "make test         fast test suite (installs first)"
+	@echo "make test-slow    slow tests on ../shared/fer2013 (minutes)"
+	@echo "make install      create $(VENV) and install ferkaggle with its dev extra"
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+submit: install
+	$(FK) prepare --source $(DATA) --demo-if-missing
+	$(FK) baseline
+	$(FK) search --space $(SPACE) --budget $(BUDGET)
+	$(FK) submit --run best
+	$(FK) leaderboard --top 10
+
+ensemble: install
+	$(FK) ensemble --top $(TOP) --method greedy
+	$(FK) submit --run best-ensemble
+
+leaderboard: install
+	$(FK) leaderboard
+
+clean:
+	rm -rf runs reports data/prepared

@@ -1,0 +1,11 @@
+"""ferkaggle: a command-line pipeline for FER2013-style facial-expression competitions."""
+
+__version__ = "0.1.0"
+
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+"""Class names in label order: label k is EMOTIONS[k] (the FER2013 convention)."""
+
+NUM_CLASSES = len(EMOTIONS)
+IMAGE_SIZE = 48
+"""Faces are IMAGE_SIZE x IMAGE_SIZE grayscale, uint8."""
+NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE

@@ -1,0 +1,22 @@
+"""Command-line interface: `ferkaggle <command>` (see `ferkaggle --help`)."""
+
+from __future__ import annotations
+
+import importlib
+
+from ferkaggle.cli.app import app
+
+# Each area module registers its commands on `app` when imported.
+for _module in ("data", "models", "results"):
+    try:
+        importlib.import_module(f"ferkaggle.cli.{_module}")
+    except ModuleNotFoundError as _exc:  # pragma: no cover - only while an area is being built
+        if _exc.name != f"ferkaggle.cli.{_module}":
+            raise
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,92 @@
+"""One rich console for the whole app, and progress that stays log-friendly.
+
+On a terminal, long work shows rich progress bars; when output is piped or in CI, the
+same calls print a plain line now and then instead of redrawing bars.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def interactive() -> bool:
+    return console.is_terminal and not os.environ.get("CI")
+
+
+def info(message: str) -> None:
+    console.print(message)
+
+
+def warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {message}")
+
+
+class _PlainTask:
+    """Stand-in for a rich task when not on a terminal: prints at most one line every few seconds."""
+
+    def __init__(self, description: str, total: float | None, every_s: float = 5.0):
+        self.description, self.total, self.completed = description, total, 0.0
+        self._every, self._last = every_s, 0.0
+
+    def advance(self, amount: float = 1.0, note: str = "") -> None:
+        self.completed += amount
+        now = time.monotonic()
+        done = self.total is not None and self.completed >= self.total
+        if done or now - self._last >= self._every:
+            self._last = now
+            of = f"/{self.total:g}" if self.total is not None else ""
+            console.print(f"{self.description}: {self.completed:g}{of} {note}".rstrip())
+
+
+class Tracker:
+    """A tiny facade over rich.Progress with the same calls when not interactive."""
+
+    def __init__(self, progress: Progress | None):
+        self._progress = progress
+        self._plain: dict[int, _PlainTask] = {}
+
+    def add(self, description: str, total: float | None = None) -> int:
+        if self._progress is not None:
+            return self._progress.add_task(description, total=total)
+        key = len(self._plain)
+        self._plain[key] = _PlainTask(description, total)
+        return key
+
+    def advance(self, task: int, amount: float = 1.0, note: str = "") -> None:
+        if self._progress is not None:
+            self._progress.advance(task, amount)
+            if note:
+                self._progress.update(task, description=self._progress.tasks[task].description.split(" · ")[0] + f" · {note}")
+        else:
+            self._plain[task].advance(amount, note)
+
+    def print(self, message: str) -> None:
+        (self._progress.console if self._progress is not None else console).print(message)
+
+
+@contextlib.contextmanager
+def track() -> Iterator[Tracker]:
+    """`with track() as t: task = t.add("folds", total=5); t.advance(task)`."""
+    if interactive():
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        with progress:
+            yield Tracker(progress)
+    else:
+        yield Tracker(None)

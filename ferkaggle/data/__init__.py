@@ -1,0 +1,1 @@
+"""Reading, validating, splitting and storing competition data."""

@@ -1,0 +1,268 @@
+"""The run registry: the one module that knows the layout of `runs/`.
+
+    runs/<run_id>/                 run_id = 2026-11-23_101500_rf-pixels (sorts by time)
+      run.json        kind, name, summary, full resolved config, data + split fingerprints,
+                      seed, package versions, threads, start/end times, duration, status
+      metrics.json    val_accuracy, val_macro_f1, cv_mean/cv_std (k-fold), history, ...
+      val_proba.npy   float32 [n_val, 7]    holdout-val probabilities, holdout order
+      oof_proba.npy   float32 [n_train, 7]  out-of-fold probabilities, training-row order
+      test_proba.npy  float32 [n_test, 7]   test probabilities, test-file order
+      model.keras | model.joblib
+
+A run is `running` while it works, then `completed`, `failed` or `interrupted`. Only
+completed runs count on the leaderboard unless asked. Everything else goes through here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ferkaggle import NUM_CLASSES
+from ferkaggle.data.prepared import Prepared
+from ferkaggle.errors import FerkaggleError
+from ferkaggle.fsutil import atomic_save_npy, atomic_write_json
+
+DEFAULT_ROOT = Path("runs")
+PROBA_FILES = {"val": "val_proba.npy", "test": "test_proba.npy", "oof": "oof_proba.npy"}
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def runs_root(root: str | Path | None = None) -> Path:
+    return Path(root) if root is not None else Path(os.environ.get("FERKAGGLE_RUNS_DIR", DEFAULT_ROOT))
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:48] or "run"
+
+
+def new_run_id(name: str, root: Path, now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now()
+    base = f"{now:%Y-%m-%d_%H%M%S}_{_slug(name)}"
+    run_id, n = base, 2
+    while (root / run_id).exists():
+        run_id, n = f"{base}-{n}", n + 1
+    return run_id
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for pkg in ("ferkaggle", "numpy", "pandas", "scikit-learn", "tensorflow", "keras"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class RunWriter:
+    """Creates a run folder and records everything a run produces.
+
+    Use as a context manager: leaving the block normally marks the run completed
+    (after `save_probas`/`save_metrics`), an exception marks it failed, Ctrl-C
+    marks it interrupted; the exception is re-raised.
+    """
+
+    def __init__(self, kind: str, name: str, config: dict[str, Any], prepared: Prepared, *,
+                 seed: int, summary: str = "", model: str = "", root: str | Path | None = None,
+                 extra: dict[str, Any] | None = None):
+        self.root = runs_root(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.prepared = prepared
+        self.run_id = new_run_id(name, self.root)
+        self.dir = self.root / self.run_id
+        self.dir.mkdir()
+        self._t0 = time.monotonic()
+        self.info: dict[str, Any] = {
+            "run_id": self.run_id,
+            "kind": kind,
+            "name": name,
+            "model": model or name,
+            "summary": summary,
+            "status": "running",
+            "seed": seed,
+            "data": {
+                "prepared": str(prepared.path),
+                "key": prepared.key,
+                "data_fingerprint": prepared.data_fingerprint,
+                "split_fingerprint": prepared.split_fingerprint,
+                "n_train": int(len(prepared.train_idx)),
+                "n_val": int(len(prepared.val_idx)),
+                "n_test": int(len(prepared.x_test)),
+            },
+            "config": config,
+            "versions": package_versions(),
+            "host": {"platform": platform.platform(), "cpus": os.cpu_count(), "argv": sys.argv[1:]},
+            "started": _now(),
+            "ended": None,
+            "duration_s": None,
+            **(extra or {}),
+        }
+        self._write_info()
+
+    def _write_info(self) -> None:
+        atomic_write_json(self.dir / "run.json", self.info)
+
+    def update_info(self, **fields: Any) -> None:
+        self.info.update(fields)
+        self._write_info()
+
+    def model_path(self, suffix: str) -> Path:
+        return self.dir / f"model{suffix}"
+
+    def save_probas(self, *, val: np.ndarray | None = None, test: np.ndarray | None = None,
+                    oof: np.ndarray | None = None) -> None:
+        expected = {"val": len(self.prepared.val_idx), "test": len(self.prepared.x_test), "oof": len(self.prepared.train_idx)}
+        for which, arr in (("val", val), ("test", test), ("oof", oof)):
+            if arr is None:
+                continue
+            arr = np.asarray(arr, dtype=np.float32)
+            if arr.shape != (expected[which], NUM_CLASSES):
+                raise ValueError(f"{which} probabilities have shape {arr.shape}, expected {(expected[which], NUM_CLASSES)}")
+            atomic_save_npy(self.dir / PROBA_FILES[which], arr)
+
+    def save_metrics(self, metrics: dict[str, Any]) -> None:
+        atomic_write_json(self.dir / "metrics.json", metrics)
+
+    def finish(self, status: str = "completed", error: str | None = None) -> None:
+        self.info.update(status=status, ended=_now(), duration_s=round(time.monotonic() - self._t0, 2))
+        if error:
+            self.info["error"] = error
+        self._write_info()
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.finish("completed")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("interrupted", "interrupted by the user")
+        else:
+            self.finish("failed", f"{exc_type.__name__}: {exc}")
+        return False
+
+
+@dataclass
+class Run:
+    """A run read back from disk."""
+
+    dir: Path
+    info: dict[str, Any]
+    metrics: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return self.info["run_id"]
+
+    @property
+    def status(self) -> str:
+        return self.info.get("status", "unknown")
+
+    @property
+    def kind(self) -> str:
+        return self.info.get("kind", "")
+
+    @property
+    def split_fingerprint(self) -> str:
+        return self.info["data"]["split_fingerprint"]
+
+    @property
+    def data_fingerprint(self) -> str:
+        return self.info["data"]["data_fingerprint"]
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return self.metrics.get("val_accuracy")
+
+    def has_proba(self, which: str) -> bool:
+        return (self.dir / PROBA_FILES[which]).is_file()
+
+    def proba(self, which: str) -> np.ndarray:
+        path = self.dir / PROBA_FILES[which]
+        if not path.is_file():
+            raise FerkaggleError(f"run {self.run_id} has no {which} probabilities ({path.name} is missing)")
+        return np.load(path, allow_pickle=False)
+
+    def model_file(self) -> Path | None:
+        for suffix in (".keras", ".joblib"):
+            if (self.dir / f"model{suffix}").is_file():
+                return self.dir / f"model{suffix}"
+        return None
+
+    def size_bytes(self) -> int:
+        model = self.model_file()
+        return model.stat().st_size if model else 0
+
+
+def read_run(folder: Path) -> Run | None:
+    try:
+        info = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        metrics = {}
+    return Run(folder, info, metrics)
+
+
+def list_runs(root: str | Path | None = None, *, include_incomplete: bool = False) -> list[Run]:
+    """All runs under root, oldest first; only completed ones unless include_incomplete."""
+    root = runs_root(root)
+    if not root.is_dir():
+        return []
+    runs = [r for r in (read_run(p) for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")) if r]
+    return [r for r in runs if include_incomplete or r.status == "completed"]
+
+
+def best_run(runs: Iterable[Run], split_fingerprint: str | None = None) -> Run | None:
+    pool = [r for r in runs if r.val_accuracy is not None and r.has_proba("test")
+            and (split_fingerprint is None or r.split_fingerprint == split_fingerprint)]
+    return max(pool, key=lambda r: (r.val_accuracy, r.metrics.get("val_macro_f1", 0.0)), default=None)
+
+
+def load_run(ref: str, root: str | Path | None = None, split_fingerprint: str | None = None) -> Run:
+    """A run by id, unique id prefix or substring, folder path, or `best` (highest holdout accuracy)."""
+    root = runs_root(root)
+    if ref == "best":
+        run = best_run(list_runs(root), split_fingerprint)
+        if run is None:
+            raise FerkaggleError(f"no completed run with test probabilities in {root}/" +
+                                 (" for the current prepared data" if split_fingerprint else ""))
+        return run
+    path = Path(ref)
+    if (path / "run.json").is_file():
+        run = read_run(path)
+        if run:
+            return run
+    candidates = [r for r in list_runs(root, include_incomplete=True) if r.run_id == ref]
+    if not candidates:
+        candidates = [r for r in list_runs(root, include_incomplete=True) if ref in r.run_id]
+    if not candidates:
+        raise FerkaggleError(f"no run matching {ref!r} in {root}/")
+    if len(candidates) > 1:
+        names = ", ".join(r.run_id for r in candidates[:5])
+        raise FerkaggleError(f"{ref!r} matches {len(candidates)} runs ({names}...); give more of the id")
+    return candidates[0]
+
+
+def remove_run(run: Run) -> None:
+    shutil.rmtree(run.dir)

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny synthetic prepared data in tmp_path, and a clean working directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+import pytest
+
+SHARED_FER = Path(__file__).resolve().parents[1].parent / "shared" / "fer2013"
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """Run the test with tmp_path as the working directory (data/, runs/, submissions/ land there)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FERKAGGLE_RUNS_DIR", raising=False)
+    return tmp_path
+
+
+def make_tiny_prepared(root: Path, n: int = 240, n_test: int = 60, folds: int = 3, seed: int = 0):
+    """A small prepared set of synthetic faces: every 5th labelled row is holdout-val."""
+    from ferkaggle.data.prepared import write_prepared
+    from ferkaggle.data.synthetic import make_faces
+
+    x, y = make_faces(n, seed=seed)
+    x_test, y_test = make_faces(n_test, seed=seed + 1)
+    fold = (np.arange(n) % folds).astype(np.int8)
+    fold[::5] = -1
+    return write_prepared(
+        root, "tiny", x=x, y=y, fold=fold, x_test=x_test,
+        test_ids=np.arange(n_test, dtype=np.int64), y_test=y_test,
+        manifest={"layout": "synthetic", "seed": seed},
+    )
+
+
+@pytest.fixture
+def tiny_prepared(in_tmp):
+    return make_tiny_prepared(in_tmp / "data" / "prepared")
+
+
+@pytest.fixture
+def shared_fer() -> Path:
+    if not (SHARED_FER / "train.csv.gz").is_file():
+        pytest.skip("../shared/fer2013 is not present")
+    return SHARED_FER
