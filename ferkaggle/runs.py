@@ -31,7 +31,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ferkaggle import NUM_CLASSES
-from ferkaggle.data.prepared import Prepared
+from ferkaggle.data.prepared import Prepared, load_prepared
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_save_npy, atomic_write_json
 
@@ -111,6 +111,7 @@ class RunWriter:
             "versions": package_versions(),
             "host": {"platform": platform.platform(), "cpus": os.cpu_count(), "argv": sys.argv[1:]},
             "started": _now(),
+            "created_ns": time.time_ns(),  # orders runs made within the same second
             "ended": None,
             "duration_s": None,
             **(extra or {}),
@@ -229,7 +230,8 @@ def list_runs(root: str | Path | None = None, *, include_incomplete: bool = Fals
     root = runs_root(root)
     if not root.is_dir():
         return []
-    runs = [r for r in (read_run(p) for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")) if r]
+    runs = [r for r in (read_run(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if r]
+    runs.sort(key=lambda r: (r.info.get("created_ns", 0), r.run_id))
     return [r for r in runs if include_incomplete or r.status == "completed"]
 
 
@@ -266,3 +268,23 @@ def load_run(ref: str, root: str | Path | None = None, split_fingerprint: str | 
 
 def remove_run(run: Run) -> None:
     shutil.rmtree(run.dir)
+
+
+def prepared_for_run(run: Run) -> Prepared:
+    """The prepared data a run was trained on (its test ids and labels), checked by fingerprint."""
+    recorded = run.info["data"]
+    try:
+        # The recorded path first; then the same key under ./data/prepared, for a moved checkout.
+        where = recorded["prepared"] if Path(recorded["prepared"]).is_dir() else recorded["key"]
+        prepared = load_prepared(where, mmap=True)
+    except FerkaggleError:
+        raise FerkaggleError(
+            f"run {run.run_id} was made on prepared data {recorded['prepared']}, which is gone; "
+            "run `ferkaggle prepare` with the same inputs and options to rebuild it"
+        ) from None
+    if prepared.split_fingerprint != recorded["split_fingerprint"]:
+        raise FerkaggleError(
+            f"run {run.run_id}: the prepared data at {prepared.path} has changed since the run "
+            f"(split {prepared.split_fingerprint} != {recorded['split_fingerprint']})"
+        )
+    return prepared

@@ -48,3 +48,29 @@ def shared_fer() -> Path:
     if not (SHARED_FER / "train.csv.gz").is_file():
         pytest.skip("../shared/fer2013 is not present")
     return SHARED_FER
+
+
+def fake_proba(y: np.ndarray, skill: float, rng: np.random.Generator) -> np.ndarray:
+    """Probabilities that put extra mass on the true class for a `skill` share of rows."""
+    n = len(y)
+    logits = rng.normal(size=(n, 7))
+    knows = rng.random(n) < skill
+    logits[np.arange(n)[knows], y[knows]] += 4.0
+    proba = np.exp(logits)
+    return (proba / proba.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_fake_run(prepared, name: str, skill: float, seed: int = 0, kind: str = "baseline", oof: bool = True):
+    """A completed run with made-up but label-correlated probabilities, written through the registry."""
+    from ferkaggle.metrics import scores
+    from ferkaggle.runs import RunWriter, read_run
+
+    rng = np.random.default_rng(seed)
+    val = fake_proba(np.asarray(prepared.y_val), skill, rng)
+    y_test = prepared.y_test if prepared.y_test is not None else np.zeros(len(prepared.x_test), np.int64)
+    test = fake_proba(np.asarray(y_test), skill, rng)
+    with RunWriter(kind, name, {"skill": skill}, prepared, seed=seed, summary=f"fake skill {skill}") as writer:
+        writer.save_probas(val=val, test=test, oof=fake_proba(np.asarray(prepared.y_train), skill, rng) if oof else None)
+        s = scores(prepared.y_val, val)
+        writer.save_metrics({"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"]})
+    return read_run(writer.dir)
