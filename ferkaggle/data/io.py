@@ -1,0 +1,741 @@
+"""Read every competition layout into validated uint8 arrays, fast.
+
+Inputs: a folder, a zip or a single file holding one of these layouts (column names match
+ignoring case and surrounding spaces; each file may be plain, `.csv.gz`, or inside a zip, with
+LF or CRLF line ends and an optional UTF-8 byte-order mark):
+
+- Kaggle competition: `train.csv` (emotion,pixels) + `test.csv` (id,pixels or pixels alone),
+  optionally `test_labels.csv` (id,emotion) beside test.csv;
+- `fer2013.csv` (emotion,pixels,Usage) or its twin `icml_face_data.csv` (emotion, Usage, pixels):
+  Training + PublicTest rows are the labelled set (PublicTest marked as predefined validation),
+  PrivateTest rows are the (labelled) test set;
+- image folders `train/<class>/*` and `test/<class>/*` or a flat `test/*` (see images.py).
+
+Output: a `RawData` with x uint8 [N,48,48], y int8 [N], x_test uint8 [M,48,48], test_ids int64 [M]
+and the optional test labels / predefined validation mask, plus what was skipped and notes.
+
+Every problem a user can cause raises `DataError(file, message, line)` with the 1-based line an
+editor shows (header = line 1). With `on_bad_row="skip"` bad rows are dropped and listed instead;
+structural problems (missing column, empty file, corrupt archive) always raise.
+
+Speed: pixel strings are parsed with vectorised numpy over whole chunks of rows (no per-pixel
+Python); a row the fast path rejects is re-read by a slow, exact path that either accepts it
+(odd whitespace) or says precisely what is wrong. Files are streamed, so memory stays small.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from ferkaggle import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+from ferkaggle.errors import DataError, FerkaggleError
+
+DEFAULT_FOLDER = Path("data")
+BAD_ROW_MODES = ("error", "skip")
+
+LAYOUT_KAGGLE = "Kaggle CSV (train.csv + test.csv)"
+LAYOUT_FER2013 = "fer2013.csv (emotion,pixels,Usage)"
+LAYOUT_ICML = "icml_face_data.csv (emotion, Usage, pixels)"
+LAYOUT_IMAGES = "image folders (train/<class>, test/<class>)"
+
+# Names are matched case-insensitively; each may also end in .gz.
+TRAIN_NAMES = ("train.csv",)
+TEST_NAMES = ("test.csv",)
+TEST_LABEL_NAMES = ("test_labels.csv",)
+FER2013_NAMES = ("fer2013.csv", "icml_face_data.csv")
+
+USAGE_VALUES = {"training": 0, "publictest": 1, "privatetest": 2}
+_USAGE_TRAINING, _USAGE_PUBLIC, _USAGE_PRIVATE = 0, 1, 2
+
+_READ_BLOCK = 4 << 20  # bytes decompressed per read: big enough to amortise Python, small for memory
+_CHUNK_ROWS = 1024  # rows parsed per vectorised batch (~9 MB of text, ~60 MB of index temporaries)
+_SPACE, _ZERO = 32, 48
+
+
+@dataclass
+class RawData:
+    layout: str  # shown on screen, e.g. "Kaggle CSV (train.csv + test.csv)"
+    sources: list[Path]  # every file actually read (csv / gz / zip paths; folders for image layouts)
+    x: np.ndarray  # uint8 [N,48,48] labelled rows in source order
+    y: np.ndarray  # int8 [N] labels 0..6
+    x_test: np.ndarray  # uint8 [M,48,48]
+    test_ids: np.ndarray  # int64 [M]
+    y_test: np.ndarray | None = None  # int8 [M] when the source labels its test set
+    predefined_val: np.ndarray | None = None  # bool [N]: rows the source marks as validation
+    skipped: list[dict] = field(default_factory=list)  # {"file": str, "line": int, "reason": str}
+    notes: list[str] = field(default_factory=list)  # things to tell the user
+
+
+# --------------------------------------------------------------------------------------------
+# Files: plain, gzip, or a member of a zip, streamed as decompressed bytes
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """One file to read: a path on disk, or a member inside a zip on disk; either may be .gz."""
+
+    path: Path  # the file on disk (the zip, for a member)
+    member: str | None = None  # name inside the zip, posix style
+
+    @property
+    def display(self) -> str:
+        """How errors name the file: `data/x.zip:fer2013/fer2013.csv` for a zip member."""
+        return f"{self.path}:{self.member}" if self.member else str(self.path)
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.member).name if self.member else self.path.name
+
+    @property
+    def gzipped(self) -> bool:
+        return self.name.lower().endswith(".gz")
+
+
+@contextmanager
+def open_stream(ref: FileRef) -> Iterator[BinaryIO]:
+    """Yield a binary stream of the file's (decompressed) bytes; archive errors become DataError."""
+    with _archive_errors(ref, opening=True):
+        if ref.member is None:
+            raw: BinaryIO = open(ref.path, "rb")
+            archive = None
+        else:
+            archive = zipfile.ZipFile(ref.path)
+            raw = archive.open(ref.member)
+    with _archive_errors(ref):
+        try:
+            yield gzip.GzipFile(fileobj=raw, mode="rb") if ref.gzipped else raw
+        finally:
+            raw.close()
+            if archive is not None:
+                archive.close()
+
+
+@contextmanager
+def _archive_errors(ref: FileRef, opening: bool = False) -> Iterator[None]:
+    """Turn what a damaged or unreadable file raises into one DataError naming it.
+
+    KeyError is only translated while opening (a zip member not found): later it would be a bug.
+    """
+    try:
+        yield
+    except DataError:
+        raise
+    except EOFError:
+        raise DataError(ref.display, "compressed file is truncated (ended before its end marker); download it again") from None
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(ref.display, f"corrupt gzip data ({exc}); download it again") from None
+    except zipfile.BadZipFile as exc:
+        raise DataError(ref.path, f"not a valid zip file or damaged ({exc})") from None
+    except KeyError as exc:
+        if not opening:
+            raise
+        raise DataError(ref.display, f"not found in the zip ({exc})") from None
+    except IsADirectoryError:
+        raise DataError(ref.display, "is a folder, expected a file") from None
+    except OSError as exc:
+        raise DataError(ref.display, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _iter_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """Yield the lines of a stream without their line end (LF or CRLF), including empty ones."""
+    carry = b""
+    while True:
+        block = stream.read(_READ_BLOCK)
+        if not block:
+            break
+        lines = (carry + block).split(b"\n") if carry else block.split(b"\n")
+        carry = lines.pop()
+        for line in lines:
+            yield line[:-1] if line.endswith(b"\r") else line
+    if carry:
+        yield carry[:-1] if carry.endswith(b"\r") else carry
+
+
+def _clean_field(raw: bytes) -> bytes:
+    """A CSV field without surrounding spaces or quotes (pixels never contain commas or quotes)."""
+    raw = raw.strip()
+    if raw[:1] == b'"' and raw[-1:] == b'"':
+        raw = raw[1:-1].strip()
+    return raw
+
+
+def _show(raw: bytes, limit: int = 20) -> str:
+    text = raw.decode("utf-8", errors="replace")
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+# --------------------------------------------------------------------------------------------
+# Pixels: vectorised fast path, exact slow path for the rows it rejects
+
+
+def _parse_pixels_slow(raw: bytes) -> np.ndarray | str:
+    """Parse one row exactly: an array of 2,304 values, or a message saying what is wrong."""
+    tokens = raw.split()
+    if len(tokens) != NUM_PIXELS:
+        return f"expected {NUM_PIXELS:,} pixel values, found {len(tokens):,}"
+    for position, token in enumerate(tokens, start=1):
+        if not token.isdigit() or int(token) > 255:
+            return f"pixel {position:,} is {_show(token)}: expected an integer 0-255"
+    return np.array([int(token) for token in tokens], dtype=np.uint8)
+
+
+def parse_pixel_rows(fields: list[bytes]) -> tuple[np.ndarray, dict[int, str]]:
+    """Parse space-separated pixel strings into uint8 [n, 2304]; return (array, {row: problem}).
+
+    Rows with a problem are left as zeros in the array. The fast path handles rows of exactly
+    2,304 tokens of 1-3 digits separated by single spaces; it works on all selected rows at once:
+    find every separator, then each value is the digit before it plus 10x and 100x the digits
+    before that when the token is long enough. Anything else goes through the slow path.
+    """
+    count = len(fields)
+    out = np.zeros((count, NUM_PIXELS), np.uint8)
+    problems: dict[int, str] = {}
+    # bytes.count runs in C; a row with the wrong number of spaces can't be in the fast path.
+    fast = [i for i, raw in enumerate(fields) if raw.count(b" ") == NUM_PIXELS - 1]
+    slow = sorted(set(range(count)) - set(fast)) if len(fast) < count else []
+    if fast:
+        # Every row gets a trailing space, so each row contributes exactly 2,304 separators and
+        # token k of the batch belongs to row k // 2304.
+        joined = b" ".join([fields[i] for i in fast]) + b" "
+        text = np.frombuffer(joined, np.uint8)
+        ends = np.flatnonzero(text == _SPACE)
+        starts = np.empty_like(ends)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        length = ends - starts
+        # Digits as 0..9; any other byte (including a space read from a short token) wraps to >9.
+        ones = text[ends - 1] - np.uint8(_ZERO)
+        tens = text[ends - 2] - np.uint8(_ZERO)
+        hundreds = text[ends - 3] - np.uint8(_ZERO)
+        tens[length < 2] = 0
+        hundreds[length < 3] = 0
+        value = ones.astype(np.uint16) + tens * np.uint16(10) + hundreds * np.uint16(100)
+        bad = (ones > 9) | (tens > 9) | (hundreds > 9) | (length < 1) | (length > 3) | (value > 255)
+        values = value.astype(np.uint8).reshape(len(fast), NUM_PIXELS)
+        fast_index = np.asarray(fast)
+        out[fast_index] = values
+        if bad.any():
+            slow = sorted(set(slow) | set(fast_index[np.unique(np.flatnonzero(bad) // NUM_PIXELS)].tolist()))
+    for i in slow:
+        parsed = _parse_pixels_slow(fields[i])
+        if isinstance(parsed, str):
+            problems[i] = parsed
+            out[i] = 0
+        else:
+            out[i] = parsed
+    return out, problems
+
+
+# --------------------------------------------------------------------------------------------
+# CSV tables
+
+
+@dataclass
+class _Table:
+    """The parsed content of one CSV file; optional columns are None when the file lacks them."""
+
+    pixels: np.ndarray  # uint8 [n,48,48]
+    lines: np.ndarray  # int64 [n] file line of each row
+    emotion: np.ndarray | None = None  # int8 [n]
+    ids: np.ndarray | None = None  # int64 [n]
+    usage: np.ndarray | None = None  # int8 [n]: 0 Training, 1 PublicTest, 2 PrivateTest
+    header: list[str] = field(default_factory=list)  # column names as written
+
+
+def _parse_label(raw: bytes) -> int | str:
+    if raw.isdigit() and len(raw) <= 3 and int(raw) < NUM_CLASSES:
+        return int(raw)
+    return f"emotion is {_show(raw)}: expected an integer 0-{NUM_CLASSES - 1}"
+
+
+def _parse_id(raw: bytes) -> int | str:
+    try:
+        return int(raw)
+    except ValueError:
+        return f"id is {_show(raw)}: expected an integer"
+
+
+def _parse_usage(raw: bytes) -> int | str:
+    code = USAGE_VALUES.get(raw.decode("utf-8", errors="replace").strip().lower())
+    if code is None:
+        return f"Usage is {_show(raw)}: expected Training, PublicTest or PrivateTest"
+    return code
+
+
+_PARSERS = {"emotion": _parse_label, "id": _parse_id, "usage": _parse_usage}
+
+
+class _BadRows:
+    """Where bad rows go: raised at once (on_bad_row="error") or recorded and dropped ("skip")."""
+
+    def __init__(self, on_bad_row: str, skipped: list[dict]):
+        if on_bad_row not in BAD_ROW_MODES:
+            raise FerkaggleError(f"on_bad_row must be one of {', '.join(BAD_ROW_MODES)}, got {on_bad_row!r}")
+        self.skip = on_bad_row == "skip"
+        self.skipped = skipped
+
+    def report(self, file: str, line: int | None, reason: str) -> None:
+        """line is None for an image file (it has no line)."""
+        if not self.skip:
+            raise DataError(file, reason, line)
+        self.skipped.append({"file": file, "line": None if line is None else int(line), "reason": reason})
+
+
+def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...] = (),
+               bad_rows: _BadRows | None = None, what: str = "") -> _Table:
+    """Read one CSV file with a header into arrays, validating every row.
+
+    `required` columns must be present (else DataError naming found and expected columns);
+    `optional` ones are read when present. Known columns: pixels, emotion, id, usage.
+    """
+    bad_rows = bad_rows or _BadRows("error", [])
+    file = ref.display
+    wanted = [c for c in required + optional]
+    pixel_chunks: list[np.ndarray] = []
+    columns: dict[str, list[int]] = {c: [] for c in wanted if c != "pixels"}
+    kept_lines: list[int] = []
+    with open_stream(ref) as stream, _archive_errors(ref):
+        lines = _iter_lines(stream)
+        header_line = next(lines, None)
+        if header_line is None:
+            raise DataError(file, "file is empty (0 bytes)")
+        if header_line.startswith(b"\xef\xbb\xbf"):
+            header_line = header_line[3:]
+        header = [h.decode("utf-8", errors="replace").strip().strip('"').strip() for h in header_line.split(b",")]
+        names = [h.lower() for h in header]
+        missing = [c for c in required if c not in names]
+        if missing:
+            found = ", ".join(repr(h if len(h) <= 20 else h[:20] + "...") for h in header[:8]) or "none"
+            expected = ",".join(required)
+            raise DataError(file, f"missing column {', '.join(missing)}: expected columns {expected}"
+                            f"{' (optional: ' + ','.join(optional) + ')' if optional else ''}, found {found}", 1)
+        index = {c: names.index(c) for c in wanted if c in names}
+        num_columns = len(names)
+        present = [c for c in wanted if c in index and c != "pixels"]
+        columns = {c: [] for c in present}
+
+        # Rows are gathered in chunks so the pixel parse is vectorised over many rows.
+        chunk_pixels: list[bytes] = []
+        chunk_rest: list[list[bytes] | str] = []  # other fields, or a problem found while splitting
+        chunk_lines: list[int] = []
+        line_number = 1
+        rows_seen = 0
+
+        def flush() -> None:
+            parsed, problems = parse_pixel_rows(chunk_pixels)
+            keep = np.ones(len(chunk_pixels), bool)
+            for row, (rest, line) in enumerate(zip(chunk_rest, chunk_lines)):
+                values: list[int] = []
+                reason = rest if isinstance(rest, str) else None
+                if reason is None:
+                    for column, raw in zip(present, rest):
+                        value = _PARSERS[column](raw)
+                        if isinstance(value, str):
+                            reason = value
+                            break
+                        values.append(value)
+                if reason is None:
+                    reason = problems.get(row)
+                if reason is not None:
+                    bad_rows.report(file, line, reason)
+                    keep[row] = False
+                    continue
+                for column, value in zip(present, values):
+                    columns[column].append(value)
+                kept_lines.append(line)
+            pixel_chunks.append(parsed[keep] if not keep.all() else parsed)
+            chunk_pixels.clear()
+            chunk_rest.clear()
+            chunk_lines.clear()
+
+        pixel_at = index["pixels"]
+        other_at = [index[c] for c in present]
+        for line in lines:
+            line_number += 1
+            if not line.strip():
+                continue  # blank lines (often one at the end) carry no row
+            rows_seen += 1
+            fields = line.split(b",")
+            chunk_lines.append(line_number)
+            if len(fields) != num_columns:
+                chunk_pixels.append(b"")
+                chunk_rest.append(f"expected {num_columns} fields ({','.join(header)}), found {len(fields)}")
+            else:
+                chunk_pixels.append(_clean_field(fields[pixel_at]))
+                chunk_rest.append([_clean_field(fields[i]) for i in other_at])
+            if len(chunk_pixels) >= _CHUNK_ROWS:
+                flush()
+        if chunk_pixels:
+            flush()
+    if rows_seen == 0:
+        raise DataError(file, f"has a header but no rows{' ' + what if what else ''}", 1)
+    pixels = np.concatenate(pixel_chunks) if pixel_chunks else np.zeros((0, NUM_PIXELS), np.uint8)
+    table = _Table(pixels=pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE), lines=np.asarray(kept_lines, np.int64), header=header)
+    if "emotion" in columns:
+        table.emotion = np.asarray(columns["emotion"], np.int8)
+    if "id" in columns:
+        table.ids = np.asarray(columns["id"], np.int64)
+    if "usage" in columns:
+        table.usage = np.asarray(columns["usage"], np.int8)
+    return table
+
+
+def read_label_table(ref: FileRef, bad_rows: _BadRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read an id,emotion CSV (test labels): (ids int64, labels int8, lines int64)."""
+    file = ref.display
+    ids: list[int] = []
+    labels: list[int] = []
+    lines_kept: list[int] = []
+    with open_stream(ref) as stream, _archive_errors(ref):
+        lines = _iter_lines(stream)
+        header_line = next(lines, None)
+        if header_line is None:
+            raise DataError(file, "file is empty (0 bytes)")
+        if header_line.startswith(b"\xef\xbb\xbf"):
+            header_line = header_line[3:]
+        header = [h.decode("utf-8", errors="replace").strip().strip('"').strip() for h in header_line.split(b",")]
+        names = [h.lower() for h in header]
+        missing = [c for c in ("id", "emotion") if c not in names]
+        if missing:
+            raise DataError(file, f"missing column {', '.join(missing)}: expected columns id,emotion, found "
+                                  f"{', '.join(repr(h[:20]) for h in header[:8])}", 1)
+        id_at, label_at = names.index("id"), names.index("emotion")
+        line_number = 1
+        for line in lines:
+            line_number += 1
+            if not line.strip():
+                continue
+            fields = line.split(b",")
+            if len(fields) != len(names):
+                bad_rows.report(file, line_number, f"expected {len(names)} fields ({','.join(header)}), found {len(fields)}")
+                continue
+            test_id = _parse_id(_clean_field(fields[id_at]))
+            label = _parse_label(_clean_field(fields[label_at]))
+            reason = test_id if isinstance(test_id, str) else label if isinstance(label, str) else None
+            if reason is not None:
+                bad_rows.report(file, line_number, reason)
+                continue
+            ids.append(test_id)
+            labels.append(label)
+            lines_kept.append(line_number)
+    if line_number == 1:
+        raise DataError(file, "has a header but no rows", 1)
+    return np.asarray(ids, np.int64), np.asarray(labels, np.int8), np.asarray(lines_kept, np.int64)
+
+
+def _check_unique_ids(ids: np.ndarray, lines: np.ndarray, file: str) -> None:
+    if len(ids) == len(np.unique(ids)):
+        return
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    repeat = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
+    # Report the repeat that comes first in the file, pointing at its second occurrence.
+    pairs = [(int(lines[order[k + 1]]), int(lines[order[k]]), int(sorted_ids[k])) for k in repeat]
+    line, first_line, test_id = min(pairs)
+    raise DataError(file, f"duplicate test id {test_id} (first seen at line {first_line}); test ids must be unique", line)
+
+
+# --------------------------------------------------------------------------------------------
+# Finding a layout
+
+
+@dataclass
+class Source:
+    """A detected layout: which files to read. Built by find_source or from explicit paths."""
+
+    kind: str  # "kaggle" | "fer2013" | "images"
+    location: Path  # the folder, zip or file that holds it
+    train: FileRef | None = None  # kaggle: train.csv
+    test: FileRef | None = None  # kaggle: test.csv
+    test_labels: FileRef | None = None  # kaggle: optional id,emotion file
+    table: FileRef | None = None  # fer2013: the single file
+    images: object | None = None  # images: an images.ImageSet
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def description(self) -> str:
+        return {"kaggle": LAYOUT_KAGGLE, "fer2013": LAYOUT_FER2013, "images": LAYOUT_IMAGES}[self.kind]
+
+
+def _strip_gz(name: str) -> str:
+    name = name.lower()
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def _pick_named(entries: dict[str, FileRef], names: tuple[str, ...]) -> FileRef | None:
+    """The entry whose name (case-insensitive, .gz or not) is one of `names`, plain before .gz."""
+    for wanted in names:
+        matches = sorted((ref for key, ref in entries.items() if _strip_gz(key) == wanted), key=lambda r: r.gzipped)
+        if matches:
+            return matches[0]
+    return None
+
+
+def _sources_in_listing(location: Path, files: dict[str, FileRef], dirs: dict[str, object]) -> list[Source]:
+    """Layouts present in one folder level: files maps lowercase name -> ref; dirs maps lowercase name -> image set builder."""
+    found: list[Source] = []
+    train, test = _pick_named(files, TRAIN_NAMES), _pick_named(files, TEST_NAMES)
+    if train is not None and test is not None:
+        found.append(Source("kaggle", location, train=train, test=test, test_labels=_pick_named(files, TEST_LABEL_NAMES)))
+    for name in FER2013_NAMES:
+        table = _pick_named(files, (name,))
+        if table is not None:
+            found.append(Source("fer2013", location, table=table))
+    if "images" in dirs and dirs["images"] is not None:
+        found.append(Source("images", location, images=dirs["images"]))
+    return found
+
+
+def _sources_in_dir(folder: Path) -> list[Source]:
+    from ferkaggle.data import images
+
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:
+        raise FerkaggleError(f"{folder}: cannot list folder ({exc.strerror or exc})") from None
+    files = {p.name.lower(): FileRef(p) for p in entries if p.is_file()}
+    dirs = {"images": images.find_image_set_in_dir(folder)}
+    return _sources_in_listing(folder, files, dirs)
+
+
+def _sources_in_zip(zip_path: Path) -> list[Source]:
+    """Layouts inside a zip, at the shallowest folder level that holds one."""
+    from ferkaggle.data import images
+
+    with _archive_errors(FileRef(zip_path)):
+        with zipfile.ZipFile(zip_path) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+    by_folder: dict[str, dict[str, FileRef]] = {}
+    for name in names:
+        posix = PurePosixPath(name)
+        if any(part.startswith((".", "__MACOSX")) for part in posix.parts):
+            continue
+        by_folder.setdefault(str(posix.parent), {})[posix.name.lower()] = FileRef(zip_path, name)
+    image_sets = images.find_image_sets_in_zip(zip_path, names)
+    prefixes = sorted(set(by_folder) | set(image_sets), key=lambda p: (0 if p == "." else p.count("/") + 1, p))
+    for prefix in prefixes:
+        found = _sources_in_listing(zip_path, by_folder.get(prefix, {}), {"images": image_sets.get(prefix)})
+        if found:
+            return found
+    return []
+
+
+def _choose(found: list[Source], where: Path) -> Source:
+    best = found[0]
+    for other in found[1:]:
+        best.notes.append(f"{where} also holds {other.description}; reading {best.description} "
+                          f"(pass the other file explicitly to use it instead)")
+    return best
+
+
+def _skip_subfolder(path: Path) -> bool:
+    return path.name.startswith((".", "__")) or path.name.lower() in {"prepared"}
+
+
+def find_source(folder: Path) -> Source:
+    """Detect which layout a folder, zip or file holds.
+
+    A folder is searched at its own level first, then in zips at its level and in its
+    immediate subfolders (not `prepared/` or hidden ones); if layouts turn up in several
+    places, that is ambiguous and raises. Raises FerkaggleError naming what was looked for.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise FerkaggleError(f"{folder}: no such file or folder")
+    if folder.is_file():
+        return _source_from_file(folder)
+    found = _sources_in_dir(folder)
+    if found:
+        return _choose(found, folder)
+    places: list[tuple[Path, list[Source]]] = []
+    try:
+        children = sorted(folder.iterdir())
+    except OSError as exc:
+        raise FerkaggleError(f"{folder}: cannot list folder ({exc.strerror or exc})") from None
+    for child in children:
+        if child.is_file() and child.suffix.lower() == ".zip":
+            inner = _sources_in_zip(child)
+        elif child.is_dir() and not _skip_subfolder(child):
+            inner = _sources_in_dir(child)
+        else:
+            continue
+        if inner:
+            places.append((child, inner))
+    if len(places) > 1:
+        listed = "; ".join(f"{place} ({inner[0].description})" for place, inner in places)
+        raise FerkaggleError(f"{folder}: several data sets found: {listed}; pass the one to use explicitly")
+    if places:
+        return _choose(places[0][1], places[0][0])
+    raise FerkaggleError(
+        f"{folder}: no competition data found. Looked for train.csv + test.csv, fer2013.csv, "
+        f"icml_face_data.csv (each also as .csv.gz), image folders train/<class>/ + test/, "
+        f"and the same inside a .zip or one subfolder down")
+
+
+def _source_from_file(path: Path) -> Source:
+    lower = path.name.lower()
+    if lower.endswith(".zip"):
+        found = _sources_in_zip(path)
+        if not found:
+            raise FerkaggleError(
+                f"{path}: no competition data found in the zip. Looked for train.csv + test.csv, fer2013.csv, "
+                f"icml_face_data.csv (each also as .csv.gz) and image folders train/<class>/ + test/")
+        return _choose(found, path)
+    if lower.endswith((".tar", ".tar.gz", ".tgz")):
+        raise FerkaggleError(f"{path}: tar archives are not read directly; extract it (tar xzf) and pass the folder")
+    # Any other single file must be fer2013-style (it holds train and test); its header decides.
+    return Source("fer2013", path, table=FileRef(path))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a layout
+
+
+def _read_kaggle(source: Source, bad_rows: _BadRows, notes: list[str]) -> RawData:
+    assert source.train is not None and source.test is not None
+    train = read_table(source.train, ("emotion", "pixels"), bad_rows=bad_rows)
+    test = read_table(source.test, ("pixels",), ("id", "emotion"), bad_rows=bad_rows)
+    test_file = source.test.display
+    if test.ids is None:
+        test_ids = np.arange(len(test.pixels), dtype=np.int64)
+        notes.append(f"{source.test.name} has no id column: ids are the row order from 0")
+    else:
+        test_ids = test.ids
+        _check_unique_ids(test_ids, test.lines, test_file)
+    y_test = test.emotion
+    labels_ref = source.test_labels
+    if labels_ref is not None:
+        if y_test is not None:
+            notes.append(f"{source.test.name} has an emotion column; ignoring {labels_ref.display}")
+        else:
+            y_test = _align_test_labels(labels_ref, test_ids, bad_rows, notes)
+    refs = [source.train, source.test] + ([labels_ref] if labels_ref is not None and test.emotion is None else [])
+    return RawData(
+        layout=LAYOUT_KAGGLE,
+        sources=_unique_paths(refs),
+        x=train.pixels,
+        y=train.emotion,
+        x_test=test.pixels,
+        test_ids=test_ids,
+        y_test=y_test,
+        predefined_val=None,
+    )
+
+
+def _align_test_labels(ref: FileRef, test_ids: np.ndarray, bad_rows: _BadRows, notes: list[str]) -> np.ndarray:
+    """Labels from an id,emotion file, in test_ids order; every test id needs exactly one."""
+    ids, labels, lines = read_label_table(ref, bad_rows)
+    _check_unique_ids(ids, lines, ref.display)
+    order = np.argsort(ids)
+    sorted_ids = ids[order]
+    where = np.searchsorted(sorted_ids, test_ids)
+    where_clipped = np.minimum(where, max(len(sorted_ids) - 1, 0))
+    found = (where < len(sorted_ids)) & (sorted_ids[where_clipped] == test_ids) if len(sorted_ids) else np.zeros(len(test_ids), bool)
+    if not found.all():
+        missing = test_ids[~found]
+        shown = ", ".join(str(int(i)) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise DataError(ref.display, f"no label for {len(missing):,} test id(s): {shown}; every test id needs exactly one label")
+    extra = len(ids) - len(test_ids)
+    if extra > 0:
+        notes.append(f"{ref.display} labels {extra:,} id(s) that are not in the test file; they are ignored")
+    return labels[order[where]]
+
+
+def _read_fer2013(source: Source, bad_rows: _BadRows, notes: list[str]) -> RawData:
+    assert source.table is not None
+    ref = source.table
+    table = read_table(ref, ("emotion", "pixels", "usage"), bad_rows=bad_rows)
+    names = [h.lower() for h in table.header]
+    layout = LAYOUT_ICML if names.index("usage") < names.index("pixels") else LAYOUT_FER2013
+    labelled = table.usage != _USAGE_PRIVATE
+    test = ~labelled
+    if not test.any():
+        raise DataError(ref.display, "has no PrivateTest rows: nothing to use as the test set")
+    if not labelled.any():
+        raise DataError(ref.display, "has no Training or PublicTest rows: nothing to train on")
+    return RawData(
+        layout=layout,
+        sources=_unique_paths([ref]),
+        x=table.pixels[labelled],
+        y=table.emotion[labelled],
+        x_test=table.pixels[test],
+        test_ids=np.arange(int(test.sum()), dtype=np.int64),
+        y_test=table.emotion[test],
+        predefined_val=table.usage[labelled] == _USAGE_PUBLIC,
+    )
+
+
+def _unique_paths(refs: list[FileRef]) -> list[Path]:
+    paths: list[Path] = []
+    for ref in refs:
+        if ref.path not in paths:
+            paths.append(ref.path)
+    return paths
+
+
+def _explicit_source(train: Path | None, test: Path | None, test_labels: Path | None) -> Source:
+    if train is None or test is None:
+        given, needed = ("train", "test") if train is not None else ("test", "train")
+        raise FerkaggleError(f"a {given} file was given without a {needed} file: pass both")
+    for path in (train, test) + ((test_labels,) if test_labels is not None else ()):
+        if not Path(path).exists():
+            raise FerkaggleError(f"{path}: no such file")
+        if Path(path).is_dir():
+            raise FerkaggleError(f"{path}: is a folder, expected a CSV file (.csv or .csv.gz)")
+    labels_ref = FileRef(Path(test_labels)) if test_labels is not None else None
+    if labels_ref is None:
+        beside = Path(test).parent
+        candidates = {p.name.lower(): FileRef(p) for p in beside.glob("*") if p.is_file()}
+        labels_ref = _pick_named(candidates, TEST_LABEL_NAMES)
+    return Source("kaggle", Path(train).parent, train=FileRef(Path(train)), test=FileRef(Path(test)), test_labels=labels_ref)
+
+
+def read_source(source: Path | None = None, *, train: Path | None = None, test: Path | None = None,
+                test_labels: Path | None = None, on_bad_row: str = "error") -> RawData:
+    """Read a competition's data into validated arrays.
+
+    `source` is a fer2013-style file, a zip or a folder (searched with find_source); `train`
+    and `test` are explicit Kaggle-layout files. With neither, the folder `data/` is searched.
+    `test_labels` (an id,emotion file) labels the test set; by default a test_labels.csv beside
+    test.csv is used. `on_bad_row` is "error" (raise on the first bad row) or "skip" (drop bad
+    rows and list them in RawData.skipped).
+    """
+    skipped: list[dict] = []
+    bad_rows = _BadRows(on_bad_row, skipped)
+    if source is not None and (train is not None or test is not None):
+        raise FerkaggleError("give either a source (folder, zip or fer2013.csv) or train/test files, not both")
+    if train is not None or test is not None:
+        found = _explicit_source(train, test, test_labels)
+    else:
+        found = find_source(Path(source) if source is not None else DEFAULT_FOLDER)
+        if test_labels is not None:
+            if found.kind != "kaggle":
+                raise FerkaggleError(f"test labels only apply to the Kaggle layout; {found.location} holds {found.description}")
+            if not Path(test_labels).is_file():
+                raise FerkaggleError(f"{test_labels}: no such file")
+            found.test_labels = FileRef(Path(test_labels))
+    notes = list(found.notes)
+    if found.kind == "kaggle":
+        data = _read_kaggle(found, bad_rows, notes)
+    elif found.kind == "fer2013":
+        data = _read_fer2013(found, bad_rows, notes)
+    else:
+        from ferkaggle.data import images
+
+        data = images.read_image_set(found.images, bad_rows, notes)
+    if len(data.x) == 0:
+        raise DataError(data.sources[0] if data.sources else found.location, "no usable labelled rows")
+    data.skipped = skipped
+    data.notes = notes
+    if skipped:
+        notes.append(f"skipped {len(skipped):,} bad row(s); see RawData.skipped")
+    return data
