@@ -1,0 +1,333 @@
+"""The prepare stage: raw competition files -> validated arrays + split, cached by fingerprint.
+
+What: read_source -> holdout-val split (stratified, or fer2013's PublicTest rows) -> duplicate
+check (optionally dropping training rows that leak into val/test) -> stratified k-fold
+assignment of the remaining training rows -> write_prepared(root, key, ...) with a manifest.
+
+Inputs: a source (folder, zip, fer2013.csv) or explicit train/test files, plus options.
+Outputs: the Prepared set under <out>/<key>/ (layout in prepared.py) and a PrepareReport to show.
+
+The key is a fingerprint of the source files (sha256 of each) and of every option that changes
+the output, so a re-run on unchanged inputs finds the folder and returns at once without
+parsing anything; sha256s are themselves cached on (path, size, mtime) in <out>/.hashes.json so
+the cache check costs a few stat calls. --force rebuilds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferkaggle import EMOTIONS, NUM_CLASSES, __version__
+from ferkaggle.data.prepared import DEFAULT_ROOT, HOLDOUT, Prepared, load_prepared
+from ferkaggle.errors import FerkaggleError
+
+# Bump when prepare's output for the same inputs and options changes: old caches are then ignored.
+PREPARE_VERSION = 1
+HASH_CACHE = ".hashes.json"
+MAX_SKIPPED_LISTED = 1000  # skipped rows listed in the manifest (the count is always exact)
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    val_size: float = 0.1  # holdout-val share of the labelled rows (a whole number >= 1 is a row count)
+    folds: int = 5  # CV folds over the remaining training rows (>= 2)
+    seed: int = 42  # seeds the holdout split and the fold assignment
+    val_from_usage: bool = False  # fer2013.csv: use the PublicTest rows as holdout-val instead of val_size
+    dedupe: bool = False  # drop training rows whose exact image is also in holdout-val or test
+    on_bad_row: str = "error"  # "error": stop at the first bad row; "skip": drop and list bad rows
+
+
+@dataclass
+class PrepareReport:
+    path: Path  # the prepared folder
+    key: str
+    cached: bool  # True when an existing prepared folder was reused
+    layout: str
+    sources: list[dict[str, Any]]  # {"path", "sha256", "size"}
+    notes: list[str]
+    class_counts: dict[str, list[int] | None]  # "train" / "val" / "test" -> count per class (test: None if unlabelled)
+    rows: dict[str, int]  # "train" / "val" / "test" row counts
+    duplicates: dict[str, int]
+    skipped_count: int
+    skipped: list[dict]  # the first MAX_SKIPPED_LISTED skipped rows
+    seconds: float
+    demo: bool = False  # the synthetic demo competition was used
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------
+# Which files a source will read, and their hashes (before parsing anything)
+
+
+def _input_files(source: Path | None, train: Path | None, test: Path | None, test_labels: Path | None) -> tuple[str, list[Path]]:
+    """(layout kind, files whose content decides the output) without parsing any file.
+
+    Uses io.find_source for detection so the files are exactly the ones read_source will read.
+    For image folders the 'files' are the folders; they are fingerprinted by a stat walk.
+    """
+    from ferkaggle.data import io
+
+    if train is not None or test is not None:
+        if source is not None:
+            raise FerkaggleError("give either --source or --train/--test, not both")
+        if train is None or test is None:
+            raise FerkaggleError("--train and --test go together: pass both")
+        files = [Path(train), Path(test)]
+        for path in files:
+            if not path.is_file():
+                raise FerkaggleError(f"{path}: no such file")
+        if test_labels is not None:
+            files.append(Path(test_labels))
+        else:
+            # read_source picks up a test_labels.csv beside test.csv: it changes the output.
+            for candidate in sorted(Path(test).parent.iterdir()):
+                if candidate.is_file() and candidate.name.lower() in ("test_labels.csv", "test_labels.csv.gz"):
+                    files.append(candidate)
+        return "kaggle", files
+    found = io.find_source(Path(source) if source is not None else io.DEFAULT_FOLDER)
+    refs = [found.train, found.test, test_labels if test_labels is not None else found.test_labels, found.table]
+    files = []
+    for ref in refs:
+        if ref is None:
+            continue
+        path = Path(ref) if isinstance(ref, (str, Path)) else ref.path
+        if path not in files:
+            files.append(path)
+    if found.kind == "images" and not files:
+        files = [found.location]
+    return found.kind, files
+
+
+def _load_hash_cache(root: Path) -> dict[str, Any]:
+    try:
+        return json.loads((root / HASH_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _fingerprint_files(files: list[Path], root: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """sha256 of each file (a stat walk digest for folders), reusing hashes cached on (path, size, mtime).
+
+    Returns the fingerprints and the updated hash cache to save (None when unchanged); it is saved
+    only once prepare succeeds, so a failed prepare writes nothing at all.
+    """
+    from ferkaggle.fsutil import sha256_file, sha256_json
+
+    cache = _load_hash_cache(root)
+    out, changed = [], False
+    for path in files:
+        resolved = str(path.resolve())
+        if path.is_dir():
+            # Image folders: thousands of small files; their names, sizes and mtimes stand in for content.
+            listing = sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                             for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") or part == "prepared"
+                                                                              for part in p.relative_to(path).parts))
+            out.append({"path": str(path), "sha256": "stat:" + sha256_json(listing), "size": sum(s for _, s, _ in listing)})
+            continue
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns]
+        entry = cache.get(resolved)
+        if entry and entry.get("stamp") == stamp:
+            digest = entry["sha256"]
+        else:
+            digest = sha256_file(path)
+            cache[resolved] = {"stamp": stamp, "sha256": digest}
+            changed = True
+        out.append({"path": str(path), "sha256": digest, "size": st.st_size})
+    return out, (cache if changed else None)
+
+
+def _save_hash_cache(root: Path, cache: dict[str, Any] | None) -> None:
+    from ferkaggle.fsutil import atomic_write_json
+
+    if cache is not None:
+        try:
+            atomic_write_json(root / HASH_CACHE, cache)
+        except OSError:
+            pass  # the hash cache is only a speed-up
+
+
+def prepare_key(kind: str, fingerprints: list[dict[str, Any]], options: PrepareOptions) -> str:
+    from ferkaggle.fsutil import sha256_json
+
+    payload = {"version": PREPARE_VERSION, "kind": kind, "files": sorted(f["sha256"] for f in fingerprints),
+               "options": options.__dict__}
+    return f"{kind}-{sha256_json(payload)[:12]}"
+
+
+# ------------------------------------------------------------------------------------------
+# The stage
+
+
+def _counts(y: np.ndarray | None) -> list[int] | None:
+    return None if y is None else np.bincount(np.asarray(y, np.int64), minlength=NUM_CLASSES).tolist()
+
+
+def _report_from_manifest(prepared: Prepared, cached: bool, seconds: float, demo: bool) -> PrepareReport:
+    m = prepared.manifest
+    skipped = m.get("skipped", {})
+    return PrepareReport(
+        path=prepared.path, key=prepared.key, cached=cached, layout=m.get("layout", "?"),
+        sources=m.get("sources", []), notes=m.get("notes", []), class_counts=m.get("class_counts", {}),
+        rows=m.get("shapes", {}), duplicates=m.get("duplicates", {}), skipped_count=int(skipped.get("count", 0)),
+        skipped=skipped.get("rows", []), seconds=seconds, demo=demo, options=m.get("options", {}),
+    )
+
+
+def prepare(
+    source: str | Path | None = None,
+    *,
+    train: str | Path | None = None,
+    test: str | Path | None = None,
+    test_labels: str | Path | None = None,
+    options: PrepareOptions | None = None,
+    out: str | Path = DEFAULT_ROOT,
+    force: bool = False,
+    demo: bool = False,
+) -> tuple[Prepared, PrepareReport]:
+    """Prepare a competition's data (see the module docstring); returns the set and what happened.
+
+    Raises FerkaggleError / DataError for anything wrong with the input; nothing is written then.
+    `demo` only marks the report and manifest (the CLI sets it when it generated the demo data).
+    """
+    from ferkaggle.fsutil import atomic_write_text
+
+    started = time.perf_counter()
+    options = options or PrepareOptions()
+    if options.on_bad_row not in ("error", "skip"):
+        raise FerkaggleError(f"--on-bad-row must be error or skip, not {options.on_bad_row!r}")
+    if options.folds < 2:
+        raise FerkaggleError(f"--folds must be at least 2, not {options.folds}")
+    root = Path(out)
+    paths = [None if p is None else Path(p) for p in (source, train, test, test_labels)]
+    kind, files = _input_files(*paths)
+    fingerprints, hash_cache = _fingerprint_files(files, root)
+    key = prepare_key(kind, fingerprints, options)
+    folder = root / key
+    if not force and (folder / "manifest.json").is_file():
+        try:
+            prepared = load_prepared(folder)
+        except FerkaggleError:
+            prepared = None  # damaged: rebuild below
+        if prepared is not None:
+            atomic_write_text(root / "LATEST", key + "\n")
+            _save_hash_cache(root, hash_cache)
+            return prepared, _report_from_manifest(prepared, True, time.perf_counter() - started, demo)
+
+    prepared = _build(paths, options, root, key, fingerprints, demo)
+    _save_hash_cache(root, hash_cache)
+    return prepared, _report_from_manifest(prepared, False, time.perf_counter() - started, demo)
+
+
+def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, demo: bool) -> Prepared:
+    from ferkaggle.data.dedupe import find_duplicates
+    from ferkaggle.data.io import read_source
+    from ferkaggle.data.prepared import write_prepared
+    from ferkaggle.data.splits import assign_folds, holdout_mask
+
+    source, train, test, test_labels = paths
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    raw = read_source(source, train=train, test=test, test_labels=test_labels, on_bad_row=options.on_bad_row)
+    timings["read_s"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    x, y = raw.x, np.asarray(raw.y, np.int8)
+    val = holdout_mask(y, options.val_size, options.seed, raw.predefined_val, options.val_from_usage)
+    duplicates, leaking = find_duplicates(x, y, val, raw.x_test)
+    keep = ~leaking if options.dedupe else np.ones(len(y), bool)
+    dropped_rows = np.flatnonzero(~keep)
+    duplicates.dropped = int(len(dropped_rows))
+    # Dropping happens after the holdout is fixed (the same rows stay held out with or without
+    # --dedupe) and before folds are assigned (so folds stay balanced).
+    x, y, val = x[keep], y[keep], val[keep]
+    fold = np.full(len(y), HOLDOUT, np.int8)
+    train_rows = np.flatnonzero(~val)
+    fold[train_rows] = assign_folds(y, train_rows, options.folds, options.seed)
+    timings["split_s"] = round(time.perf_counter() - t0, 3)
+
+    read_fingerprints = {f["path"]: f for f in fingerprints}
+    sources = [read_fingerprints.get(str(p), {"path": str(p)}) for p in raw.sources] or fingerprints
+    manifest = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "ferkaggle_version": __version__,
+        "prepare_version": PREPARE_VERSION,
+        "layout": raw.layout,
+        "demo": demo,
+        "sources": sources,
+        "inputs": fingerprints,
+        "options": dict(options.__dict__),
+        "seed": options.seed,
+        "classes": list(EMOTIONS),
+        "class_counts": {"train": _counts(y[fold >= 0]), "val": _counts(y[fold == HOLDOUT]),
+                         "test": _counts(raw.y_test)},
+        "skipped": {"count": len(raw.skipped), "rows": raw.skipped[:MAX_SKIPPED_LISTED]},
+        "duplicates": duplicates.to_dict(),
+        "dropped_source_rows": dropped_rows.tolist(),
+        "notes": list(raw.notes),
+        "timings": timings,
+    }
+    return write_prepared(root, key, x=x, y=y, fold=fold, x_test=raw.x_test, test_ids=raw.test_ids,
+                          y_test=raw.y_test, manifest=manifest)
+
+
+def demo_folder_for(source: str | Path | None) -> Path:
+    """Where --demo-if-missing puts the demo competition: <source folder>/demo."""
+    from ferkaggle.data.io import DEFAULT_FOLDER
+
+    base = Path(source) if source is not None else DEFAULT_FOLDER
+    return base / "demo"
+
+
+def demo_if_missing(source: str | Path | None, seed: int = 0) -> tuple[Path | None, bool]:
+    """For --demo-if-missing: (demo folder, created now) when the source has no real data, else (None, False).
+
+    The source counts as missing when the folder does not exist or holds no competition data;
+    a source whose only data set is an earlier demo (in <source>/demo) also returns the demo so
+    the user is told it is in use. An ambiguous or unreadable folder is the user's to fix: it raises.
+    """
+    from ferkaggle.data.io import DEFAULT_FOLDER, find_source
+    from ferkaggle.data.synthetic import DEFAULT_DEMO_TEST, DEFAULT_DEMO_TRAIN, demo_present, write_demo_competition
+
+    folder = Path(source) if source is not None else DEFAULT_FOLDER
+    demo = demo_folder_for(source)
+    if folder.is_file():
+        return None, False
+    if folder.exists():
+        try:
+            found = find_source(folder)
+        except FerkaggleError as exc:
+            # Only "nothing found" counts as missing; keep this in step with io.find_source's message.
+            if "no competition data found" not in str(exc):
+                raise
+        else:
+            if found.location.resolve() != demo.resolve():
+                return None, False
+    if demo_present(demo):
+        return demo, False
+    write_demo_competition(demo, DEFAULT_DEMO_TRAIN, DEFAULT_DEMO_TEST, seed=seed, overwrite=True)
+    return demo, True
+
+
+def describe_duplicates(d: dict[str, int]) -> list[str]:
+    """Readable lines for the duplicate report (empty parts left out)."""
+    if not d:
+        return []
+    lines = [
+        f"exact duplicates: {d.get('train_within', 0):,} extra copies within train "
+        f"({d.get('train_within_conflicting', 0):,} rows in copies with conflicting labels), "
+        f"{d.get('val_within', 0):,} within val, {d.get('test_within', 0):,} within test",
+        f"leaks: {d.get('train_in_val', 0):,} train rows also in val, {d.get('train_in_test', 0):,} also in test, "
+        f"{d.get('val_in_test', 0):,} val rows also in test",
+        f"near duplicates (average hash): {d.get('near_train_in_val', 0):,} train rows match val, "
+        f"{d.get('near_train_in_test', 0):,} match test",
+    ]
+    if d.get("dropped"):
+        lines.append(f"--dedupe dropped {d['dropped']:,} training rows whose image is in val or test")
+    return lines

@@ -1,0 +1,105 @@
+"""Holdout-validation split and k-fold assignment of the labelled rows.
+
+What: every labelled row gets a fold number (the `fold` array of prepared.py):
+-1 for the holdout-validation set shared by every run, 0..k-1 for the cross-validation fold of
+a training row. Both steps are stratified by label and deterministic in the seed.
+
+Inputs: labels y (int [N]), val_size (a fraction in (0,1) or a row count), folds (>= 2), seed,
+optionally a predefined validation mask (the PublicTest rows of fer2013.csv).
+Outputs: int8 [N] fold array. The two steps are separate functions because prepare drops
+duplicated training rows between them (after the holdout is fixed, before folds are assigned).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ferkaggle import EMOTIONS, NUM_CLASSES
+from ferkaggle.errors import FerkaggleError
+
+HOLDOUT = -1
+UNASSIGNED = -2  # a row dropped before fold assignment (e.g. a duplicate); never written to disk
+
+
+def _class_name(k: int) -> str:
+    return f"{k} {EMOTIONS[k]}" if 0 <= k < NUM_CLASSES else str(k)
+
+
+def holdout_mask(y: np.ndarray, val_size: float = 0.1, seed: int = 42,
+                 predefined_val: np.ndarray | None = None, val_from_usage: bool = False) -> np.ndarray:
+    """Boolean [N] mask of the holdout-validation rows, stratified by label.
+
+    With val_from_usage and a predefined mask (fer2013's PublicTest rows), that mask is the holdout.
+    """
+    y = np.asarray(y)
+    n = len(y)
+    if val_from_usage:
+        if predefined_val is None:
+            raise FerkaggleError("--val-from-usage needs a source with a Usage column (fer2013.csv / icml_face_data.csv); "
+                                 "this source has none: drop the option to split by --val-size")
+        mask = np.asarray(predefined_val, bool)
+        if mask.shape != (n,):
+            raise ValueError(f"predefined_val has shape {mask.shape}, expected ({n},)")
+        if not mask.any() or mask.all():
+            raise FerkaggleError("the source's Usage column marks no rows (or every row) as PublicTest: "
+                                 "drop --val-from-usage to split by --val-size")
+        return mask
+    # Below 1 it is a fraction of the labelled rows; a whole number >= 1 is a row count.
+    if val_size <= 0 or (val_size >= 1 and val_size != int(val_size)):
+        raise FerkaggleError(f"--val-size must be a fraction between 0 and 1 or a whole row count, not {val_size}")
+    n_val = int(round(val_size * n)) if val_size < 1 else int(val_size)
+    present = np.unique(y)
+    if n_val < len(present) or n - n_val < len(present):
+        raise FerkaggleError(f"--val-size {val_size} gives {n_val} holdout rows out of {n}: need at least one row "
+                             f"of each of the {len(present)} classes on both sides")
+    counts = np.bincount(y.astype(np.int64), minlength=NUM_CLASSES)
+    lonely = [_class_name(k) for k in np.flatnonzero(counts == 1)]
+    if lonely:
+        raise FerkaggleError(f"class {', '.join(lonely)} has a single labelled row: a stratified holdout needs at least 2")
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
+    _, val_rows = next(splitter.split(np.zeros(n), y))
+    mask = np.zeros(n, bool)
+    mask[val_rows] = True
+    return mask
+
+
+def assign_folds(y: np.ndarray, rows: np.ndarray, folds: int = 5, seed: int = 42) -> np.ndarray:
+    """Stratified fold number 0..folds-1 for each of `rows` (indices into y), in the order given."""
+    if folds < 2:
+        raise FerkaggleError(f"--folds must be at least 2, not {folds}")
+    y_rows = np.asarray(y)[rows]
+    counts = np.bincount(y_rows.astype(np.int64), minlength=NUM_CLASSES)
+    # StratifiedKFold only warns when a class is smaller than the fold count and then leaves some
+    # folds without that class, which makes per-fold scores incomparable: say so instead.
+    small = [f"{_class_name(k)} ({counts[k]} rows)" for k in np.flatnonzero((counts > 0) & (counts < folds))]
+    if small:
+        raise FerkaggleError(f"class {', '.join(small)} has fewer training rows than --folds {folds}: "
+                             f"lower --folds or add data for that class")
+    from sklearn.model_selection import StratifiedKFold
+
+    out = np.empty(len(rows), np.int8)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, part) in enumerate(splitter.split(np.zeros(len(rows)), y_rows)):
+        out[part] = k
+    return out
+
+
+def make_folds(y: np.ndarray, val_size: float = 0.1, folds: int = 5, seed: int = 42,
+               predefined_val: np.ndarray | None = None, val_from_usage: bool = False,
+               drop: np.ndarray | None = None) -> np.ndarray:
+    """The int8 [N] fold array: -1 holdout, 0..folds-1 training folds.
+
+    `drop` (bool [N]) marks training rows to leave out of the folds (they come back as
+    UNASSIGNED = -2 so the caller can remove them); it is applied after the holdout is chosen,
+    so dropping rows never changes which rows are held out.
+    """
+    y = np.asarray(y)
+    fold = np.full(len(y), UNASSIGNED, np.int8)
+    val = holdout_mask(y, val_size, seed, predefined_val, val_from_usage)
+    fold[val] = HOLDOUT
+    keep = ~val if drop is None else (~val & ~np.asarray(drop, bool))
+    rows = np.flatnonzero(keep)
+    fold[rows] = assign_folds(y, rows, folds, seed)
+    return fold
