@@ -282,7 +282,7 @@ def parse_pixel_rows(fields: list[bytes]) -> tuple[np.ndarray, dict[int, str]]:
 
 
 def _parse_spans(padded: np.ndarray, separators: np.ndarray, row_last: np.ndarray,
-                 row_first: np.ndarray, fields, out: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
+                 row_first: np.ndarray, fields, out: np.ndarray | None = None) -> tuple[np.ndarray, dict[int, str]]:
     """Decode rows whose pixel text spans [row_first[r], row_last[r]], row_last being a separator.
 
     Positions exclude the 4 pad bytes of `padded`. `fields(r)` / `fields[r]` gives a row's
@@ -300,7 +300,10 @@ def _parse_spans(padded: np.ndarray, separators: np.ndarray, row_last: np.ndarra
     if aligned:
         text_bytes = int((row_last - row_first).sum()) - (NUM_PIXELS - 1) * count
         values, valid = _decode_tokens(padded, separators, text_bytes)
-        out[:] = values.reshape(count, NUM_PIXELS)
+        if out is None:
+            out = values.reshape(count, NUM_PIXELS)  # no copy: the common case
+        else:
+            out[:] = values.reshape(count, NUM_PIXELS)
         if not valid:
             token_starts = np.empty_like(separators)
             token_starts[0] = row_first[0]
@@ -317,6 +320,8 @@ def _parse_spans(padded: np.ndarray, separators: np.ndarray, row_last: np.ndarra
         good &= separators[np.maximum(last_index - 1, 0)] == row_last
         slow = np.flatnonzero(~good).tolist()
         good_rows = np.flatnonzero(good)
+        if out is None:
+            out = np.zeros((count, NUM_PIXELS), np.uint8)
         if len(good_rows):
             take = (first_index[good_rows][:, None] + np.arange(NUM_PIXELS)[None, :]).ravel()
             chosen = separators[take]
@@ -543,9 +548,9 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
         first_at = np.asarray(first, np.int64)
         last_at = np.asarray(last, np.int64)
         structural = np.fromiter((isinstance(r, str) for r in rests), bool, len(rests))
-        parsed = np.zeros((len(lines), NUM_PIXELS), np.uint8)
         problems: dict[int, str] = {}
         ok = np.flatnonzero(~structural)
+        parsed = np.zeros((len(lines), NUM_PIXELS), np.uint8) if len(ok) < len(lines) else None
         if len(ok):
             text_slices = [(first[i], last[i]) for i in ok.tolist()]
             # Mark each pixel text's edges: NUL before it (a token boundary that is not a
@@ -554,11 +559,13 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
             padded[first_at[ok] - 1] = 0
             padded[last_at[ok]] = _SPACE
             separators = np.flatnonzero(padded[data_start:stop] == _SPACE) + (data_start - 4)
-            sub = np.zeros((len(ok), NUM_PIXELS), np.uint8)
             sub, sub_problems = _parse_spans(
                 padded, separators, last_at[ok] - 4, first_at[ok] - 4,
-                lambda r: bytes(buffer[text_slices[r][0]:text_slices[r][1]]), sub)
-            parsed[ok] = sub
+                lambda r: bytes(buffer[text_slices[r][0]:text_slices[r][1]]))
+            if parsed is None:
+                parsed = sub
+            else:
+                parsed[ok] = sub
             problems = {int(ok[r]): message for r, message in sub_problems.items()}
         keep = np.ones(len(lines), bool)
         present = state["present"]
