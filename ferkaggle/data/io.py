@@ -840,6 +840,9 @@ def _read_kaggle(source: Source, bad_rows: _BadRows, notes: list[str]) -> RawDat
     train = read_table(source.train, ("emotion", "pixels"), bad_rows=bad_rows)
     test = read_table(source.test, ("pixels",), ("id", "emotion"), bad_rows=bad_rows)
     test_file = source.test.display
+    skipped_test = sum(1 for entry in bad_rows.skipped if entry["file"] == test_file)
+    if skipped_test:
+        notes.append(f"{skipped_test:,} bad test row(s) skipped: a submission will have no prediction for them")
     if test.ids is None:
         test_ids = np.arange(len(test.pixels), dtype=np.int64)
         notes.append(f"{source.test.name} has no id column: ids are the row order from 0")
