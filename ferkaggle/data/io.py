@@ -26,7 +26,6 @@ Python); a row the fast path rejects is re-read by a slow, exact path that eithe
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import queue
 import threading
@@ -39,7 +38,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from ferkaggle import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+from ferkaggle import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 from ferkaggle.errors import DataError, FerkaggleError
 
 try:  # ISA-L inflates gzip ~3x faster than zlib; optional, same results (set FERKAGGLE_GZIP=zlib to compare)
@@ -163,7 +162,10 @@ def _archive_errors(ref: FileRef, opening: bool = False) -> Iterator[None]:
 
 
 def _iter_lines(stream: BinaryIO) -> Iterator[bytes]:
-    """Yield the lines of a stream without their line end (LF or CRLF), including empty ones."""
+    """Yield the lines of a stream without their line end (LF or CRLF), including empty ones.
+
+    Used for the small id,emotion label file; pixel tables go through read_table's block reader.
+    """
     carry = b""
     while True:
         block = stream.read(_READ_BLOCK)
