@@ -1,0 +1,67 @@
+"""Learning-rate schedules: small pure functions of training time, one per policy.
+
+Inputs: `t`, the training time in epochs as a float (epoch 3, batch 50 of 100 is t = 3.5),
+the base learning rate and the policy's knobs. Output: the learning rate at `t`.
+`train.py` calls `learning_rate_at` before every batch, so warm-up and one-cycle ramps are
+smooth within an epoch and a resumed run lands on exactly the same curve. The plateau
+policy depends on observed losses, not on time, so it is a Keras callback in train.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def constant(t: float, base_lr: float) -> float:
+    """The same rate throughout."""
+    return base_lr
+
+
+def exp_after(t: float, base_lr: float, after: int = 10, rate: float = 0.1) -> float:
+    """The notebooks' policy: constant for `after` epochs, then x exp(-rate) per epoch.
+
+    Keras' LearningRateScheduler changes the rate once per epoch, so whole epochs count.
+    """
+    epoch = math.floor(t)
+    return base_lr if epoch < after else base_lr * math.exp(-rate * (epoch - after + 1))
+
+
+def cosine_warmup(t: float, base_lr: float, total: float, warmup: float = 1.0, final_ratio: float = 0.01) -> float:
+    """Linear warm-up from ~0 to base_lr over `warmup` epochs, then cosine down to base_lr*final_ratio at `total`."""
+    if warmup > 0 and t < warmup:
+        return base_lr * max(t, 1e-3 * warmup) / warmup
+    span = max(total - warmup, 1e-9)
+    progress = min(max((t - warmup) / span, 0.0), 1.0)
+    floor = base_lr * final_ratio
+    return floor + (base_lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def one_cycle(t: float, base_lr: float, total: float, pct_start: float = 0.3,
+              div_factor: float = 25.0, final_div: float = 1e3) -> float:
+    """Smith's one-cycle (cosine form): base_lr/div_factor up to base_lr at pct_start*total, then down to base_lr/final_div."""
+    total = max(total, 1e-9)
+    peak_at = pct_start * total
+    start, end = base_lr / div_factor, base_lr / final_div
+    if t <= peak_at:
+        p = t / max(peak_at, 1e-9)
+        return start + (base_lr - start) * 0.5 * (1.0 - math.cos(math.pi * p))
+    p = min((t - peak_at) / max(total - peak_at, 1e-9), 1.0)
+    return end + (base_lr - end) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+TIME_SCHEDULES = ("constant", "exp_after", "cosine", "onecycle")
+SCHEDULES = TIME_SCHEDULES + ("plateau",)
+
+
+def learning_rate_at(t: float, optim, total_epochs: float) -> float:
+    """The rate an `OptimConfig` asks for at time t of a run planned for `total_epochs`."""
+    name, lr = optim.schedule, optim.learning_rate
+    if name in ("constant", "plateau"):
+        return constant(t, lr)
+    if name == "exp_after":
+        return exp_after(t, lr, optim.decay_after, optim.decay_rate)
+    if name == "cosine":
+        return cosine_warmup(t, lr, total_epochs, optim.warmup_epochs, optim.final_lr_ratio)
+    if name == "onecycle":
+        return one_cycle(t, lr, total_epochs, optim.pct_start)
+    raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")

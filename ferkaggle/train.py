@@ -1,0 +1,506 @@
+"""Fit one CNN configuration on prepared data and record it as a run.
+
+Inputs: a `Prepared` set (uint8 faces, labels, folds, holdout-val, test) and a
+`TrainConfig` (a TOML preset from configs/, only the changed fields). Output: a completed
+run in the registry (`ferkaggle.runs`): metrics.json (holdout-val accuracy/macro-F1 with
+TTA, per-epoch history, train seconds, test accuracy when the test set is labelled,
+cv_mean/cv_std for k-fold runs), val/test (and oof) probabilities, model.keras (the best
+epoch's weights).
+
+The pieces, for the search to reuse: `fit_trial` trains (or resumes) a model in a state
+folder toward a target epoch count, checkpointing after every epoch so an interrupt loses
+at most the epoch in progress; `predict_proba` gives TTA probabilities; `record_run` turns
+a finished state folder into a run. TensorFlow is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from ferkaggle import NUM_CLASSES
+from ferkaggle.augment import AugmentConfig
+from ferkaggle.augment import describe as describe_augment
+from ferkaggle.config import from_dict, load_preset, to_dict
+from ferkaggle.data.prepared import Prepared
+from ferkaggle.errors import FerkaggleError
+from ferkaggle.fsutil import atomic_write_json
+from ferkaggle.models import ModelConfig
+from ferkaggle.models import describe as describe_model
+from ferkaggle.schedules import SCHEDULES, learning_rate_at
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # sgd = SGD with Nesterov momentum
+    learning_rate: float = 1e-3   # base (peak) learning rate
+    weight_decay: float = 1e-4    # decoupled weight decay (adamw only)
+    momentum: float = 0.9         # sgd momentum
+    schedule: Literal["constant", "exp_after", "plateau", "cosine", "onecycle"] = "exp_after"
+    #                             ^ exp_after = notebooks: constant `decay_after` epochs then x exp(-decay_rate)/epoch
+    decay_after: int = 10         # exp_after: epochs at the base rate
+    decay_rate: float = 0.1       # exp_after: per-epoch decay exponent
+    warmup_epochs: float = 1.0    # cosine: linear warm-up length in epochs
+    final_lr_ratio: float = 0.01  # cosine: final rate as a fraction of the base rate
+    pct_start: float = 0.3        # onecycle: share of the run spent rising to the peak
+    plateau_factor: float = 0.5   # plateau: multiply the rate by this when the monitor stalls
+    plateau_patience: int = 2     # plateau: epochs without improvement before cutting
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "simple"                 # run name on the leaderboard
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    batch_size: int = 64                 # images per step
+    epochs: int = 50                     # max epochs; also the horizon of cosine/onecycle schedules
+    patience: int = 5                    # early stopping: epochs without improvement of `monitor`; 0 = off
+    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"  # early stopping + best checkpoint
+    label_smoothing: float = 0.0         # 0..0.3; 0.1 is a common choice
+    class_weights: Literal["none", "balanced", "sqrt"] = "none"  # sqrt = square root of balanced (milder)
+    tta: Literal["none", "hflip"] = "hflip"  # test-time augmentation for val/test probabilities
+    precision: Literal["float32", "mixed_bfloat16"] = "float32"  # compute dtype (see docs/benchmarks.md)
+
+
+def load_train_config(name_or_path: str | Path | None) -> TrainConfig:
+    cfg = load_preset(TrainConfig, name_or_path)
+    if cfg.optim.schedule not in SCHEDULES:  # pragma: no cover - Literal already checks
+        raise FerkaggleError(f"unknown schedule {cfg.optim.schedule!r}")
+    for what, value in (("batch_size", cfg.batch_size), ("epochs", cfg.epochs)):
+        if value < 1:
+            raise FerkaggleError(f"{name_or_path}: {what} must be >= 1, not {value}")
+    return cfg
+
+
+def override(cfg: TrainConfig, changes: dict[str, Any], where: str = "override") -> TrainConfig:
+    """cfg with nested changes ({"optim": {"learning_rate": 3e-3}} or dotted {"optim.learning_rate": ...})."""
+    nested: dict[str, Any] = {}
+    for key, value in changes.items():
+        parts = key.split(".")
+        node = nested
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]].update(value)
+        else:
+            node[parts[-1]] = value
+    return from_dict(TrainConfig, nested, where, cfg)
+
+
+def summarize(cfg: TrainConfig) -> str:
+    """One readable line for run.json and tables."""
+    o = cfg.optim
+    sched = {"exp_after": f"const{o.decay_after}+exp", "cosine": "cosine", "onecycle": "1cycle",
+             "plateau": "plateau", "constant": "const"}[o.schedule]
+    extras = []
+    if cfg.label_smoothing:
+        extras.append(f"ls{cfg.label_smoothing:g}")
+    if cfg.class_weights != "none":
+        extras.append(f"cw-{cfg.class_weights}")
+    if cfg.precision != "float32":
+        extras.append("bf16")
+    return (f"{describe_model(cfg.model)}, {o.optimizer} {o.learning_rate:g} {sched}, bs {cfg.batch_size}, "
+            f"<= {cfg.epochs} ep, {describe_augment(cfg.augment)}, tta {cfg.tta}" + (", " + " ".join(extras) if extras else ""))
+
+
+# ----------------------------------------------------------------------------- runtime
+
+def configure_threads(intra_op: int = 0, inter_op: int = 0) -> dict[str, int]:
+    """Set TensorFlow's thread pools (0 = TF's default); only possible before TF starts working."""
+    import tensorflow as tf
+
+    try:
+        if intra_op:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        if inter_op:
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:
+        pass  # TF already initialised in this process (tests, search): keep what it has
+    return runtime_info()
+
+
+def runtime_info() -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+
+    return {
+        "tensorflow": tf.__version__, "keras": keras.__version__,
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def class_weight_vector(y: np.ndarray, mode: str) -> np.ndarray:
+    """Per-class sample weights: ones, 'balanced' (n / (k * count)) or its square root."""
+    if mode == "none":
+        return np.ones(NUM_CLASSES, np.float32)
+    counts = np.bincount(np.asarray(y, np.int64), minlength=NUM_CLASSES).astype(np.float64)
+    w = len(y) / (NUM_CLASSES * np.maximum(counts, 1.0))
+    return (np.sqrt(w) if mode == "sqrt" else w).astype(np.float32)
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig, *, training: bool,
+                 seed: int = 0, weights: np.ndarray | None = None, batch_size: int | None = None):
+    """tf.data over in-memory uint8 faces: (shuffle), batch, batched augmentation map, prefetch.
+
+    Training batches are (float32 [B,48,48,1] in 0..255, one-hot [B,7], sample weight [B]);
+    inference batches are images only (or images + one-hot when y is given).
+    """
+    import tensorflow as tf
+
+    from ferkaggle.augment import Augmenter
+
+    batch_size = batch_size or cfg.batch_size
+    x = np.asarray(x, np.uint8)
+    if y is None:
+        ds = tf.data.Dataset.from_tensor_slices(x)
+        ds = ds.batch(batch_size).map(lambda im: tf.cast(im, tf.float32)[..., None], num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+    y = np.asarray(y, np.int64)
+    if not training:
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+        ds = ds.map(lambda im, lab: (tf.cast(im, tf.float32)[..., None], tf.one_hot(lab, NUM_CLASSES)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+    class_w = tf.constant(weights if weights is not None else np.ones(NUM_CLASSES, np.float32))
+    augmenter = Augmenter(cfg.augment)
+
+    def prepare(im, lab):
+        images = tf.cast(im, tf.float32)[..., None]
+        return augmenter(images, tf.one_hot(lab, NUM_CLASSES), tf.gather(class_w, lab), training=True)
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    # Batch first, then augment whole batches: one graph op per batch instead of one per image.
+    ds = ds.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _optimizer(optim: OptimConfig):
+    import keras
+
+    if optim.optimizer == "adam":
+        return keras.optimizers.Adam(optim.learning_rate)
+    if optim.optimizer == "adamw":
+        return keras.optimizers.AdamW(optim.learning_rate, weight_decay=optim.weight_decay)
+    return keras.optimizers.SGD(optim.learning_rate, momentum=optim.momentum, nesterov=True)
+
+
+def build_compiled(cfg: TrainConfig):
+    import keras
+
+    from ferkaggle.models import build_model
+
+    keras.mixed_precision.set_global_policy(cfg.precision)
+    try:
+        model = build_model(cfg.model)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model.compile(optimizer=_optimizer(cfg.optim),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                  metrics=["accuracy"])
+    return model
+
+
+def predict_proba(model, x: np.ndarray, tta: str = "hflip", batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities [n, 7]; with tta='hflip' the mean over the image and its mirror."""
+    x = np.asarray(x, np.uint8)
+    if len(x) == 0:
+        return np.zeros((0, NUM_CLASSES), np.float32)
+    images = x.astype(np.float32)[..., None]
+
+    def run(batch_images):
+        out = [np.asarray(model(batch_images[i:i + batch_size], training=False))
+               for i in range(0, len(batch_images), batch_size)]
+        return np.concatenate(out).astype(np.float32)
+
+    proba = run(images)
+    if tta == "hflip":
+        proba = (proba + run(images[:, :, ::-1])) / 2.0
+    return proba
+
+
+# ----------------------------------------------------------------------------- fitting
+
+STATE = "state.json"
+LAST = "last.keras"
+BEST = "best.keras"
+
+
+def read_state(state_dir: Path) -> dict[str, Any]:
+    path = Path(state_dir) / STATE
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"epochs_done": 0, "history": [], "best_score": None, "best_epoch": None,
+            "since_best": 0, "stopped": None, "train_seconds": 0.0}
+
+
+def _better(monitor: str, new: float, best: float | None) -> bool:
+    if best is None or (isinstance(best, float) and math.isnan(best)):
+        return True
+    return new > best if monitor == "val_accuracy" else new < best
+
+
+def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon: float, steps: int,
+                    deadline: float | None, on_epoch: Callable[[dict, dict], None] | None,
+                    should_stop: Callable[[dict], bool] | None):
+    import keras
+
+    class LearningRate(keras.callbacks.Callback):
+        """Sets the scheduled rate before every batch (schedules are functions of fractional epochs)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            lr = learning_rate_at(self.epoch + batch / steps, cfg.optim, horizon)
+            self.model.optimizer.learning_rate.assign(lr)
+
+    class Checkpoint(keras.callbacks.Callback):
+        """After every epoch: history, best model, last model (with optimizer), state.json; stop rules."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            seconds = time.monotonic() - self.t0
+            entry = {"epoch": epoch + 1,
+                     **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs},
+                     "lr": float(np.asarray(self.model.optimizer.learning_rate)),
+                     "seconds": round(seconds, 2)}
+            state["history"].append(entry)
+            state["epochs_done"] = epoch + 1
+            state["train_seconds"] = round(state["train_seconds"] + seconds, 2)
+            score = entry.get(cfg.monitor, float("nan"))
+            if _better(cfg.monitor, score, state["best_score"]):
+                state["best_score"], state["best_epoch"], state["since_best"] = score, epoch + 1, 0
+                _save_model(self.model, state_dir / BEST)
+            else:
+                state["since_best"] += 1
+            _save_model(self.model, state_dir / LAST)
+            if cfg.patience and state["since_best"] >= cfg.patience:
+                state["stopped"] = "early"
+                self.model.stop_training = True
+            elif deadline is not None and time.time() + seconds > deadline:
+                state["stopped"] = "budget"  # the next epoch would overrun the budget: stop cleanly now
+                self.model.stop_training = True
+            atomic_write_json(state_dir / STATE, state)
+            if on_epoch:
+                on_epoch(entry, state)
+            if should_stop is not None and should_stop(state):
+                self.model.stop_training = True
+
+    callbacks = [Checkpoint()]
+    if cfg.optim.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=cfg.monitor, factor=cfg.optim.plateau_factor,
+                                                           patience=cfg.optim.plateau_patience, min_lr=1e-6))
+    else:
+        callbacks.insert(0, LearningRate())
+    return callbacks
+
+
+def _save_model(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)  # atomic: an interrupt never leaves a half-written checkpoint
+
+
+def fit_trial(x_train, y_train, x_val, y_val, cfg: TrainConfig, state_dir: str | Path, *, seed: int = 0,
+              target_epochs: int | None = None, horizon: float | None = None, deadline: float | None = None,
+              on_epoch: Callable[[dict, dict], None] | None = None,
+              should_stop: Callable[[dict], bool] | None = None) -> dict[str, Any]:
+    """Train toward `target_epochs` (default cfg.epochs), resuming from state_dir's last checkpoint.
+
+    `horizon` is the epoch count the LR schedule is planned for (default cfg.epochs);
+    `deadline` (time.time()) stops cleanly when the next epoch would pass it. Returns the
+    state: epochs_done, history, best_score/best_epoch, stopped ('early', 'budget' or None).
+    """
+    import keras
+
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state = read_state(state_dir)
+    target = min(target_epochs or cfg.epochs, cfg.epochs)
+    if state["stopped"] == "early" or state["epochs_done"] >= target:
+        return state
+    state["stopped"] = None
+    keras.utils.set_random_seed(seed + state["epochs_done"])
+    if state["epochs_done"] > 0 and (state_dir / LAST).is_file():
+        model = keras.models.load_model(state_dir / LAST)  # weights + optimizer state
+    else:
+        state = read_state(state_dir / "__none__")
+        model = build_compiled(cfg)
+    weights = class_weight_vector(y_train, cfg.class_weights)
+    train_ds = make_dataset(x_train, y_train, cfg, training=True, seed=seed + state["epochs_done"], weights=weights)
+    val_ds = make_dataset(x_val, y_val, cfg, training=False, batch_size=256)
+    steps = math.ceil(len(x_train) / cfg.batch_size)
+    callbacks = _make_callbacks(cfg, state_dir, state, float(horizon or cfg.epochs), steps, deadline, on_epoch, should_stop)
+    model.fit(train_ds, validation_data=val_ds, epochs=target, initial_epoch=state["epochs_done"],
+              callbacks=callbacks, verbose=0)
+    atomic_write_json(state_dir / STATE, state)
+    del model
+    release_memory()
+    return state
+
+
+def release_memory() -> None:
+    """Keep memory flat across trials: drop Keras' graph state and collect."""
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def load_best(state_dir: str | Path):
+    import keras
+
+    return keras.models.load_model(Path(state_dir) / BEST)
+
+
+# ----------------------------------------------------------------------------- recording
+
+def _metrics_from_state(state: dict, prepared: Prepared, val: np.ndarray, test: np.ndarray | None,
+                        cfg: TrainConfig) -> dict[str, Any]:
+    from ferkaggle.metrics import scores
+
+    s = scores(prepared.y_val, val)
+    metrics: dict[str, Any] = {
+        "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"],
+        "val_accuracy_no_tta": state["best_score"] if cfg.monitor == "val_accuracy" else None,
+        "best_epoch": state["best_epoch"], "epochs": state["epochs_done"], "stopped": state["stopped"],
+        "train_seconds": state["train_seconds"], "history": state["history"], "tta": cfg.tta,
+    }
+    if test is not None and prepared.y_test is not None and len(prepared.y_test):
+        t = scores(prepared.y_test, test)
+        metrics["test_accuracy"], metrics["test_macro_f1"] = t["accuracy"], t["macro_f1"]
+    return metrics
+
+
+def record_run(prepared: Prepared, cfg: TrainConfig, state_dir: str | Path, *, seed: int = 0,
+               root: str | Path | None = None, extra: dict[str, Any] | None = None):
+    """Turn a trained state folder into a completed run: TTA probabilities, metrics, model.keras."""
+    from ferkaggle.runs import RunWriter, read_run
+
+    state_dir = Path(state_dir)
+    state = read_state(state_dir)
+    if not (state_dir / BEST).is_file():
+        raise FerkaggleError(f"{state_dir}: no trained epoch to record")
+    with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg),
+                   model=cfg.model.architecture, root=root, extra=extra) as writer:
+        writer.update_info(runtime=runtime_info())
+        model = load_best(state_dir)
+        val = predict_proba(model, prepared.x_val, cfg.tta)
+        test = predict_proba(model, prepared.x_test, cfg.tta)
+        writer.save_probas(val=val, test=test)
+        writer.save_metrics(_metrics_from_state(state, prepared, val, test, cfg))
+        shutil.copyfile(state_dir / BEST, writer.model_path(".keras"))
+        del model
+    release_memory()
+    return read_run(writer.dir)
+
+
+def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = 0, epochs: int | None = None,
+                 folds: bool = False, root: str | Path | None = None, tracker=None, extra: dict | None = None):
+    """The `ferkaggle train` stage: fit cfg (optionally k-fold) and record one run; returns the Run."""
+    from ferkaggle.console import track
+    from ferkaggle.runs import read_run
+
+    if epochs is not None:
+        cfg = dataclasses.replace(cfg, epochs=int(epochs))
+    if len(prepared.val_idx) == 0:
+        raise FerkaggleError(f"{prepared.path}: no holdout-val rows; CNN training needs them for early stopping")
+    if tracker is None:
+        with track() as t:
+            return train_config(prepared, cfg, seed=seed, folds=folds, root=root, tracker=t, extra=extra)
+    if folds:
+        return _train_kfold(prepared, cfg, seed=seed, root=root, tracker=tracker, extra=extra)
+    from ferkaggle.runs import RunWriter
+
+    with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg),
+                   model=cfg.model.architecture, root=root, extra=extra) as writer:
+        writer.update_info(runtime=runtime_info())
+        state_dir = writer.dir / "checkpoint"
+        task = tracker.add(f"{cfg.name}", total=cfg.epochs)
+        state = fit_trial(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, cfg, state_dir,
+                          seed=seed, on_epoch=epoch_reporter(tracker, task))
+        model = load_best(state_dir)
+        val = predict_proba(model, prepared.x_val, cfg.tta)
+        test = predict_proba(model, prepared.x_test, cfg.tta)
+        writer.save_probas(val=val, test=test)
+        writer.save_metrics(_metrics_from_state(state, prepared, val, test, cfg))
+        shutil.copyfile(state_dir / BEST, writer.model_path(".keras"))
+        del model
+        shutil.rmtree(state_dir)
+    release_memory()
+    return read_run(writer.dir)
+
+
+def epoch_reporter(tracker, task) -> Callable[[dict, dict], None]:
+    def report(entry: dict, state: dict) -> None:
+        note = (f"epoch {entry['epoch']} loss {entry.get('loss', float('nan')):.3f} "
+                f"val {entry.get('val_accuracy', float('nan')):.3f} lr {entry['lr']:.2g} {entry['seconds']:.0f}s")
+        tracker.advance(task, 1, note)
+
+    return report
+
+
+def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, tracker, extra):
+    """k models, one per held-out fold: out-of-fold probabilities on the training rows (train_idx order);
+    val/test probabilities are the mean of the k models. Early stopping watches the holdout-val rows."""
+    from ferkaggle.metrics import scores
+    from ferkaggle.runs import RunWriter, read_run
+
+    k = prepared.num_folds
+    if k < 2:
+        raise FerkaggleError(f"{prepared.path}: --folds needs at least 2 CV folds, the prepared data has {k}")
+    fold_of_train = np.asarray(prepared.fold)[prepared.train_idx]
+    x_tr, y_tr = prepared.x_train, np.asarray(prepared.y_train)
+    with RunWriter("cnn", f"{cfg.name}-cv{k}", to_dict(cfg), prepared, seed=seed, summary=summarize(cfg) + f", {k}-fold",
+                   model=cfg.model.architecture, root=root, extra=extra) as writer:
+        writer.update_info(runtime=runtime_info())
+        oof = np.zeros((len(y_tr), NUM_CLASSES), np.float32)
+        val = np.zeros((len(prepared.val_idx), NUM_CLASSES), np.float32)
+        test = np.zeros((len(prepared.x_test), NUM_CLASSES), np.float32)
+        fold_scores, histories, seconds = [], [], 0.0
+        for f in range(k):
+            state_dir = writer.dir / f"checkpoint-fold{f}"
+            task = tracker.add(f"{cfg.name} fold {f + 1}/{k}", total=cfg.epochs)
+            inside = fold_of_train != f
+            state = fit_trial(x_tr[inside], y_tr[inside], prepared.x_val, prepared.y_val, cfg, state_dir,
+                              seed=seed + 1000 * f, on_epoch=epoch_reporter(tracker, task))
+            model = load_best(state_dir)
+            oof[~inside] = predict_proba(model, x_tr[~inside], cfg.tta)
+            val += predict_proba(model, prepared.x_val, cfg.tta) / k
+            test += predict_proba(model, prepared.x_test, cfg.tta) / k
+            fold_scores.append(scores(y_tr[~inside], oof[~inside])["accuracy"])
+            histories.append(state["history"])
+            seconds += state["train_seconds"]
+            if f == 0:
+                shutil.copyfile(state_dir / BEST, writer.model_path(".keras"))
+            del model
+            shutil.rmtree(state_dir)
+            release_memory()
+        writer.save_probas(val=val, test=test, oof=oof)
+        s = scores(prepared.y_val, val)
+        metrics = {"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"],
+                   "cv_mean": float(np.mean(fold_scores)), "cv_std": float(np.std(fold_scores)),
+                   "cv_scores": fold_scores, "folds": k, "epochs": int(sum(len(h) for h in histories)),
+                   "train_seconds": round(seconds, 2), "history": histories[0], "fold_histories": histories,
+                   "tta": cfg.tta, "model_file": "model.keras is the fold-1 model"}
+        if prepared.y_test is not None and len(prepared.y_test):
+            t = scores(prepared.y_test, test)
+            metrics["test_accuracy"], metrics["test_macro_f1"] = t["accuracy"], t["macro_f1"]
+        writer.save_metrics(metrics)
+    return read_run(writer.dir)
