@@ -156,7 +156,7 @@ def _save_hash_cache(root: Path, cache: dict[str, Any] | None) -> None:
 def prepare_key(kind: str, fingerprints: list[dict[str, Any]], options: PrepareOptions) -> str:
     from ferkaggle.fsutil import sha256_json
 
-    payload = {"version": PREPARE_VERSION, "kind": kind, "files": sorted(f["sha256"] for f in fingerprints),
+    payload = {"version": PREPARE_VERSION, "kind": kind, "files": [f["sha256"] for f in fingerprints],  # in role order: train, test, labels
                "options": options.__dict__}
     return f"{kind}-{sha256_json(payload)[:12]}"
 
