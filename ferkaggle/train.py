@@ -22,6 +22,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -347,8 +348,11 @@ def fit_trial(x_train, y_train, x_val, y_val, cfg: TrainConfig, state_dir: str |
     val_ds = make_dataset(x_val, y_val, cfg, training=False, batch_size=256)
     steps = math.ceil(len(x_train) / cfg.batch_size)
     callbacks = _make_callbacks(cfg, state_dir, state, float(horizon or cfg.epochs), steps, deadline, on_epoch, should_stop)
-    model.fit(train_ds, validation_data=val_ds, epochs=target, initial_epoch=state["epochs_done"],
-              callbacks=callbacks, verbose=0)
+    with warnings.catch_warnings():
+        # Keras warns that its shuffle flag is ignored for datasets; ours shuffles itself.
+        warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+        model.fit(train_ds, validation_data=val_ds, epochs=target, initial_epoch=state["epochs_done"],
+                  callbacks=callbacks, verbose=0)
     atomic_write_json(state_dir / STATE, state)
     del model
     release_memory()
