@@ -207,61 +207,58 @@ def _parse_pixels_slow(raw: bytes) -> np.ndarray | str:
     return np.array([int(token) for token in tokens], dtype=np.uint8)
 
 
-_LOOKUP: np.ndarray | None = None
+def _digits_before(padded: np.ndarray, base: int, separators: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 3 bytes before each separator, minus ord('0'): (ones, tens, hundreds), uint8.
 
-
-def _token_lookup() -> np.ndarray:
-    """A table from the 3 bytes before a separator to the token it ends (built once, 32 MiB).
-
-    Key = b1 | b2 << 8 | b3 << 16, where b3 is the byte just before the separator. A boundary
-    byte is a space or NUL (the reader writes NUL just before each row's first pixel). Entry =
-    value | (length - 1) << 8 for a 1-3 digit token of value 0-255, else 0xFFFF (empty token,
-    stray character, value > 255). A token longer than 3 bytes (e.g. "1234", "x255") decodes
-    as its last 3 bytes, i.e. with a length shorter than its true length; `_decode_tokens`
-    catches that by comparing the decoded lengths with the byte count of the text.
+    `padded[base + s]` is the separator at position s, so `base` >= 3. Three 1-byte gathers
+    from a contiguous array take numpy's fast path (a wider unaligned gather does not).
+    A byte that is not a digit comes out >= 10 (uint8 wraps: space -> 240, NUL -> 208).
     """
-    global _LOOKUP
-    if _LOOKUP is None:
-        table = np.full(1 << 24, 0xFFFF, np.uint16)
-        digit = np.arange(10)
-        code = digit + _ZERO
-        for boundary in (0, _SPACE):
-            any_byte = np.arange(256)
-            table[any_byte[None, :] | (boundary << 8) | (code[:, None] << 16)] = digit[:, None]
-            table[boundary | (code[:, None] << 8) | (code[None, :] << 16)] = (10 * digit[:, None] + digit[None, :]) | 1 << 8
-        hundreds, tens, ones = np.meshgrid(digit, digit, digit, indexing="ij")
-        value = 100 * hundreds + 10 * tens + ones
-        table[(hundreds + _ZERO) | ((tens + _ZERO) << 8) | ((ones + _ZERO) << 16)] = np.where(value <= 255, value | 2 << 8, 0xFFFF)
-        _LOOKUP = table
-    return _LOOKUP
+    ones = np.take(padded[base - 1:], separators)
+    tens = np.take(padded[base - 2:], separators)
+    hundreds = np.take(padded[base - 3:], separators)
+    ones -= _ZERO
+    tens -= _ZERO
+    hundreds -= _ZERO
+    return ones, tens, hundreds
 
 
-def _decode_tokens(padded: np.ndarray, separators: np.ndarray, text_bytes: int) -> tuple[np.ndarray, bool]:
-    """Values (uint8) of the tokens ending before each separator, and whether all are valid.
+def _decode_tokens(padded: np.ndarray, base: int, separators: np.ndarray) -> tuple[np.ndarray, int, bool]:
+    """(values, decoded byte count, all plausible) of the tokens ending before each separator.
 
-    `padded` is uint8 text with 4 leading pad bytes; `separators` are positions in the text
-    *without* the pad (so padded[s:s+4] are the 4 bytes before the separator). One unaligned
-    32-bit gather reads those bytes and one table lookup decodes them: no per-digit passes.
-    `text_bytes` is the total byte count of the tokens (text length minus single separators):
-    the decoded lengths add up to it exactly iff no token was longer than its decoding.
+    A token is decoded from its last 1-3 bytes: the trailing run of digits (at most 3) before
+    the separator, with plain uint8 arithmetic, no lookup table. Checked here: the last byte is
+    a digit (no empty token) and the value is at most 255. Not checked here: that the token is
+    no longer than its digit run (a 4th digit, "-4", "1.5"): the caller compares the decoded
+    byte count, which equals the text's token bytes iff every token was decoded whole.
     """
-    window = np.ndarray((len(padded) - 3,), dtype="<u4", buffer=padded, offset=0, strides=(1,))
-    code = _token_lookup()[window[separators] >> 8]
-    values = code.astype(np.uint8)
-    if len(code) == 0:
-        return values, True
-    if int(code.max()) > 0x3FF:
-        return values, False
-    # sum(code) = sum(values) + 256 * sum(length - 1): checks every token's length in two sums.
-    decoded_bytes = (int(code.sum(dtype=np.uint64)) - int(values.sum(dtype=np.uint64))) // 256 + len(code)
-    return values, decoded_bytes == text_bytes
+    count = len(separators)
+    if count == 0:
+        return np.zeros(0, np.uint8), 0, True
+    ones, tens, hundreds = _digits_before(padded, base, separators)
+    has_tens = tens < 10
+    has_hundreds = hundreds < 10
+    has_hundreds &= has_tens
+    decoded_bytes = count + int(np.count_nonzero(has_tens)) + int(np.count_nonzero(has_hundreds))
+    tens *= has_tens
+    hundreds *= has_hundreds
+    plausible = int(ones.max()) < 10 and int(hundreds.max()) <= 2
+    tens *= 10
+    tens += ones  # 0..99
+    hundreds *= 100
+    hundreds += tens  # wraps (ends below tens) iff the value is over 255
+    plausible = plausible and not bool((hundreds < tens).any())
+    return hundreds, decoded_bytes, plausible
 
 
-def _bad_tokens(padded: np.ndarray, separators: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def _bad_tokens(padded: np.ndarray, base: int, separators: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Mask of invalid tokens, given each token's first byte position (the rare, exact path)."""
-    window = np.ndarray((len(padded) - 3,), dtype="<u4", buffer=padded, offset=0, strides=(1,))
-    code = _token_lookup()[window[separators] >> 8]
-    return (code > 0x3FF) | ((code >> 8) + 1 != separators - starts)
+    ones, tens, hundreds = _digits_before(padded, base, separators)
+    has_tens = tens < 10
+    has_hundreds = has_tens & (hundreds < 10)
+    length = 1 + has_tens.astype(np.int64) + has_hundreds
+    value = ones.astype(np.int64) + 10 * (tens * has_tens) + 100 * (hundreds.astype(np.int64) * has_hundreds)
+    return (ones >= 10) | (length != separators - starts) | (value > 255)
 
 
 def parse_pixel_rows(fields: list[bytes]) -> tuple[np.ndarray, dict[int, str]]:
@@ -272,26 +269,26 @@ def parse_pixel_rows(fields: list[bytes]) -> tuple[np.ndarray, dict[int, str]]:
     values) go through the exact slow path, which either accepts them or says what is wrong.
     """
     count = len(fields)
-    out = np.zeros((count, NUM_PIXELS), np.uint8)
     if count == 0:
-        return out, {}
+        return np.zeros((0, NUM_PIXELS), np.uint8), {}
     joined = b"\0\0\0\0" + b" ".join(fields) + b" "
     padded = np.frombuffer(joined, np.uint8)
     separators = np.flatnonzero(padded[4:] == _SPACE)
     lengths = np.fromiter((len(f) + 1 for f in fields), np.int64, count)
     row_last = np.cumsum(lengths) - 1  # position of each row's trailing separator
-    return _parse_spans(padded, separators, row_last, row_last - lengths + 1, fields, out)
+    return _parse_spans(padded, 4, separators, row_last, row_last - lengths + 1, fields.__getitem__)
 
 
-def _parse_spans(padded: np.ndarray, separators: np.ndarray, row_last: np.ndarray,
-                 row_first: np.ndarray, fields, out: np.ndarray | None = None) -> tuple[np.ndarray, dict[int, str]]:
+def _parse_spans(padded: np.ndarray, base: int, separators: np.ndarray, row_last: np.ndarray,
+                 row_first: np.ndarray, get) -> tuple[np.ndarray, dict[int, str]]:
     """Decode rows whose pixel text spans [row_first[r], row_last[r]], row_last being a separator.
 
-    Positions exclude the 4 pad bytes of `padded`. `fields(r)` / `fields[r]` gives a row's
-    pixel bytes for the slow path.
+    Positions are relative to `base` in `padded` (padded[base + s] is position s) and
+    `separators` are all the separator positions in the region, sorted. The byte before each
+    row's text must not be a digit (the reader writes a NUL there). `get(r)` gives a row's
+    pixel bytes for the exact slow path.
     """
     count = len(row_last)
-    get = fields if callable(fields) else fields.__getitem__
     problems: dict[int, str] = {}
     # Every row has exactly 2,304 separators iff the total matches, each row's last one is
     # where its text ends and its first is inside it: then token k belongs to row k // 2304.
@@ -301,17 +298,14 @@ def _parse_spans(padded: np.ndarray, separators: np.ndarray, row_last: np.ndarra
     slow: list[int] = []
     if aligned:
         text_bytes = int((row_last - row_first).sum()) - (NUM_PIXELS - 1) * count
-        values, valid = _decode_tokens(padded, separators, text_bytes)
-        if out is None:
-            out = values.reshape(count, NUM_PIXELS)  # no copy: the common case
-        else:
-            out[:] = values.reshape(count, NUM_PIXELS)
-        if not valid:
+        values, decoded_bytes, plausible = _decode_tokens(padded, base, separators)
+        out = values.reshape(count, NUM_PIXELS)  # no copy
+        if not plausible or decoded_bytes != text_bytes:
             token_starts = np.empty_like(separators)
             token_starts[0] = row_first[0]
             token_starts[1:] = separators[:-1] + 1
             token_starts[::NUM_PIXELS] = row_first
-            bad = _bad_tokens(padded, separators, token_starts)
+            bad = _bad_tokens(padded, base, separators, token_starts)
             slow = np.unique(np.flatnonzero(bad) // NUM_PIXELS).tolist()
     else:
         # Rare: some row has the wrong number of tokens or stray spaces. Count per row; rows
@@ -322,17 +316,16 @@ def _parse_spans(padded: np.ndarray, separators: np.ndarray, row_last: np.ndarra
         good &= separators[np.maximum(last_index - 1, 0)] == row_last
         slow = np.flatnonzero(~good).tolist()
         good_rows = np.flatnonzero(good)
-        if out is None:
-            out = np.zeros((count, NUM_PIXELS), np.uint8)
+        out = np.zeros((count, NUM_PIXELS), np.uint8)
         if len(good_rows):
             take = (first_index[good_rows][:, None] + np.arange(NUM_PIXELS)[None, :]).ravel()
             chosen = separators[take]
             token_starts = np.empty_like(chosen)
             token_starts[1:] = chosen[:-1] + 1
             token_starts[::NUM_PIXELS] = row_first[good_rows]
-            values, _ = _decode_tokens(padded, chosen, 0)
+            values, _, _ = _decode_tokens(padded, base, chosen)
             out[good_rows] = values.reshape(len(good_rows), NUM_PIXELS)
-            bad = _bad_tokens(padded, chosen, token_starts)
+            bad = _bad_tokens(padded, base, chosen, token_starts)
             if bad.any():
                 slow = sorted(set(slow) | set(good_rows[np.unique(np.flatnonzero(bad) // NUM_PIXELS)].tolist()))
     for row in slow:
@@ -459,6 +452,43 @@ def _blocks(ref: FileRef) -> Iterator[Iterator[bytes]]:
         thread.join()
 
 
+def _split_rows_fast(padded: np.ndarray, start: int, stop: int, count: int, pixel_at: int):
+    """Field bounds of the lines in padded[start:stop] (each ends with LF), or None if irregular.
+
+    Vectorised for the common case: every line has exactly `count` fields (count - 1 commas),
+    a non-empty pixel field with no surrounding spaces or quotes, and no blank line. Returns
+    (field_starts, field_ends): int64 [count, rows] positions relative to `start`. Anything
+    else (None) goes through the general per-line loop, which says exactly what is wrong.
+    """
+    region = padded[start:stop]
+    newlines = np.flatnonzero(region == 10)
+    rows = len(newlines)
+    commas = np.flatnonzero(region == 44) if count > 1 else np.zeros(0, np.int64)
+    if rows == 0 or len(commas) != rows * (count - 1):
+        return None
+    line_start = np.empty(rows, np.int64)
+    line_start[0] = 0
+    line_start[1:] = newlines[:-1] + 1
+    line_end = newlines - (region[newlines - 1] == 13)
+    starts, ends = np.empty((count, rows), np.int64), np.empty((count, rows), np.int64)
+    starts[0], ends[-1] = line_start, line_end
+    if count > 1:
+        # Sorted commas, rows * (count-1) of them: each line holds exactly count-1 iff every
+        # group of count-1 consecutive commas starts and ends inside one line.
+        grouped = commas.reshape(rows, count - 1).T
+        if not ((grouped[0] >= line_start).all() and (grouped[-1] < line_end).all()):
+            return None
+        starts[1:] = grouped + 1
+        ends[:-1] = grouped
+    first, last = starts[pixel_at], ends[pixel_at]
+    if not (last > first).all():
+        return None
+    for edge in (region[first], region[last - 1]):
+        if ((edge == _SPACE) | (edge == 9) | (edge == 34)).any():
+            return None
+    return starts, ends
+
+
 def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...] = (),
                bad_rows: _BadRows | None = None) -> _Table:
     """Read one CSV file with a header into arrays, validating every row.
@@ -466,16 +496,17 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
     `required` columns must be present (else DataError naming found and expected columns);
     `optional` ones are read when present. Known columns: pixels, emotion, id, usage.
 
-    How: decompressed blocks are cut at their last newline; a short Python loop finds each
-    row's fields (C-speed bytes.find), then the pixel text of all rows in the block is decoded
-    in place with numpy, without copying it out row by row.
+    How: decompressed blocks are cut at their last newline. Lines and fields are found with
+    numpy (newline and comma positions) when every line is regular, else by a short Python
+    loop per line; then the pixel text of all rows in the block is decoded in place with
+    numpy, without copying it out row by row.
     """
     bad_rows = bad_rows or _BadRows("error", [])
     file = ref.display
     pixel_chunks: list[np.ndarray] = []
-    kept_lines: list[int] = []
+    line_chunks: list[np.ndarray] = []
     state: dict = {"header": None, "line": 0, "rows": 0}
-    columns: dict[str, list[int]] = {}
+    columns: dict[str, list[np.ndarray]] = {}
 
     def start_header(buffer: bytearray, position: int, stop: int) -> int:
         newline = buffer.find(b"\n", position, stop)
@@ -498,11 +529,69 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
         state["line"] = 1
         return line_end + 1
 
+    def finish(pixels: np.ndarray, lines: np.ndarray, values: dict[str, np.ndarray], reasons: dict[int, str]) -> None:
+        """Report bad rows in file order (raises in "error" mode), keep the others."""
+        keep = None
+        if reasons:
+            keep = np.ones(len(lines), bool)
+            for row in sorted(reasons):
+                bad_rows.report(file, int(lines[row]), reasons[row])
+                keep[row] = False
+        state["rows"] += len(lines)
+        pixel_chunks.append(pixels if keep is None else pixels[keep])
+        line_chunks.append(lines if keep is None else lines[keep])
+        for column, array in values.items():
+            columns[column].append(array if keep is None else array[keep])
+
+    def process_fast(buffer: bytearray, padded: np.ndarray, start: int, stop: int) -> bool:
+        split = _split_rows_fast(padded, start, stop, state["count"], state["pixel_at"])
+        if split is None:
+            return False
+        starts, ends = split
+        rows = starts.shape[1]
+        reasons: dict[int, str] = {}
+        values: dict[str, np.ndarray] = {}
+        for column, at in zip(state["present"], state["other_at"]):
+            first, last = starts[at], ends[at]
+            parsed = np.zeros(rows, np.int64)
+            if column == "emotion":  # vectorised for single digits, the rule; else exact per row
+                digit = padded[start + first].astype(np.int64) - _ZERO
+                simple = (last - first == 1) & (digit >= 0) & (digit < NUM_CLASSES)
+                parsed[simple] = digit[simple]
+                others = np.flatnonzero(~simple).tolist()
+            else:
+                others = range(rows)
+            parser = _PARSERS[column]
+            for row in others:
+                value = parser(_clean_field(bytes(buffer[start + first[row]:start + last[row]])))
+                if isinstance(value, str):
+                    reasons.setdefault(row, value)
+                else:
+                    parsed[row] = value
+            values[column] = parsed
+        first, last = starts[state["pixel_at"]], ends[state["pixel_at"]]
+        # Mark each pixel text's edges: NUL before it (a token boundary that is no separator),
+        # a space after it (its last token's separator).
+        padded[start + first - 1] = 0
+        padded[start + last] = _SPACE
+        separators = np.flatnonzero(padded[start:stop] == _SPACE)
+        pixels, problems = _parse_spans(padded, start, separators, last, first,
+                                        lambda r: bytes(buffer[start + first[r]:start + last[r]]))
+        for row, message in problems.items():
+            reasons.setdefault(row, message)
+        lines = np.arange(state["line"] + 1, state["line"] + 1 + rows, dtype=np.int64)
+        state["line"] += rows
+        finish(pixels, lines, values, reasons)
+        return True
+
     def process(buffer: bytearray, position: int) -> None:
         """Parse the complete lines in buffer[position:-1] (buffer has 4 pad bytes in front, 1 after)."""
         stop = len(buffer) - 1
         if state["header"] is None:
             position = start_header(buffer, position, stop)
+        padded = np.frombuffer(buffer, np.uint8)
+        if position < stop and process_fast(buffer, padded, position, stop):
+            return
         data_start = position
         count, pixel_at, other_at = state["count"], state["pixel_at"], state["other_at"]
         first: list[int] = []
@@ -534,63 +623,49 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
                 last.append(line_start)
                 continue
             ends = [s - 1 for s in starts[1:]] + [line_end]
-            begin, finish = starts[pixel_at], ends[pixel_at]
-            while begin < finish and buffer[begin] in _STRIP_BYTES:
+            begin, finish_at = starts[pixel_at], ends[pixel_at]
+            while begin < finish_at and buffer[begin] in _STRIP_BYTES:
                 begin += 1
-            while finish > begin and buffer[finish - 1] in _STRIP_BYTES:
-                finish -= 1
+            while finish_at > begin and buffer[finish_at - 1] in _STRIP_BYTES:
+                finish_at -= 1
             first.append(begin)
-            last.append(finish)
+            last.append(finish_at)
             rests.append([_clean_field(bytes(buffer[starts[i]:ends[i]])) for i in other_at])
         state["line"] = line_number
         if not lines:
             return
-        state["rows"] += len(lines)
-        padded = np.frombuffer(buffer, np.uint8)
         first_at = np.asarray(first, np.int64)
         last_at = np.asarray(last, np.int64)
         structural = np.fromiter((isinstance(r, str) for r in rests), bool, len(rests))
         problems: dict[int, str] = {}
         ok = np.flatnonzero(~structural)
-        parsed = np.zeros((len(lines), NUM_PIXELS), np.uint8) if len(ok) < len(lines) else None
+        parsed = np.zeros((len(lines), NUM_PIXELS), np.uint8)
         if len(ok):
             text_slices = [(first[i], last[i]) for i in ok.tolist()]
-            # Mark each pixel text's edges: NUL before it (a token boundary that is not a
-            # separator), a space after it (its last token's separator). Positions in
-            # `separators` exclude the 4 pad bytes, hence the -4 below.
             padded[first_at[ok] - 1] = 0
             padded[last_at[ok]] = _SPACE
-            separators = np.flatnonzero(padded[data_start:stop] == _SPACE) + (data_start - 4)
+            separators = np.flatnonzero(padded[data_start:stop] == _SPACE)
             sub, sub_problems = _parse_spans(
-                padded, separators, last_at[ok] - 4, first_at[ok] - 4,
+                padded, data_start, separators, last_at[ok] - data_start, first_at[ok] - data_start,
                 lambda r: bytes(buffer[text_slices[r][0]:text_slices[r][1]]))
-            if parsed is None:
-                parsed = sub
-            else:
-                parsed[ok] = sub
+            parsed[ok] = sub
             problems = {int(ok[r]): message for r, message in sub_problems.items()}
-        keep = np.ones(len(lines), bool)
         present = state["present"]
-        for row, (rest, line) in enumerate(zip(rests, lines)):
-            reason = rest if isinstance(rest, str) else None
-            values: list[int] = []
-            if reason is None:
-                for column, raw in zip(present, rest):
-                    value = _PARSERS[column](raw)
-                    if isinstance(value, str):
-                        reason = value
-                        break
-                    values.append(value)
-            if reason is None:
-                reason = problems.get(row)
-            if reason is not None:
-                bad_rows.report(file, line, reason)
-                keep[row] = False
+        values = {column: np.zeros(len(lines), np.int64) for column in present}
+        reasons: dict[int, str] = {}
+        for row, rest in enumerate(rests):
+            if isinstance(rest, str):
+                reasons[row] = rest
                 continue
-            for column, value in zip(present, values):
-                columns[column].append(value)
-            kept_lines.append(line)
-        pixel_chunks.append(parsed if keep.all() else parsed[keep])
+            for column, raw in zip(present, rest):
+                value = _PARSERS[column](raw)
+                if isinstance(value, str):
+                    reasons[row] = value
+                    break
+                values[column][row] = value
+            if row not in reasons and row in problems:
+                reasons[row] = problems[row]
+        finish(parsed, np.asarray(lines, np.int64), values, reasons)
 
     saw_bytes = False
     with _blocks(ref) as blocks, _archive_errors(ref):
@@ -616,15 +691,15 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
         raise DataError(file, "file is empty (0 bytes)")
     if state["header"] is None or state["rows"] == 0:
         raise DataError(file, "has a header but no rows", 1)
-    pixels = np.concatenate(pixel_chunks) if pixel_chunks else np.zeros((0, NUM_PIXELS), np.uint8)
-    table = _Table(pixels=pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE), lines=np.asarray(kept_lines, np.int64),
+    kept = [chunk for chunk in pixel_chunks if len(chunk)]
+    pixels = np.concatenate(kept) if len(kept) > 1 else kept[0] if kept else np.zeros((0, NUM_PIXELS), np.uint8)
+    table = _Table(pixels=pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE),
+                   lines=np.concatenate(line_chunks) if line_chunks else np.zeros(0, np.int64),
                    header=state["header"])
-    if "emotion" in columns:
-        table.emotion = np.asarray(columns["emotion"], np.int8)
-    if "id" in columns:
-        table.ids = np.asarray(columns["id"], np.int64)
-    if "usage" in columns:
-        table.usage = np.asarray(columns["usage"], np.int8)
+    dtypes = {"emotion": np.int8, "id": np.int64, "usage": np.int8}
+    for column, chunks in columns.items():
+        setattr(table, {"emotion": "emotion", "id": "ids", "usage": "usage"}[column],
+                np.concatenate(chunks).astype(dtypes[column]) if chunks else np.zeros(0, dtypes[column]))
     return table
 
 
