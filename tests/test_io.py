@@ -226,6 +226,42 @@ def test_odd_whitespace_is_accepted(tmp_path, faces):
     assert (data.x[4] == 1).all() and data.y[4] == 3
 
 
+def test_vectorised_and_general_row_paths_agree(tmp_path, faces):
+    """Regular blocks are split with vectorised code, irregular ones (here: a blank line) with
+    the per-line loop: both keep the same rows and report the same reasons and lines."""
+    ones = ["1"] * 2304
+    rows = {
+        2: "3," + " ".join(ones).replace(" ", ",", 1),  # a comma inside the pixels
+        3: "3," + " ".join(ones) + ",",  # a trailing comma
+        4: "3,," + " ".join(ones),  # an empty field
+        5: "03," + " ".join(ones),  # accepted: label 3
+        6: " 4 ," + " ".join(ones),  # accepted: label 4
+        7: "3," + " ".join(ones[:5] + ["1\x002"] + ones[6:]),  # a NUL byte in a token
+        8: "3," + " ".join(ones[:5] + [""] + ones[6:]),  # an empty token (two spaces)
+        9: "3," + "  ".join(ones),  # accepted: odd whitespace
+        10: "3," + " ".join(ones[:-1] + ["0255"]),  # accepted by the exact path: 255
+        11: "7," + " ".join(ones),
+        12: "3," + " ".join(ones[:-1] + ["25 6"]),
+    }
+    results = []
+    for blank in ("", "\n"):
+        train, _ = _kaggle_with(tmp_path, faces, rows)
+        train.write_text(train.read_text() + blank)
+        data = read_source(tmp_path, on_bad_row="skip")
+        results.append(data)
+    fast, general = results
+    assert fast.skipped == general.skipped
+    expected = [(3, "expected 2 fields (emotion,pixels), found 3"), (4, "found 3"), (5, "found 3"),
+                (8, "pixel 6 is '1\\x002'"), (9, "found 2,303"), (12, "emotion is '7'"),
+                (13, "expected 2,304 pixel values, found 2,305")]
+    assert len(fast.skipped) == len(expected)
+    for entry, (line, reason) in zip(fast.skipped, expected):
+        assert entry["line"] == line and reason in entry["reason"], entry
+    np.testing.assert_array_equal(fast.x, general.x)
+    np.testing.assert_array_equal(fast.y, general.y)
+    assert fast.y[2:4].tolist() == [3, 4] and (fast.x[2:5] == 1).all() and fast.x[5].ravel()[-1] == 255
+
+
 def test_skip_mode_drops_and_lists(tmp_path, faces):
     train, _ = _kaggle_with(tmp_path, faces, {3: "9," + _pixels(faces[0][0]), 7: "1,1 2 3"})
     data = read_source(tmp_path, on_bad_row="skip")
