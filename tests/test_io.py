@@ -259,7 +259,8 @@ def test_vectorised_and_general_row_paths_agree(tmp_path, faces):
         assert entry["line"] == line and reason in entry["reason"], entry
     np.testing.assert_array_equal(fast.x, general.x)
     np.testing.assert_array_equal(fast.y, general.y)
-    assert fast.y[2:4].tolist() == [3, 4] and (fast.x[2:5] == 1).all() and fast.x[5].ravel()[-1] == 255
+    assert fast.y[1:4].tolist() == [3, 4, 3] and (fast.x[1:4] == 1).all()  # lines 6, 7, 10
+    assert fast.x[4].ravel()[-1] == 255 and (fast.x[4].ravel()[:-1] == 1).all()  # line 11
 
 
 def test_skip_mode_drops_and_lists(tmp_path, faces):
