@@ -31,10 +31,12 @@ import queue
 import threading
 import zipfile
 import zlib
-from contextlib import contextmanager
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -74,6 +76,18 @@ USAGE_VALUES = {"training": 0, "publictest": 1, "privatetest": 2}
 _USAGE_TRAINING, _USAGE_PUBLIC, _USAGE_PRIVATE = 0, 1, 2
 
 _READ_BLOCK = 4 << 20  # bytes decompressed per read: big enough to amortise Python, small for memory
+
+
+def _decode_workers() -> int:
+    """Threads decoding pixel blocks side by side (numpy releases the GIL while it works).
+
+    2 by default (1 on a 1-CPU machine), besides the thread that decompresses; set
+    FERKAGGLE_DECODE_THREADS=1 to decode in the calling thread only.
+    """
+    value = os.environ.get("FERKAGGLE_DECODE_THREADS", "")
+    if value.strip().isdigit() and int(value) >= 1:
+        return int(value)
+    return min(2, os.cpu_count() or 1)
 _SPACE, _ZERO = 32, 48
 
 
@@ -554,10 +568,11 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
         for column, array in values.items():
             columns[column].append(array if keep is None else array[keep])
 
-    def process_fast(buffer: bytearray, padded: np.ndarray, start: int, stop: int) -> bool:
+    def process_fast(buffer: bytearray, padded: np.ndarray, start: int, stop: int) -> Callable[[], None] | None:
+        """Split the block's rows here; decode its pixels on the pool. Returns what completes it."""
         split = _split_rows_fast(buffer, padded, start, stop, state["count"], state["pixel_at"])
         if split is None:
-            return False
+            return None
         starts, ends = split
         rows = starts.shape[1]
         reasons: dict[int, str] = {}
@@ -585,29 +600,45 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
         # a space after it (its last token's separator).
         padded[start + first - 1] = 0
         padded[start + last] = _SPACE
-        separators = np.flatnonzero(padded[start:stop] == _SPACE)
-        pixels, problems = _parse_spans(padded, start, separators, last, first,
-                                        lambda r: bytes(buffer[start + first[r]:start + last[r]]))
-        for row, message in problems.items():
-            reasons.setdefault(row, message)
-        marked = (state["pixel_at"] > 0) + (state["pixel_at"] < state["count"] - 1)  # commas overwritten above
-        for row in reasons:  # a row with too many fields says so, as in the general loop
-            commas = buffer.count(b",", start + starts[0][row], start + ends[-1][row]) + marked
-            if commas != state["count"] - 1:
-                reasons[row] = f"expected {state['count']} fields ({','.join(state['header'])}), found {commas + 1}"
+
+        def decode() -> tuple[np.ndarray, dict[int, str]]:  # numpy releases the GIL throughout
+            separators = np.flatnonzero(padded[start:stop] == _SPACE)
+            return _parse_spans(padded, start, separators, last, first,
+                                lambda r: bytes(buffer[start + first[r]:start + last[r]]))
+
+        decoded = pool.submit(decode) if pool is not None else None
+        done = None if pool is not None else decode()
         lines = np.arange(state["line"] + 1, state["line"] + 1 + rows, dtype=np.int64)
         state["line"] += rows
-        finish(pixels, lines, values, reasons)
-        return True
+        count, header = state["count"], state["header"]
+        marked = (state["pixel_at"] > 0) + (state["pixel_at"] < count - 1)  # commas overwritten above
 
-    def process(buffer: bytearray, position: int) -> None:
-        """Parse the complete lines in buffer[position:-1] (buffer has 4 pad bytes in front, 1 after)."""
+        def complete() -> None:
+            pixels, problems = decoded.result() if decoded is not None else done
+            for row, message in problems.items():
+                reasons.setdefault(row, message)
+            for row in reasons:  # a row with too many fields says so, as in the general loop
+                commas = buffer.count(b",", start + starts[0][row], start + ends[-1][row]) + marked
+                if commas != count - 1:
+                    reasons[row] = f"expected {count} fields ({','.join(header)}), found {commas + 1}"
+            finish(pixels, lines, values, reasons)
+
+        return complete
+
+    def process(buffer: bytearray, position: int) -> Callable[[], None] | None:
+        """Parse the complete lines in buffer[position:-1] (buffer has 4 pad bytes in front, 1 after).
+
+        Returns what completes the block (reports its bad rows, keeps the rest), to be called
+        in file order, or None for a block without rows.
+        """
         stop = len(buffer) - 1
         if state["header"] is None:
             position = start_header(buffer, position, stop)
         padded = np.frombuffer(buffer, np.uint8)
-        if position < stop and process_fast(buffer, padded, position, stop):
-            return
+        if position < stop:
+            complete = process_fast(buffer, padded, position, stop)
+            if complete is not None:
+                return complete
         data_start = position
         count, pixel_at, other_at = state["count"], state["pixel_at"], state["other_at"]
         first: list[int] = []
@@ -649,7 +680,7 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
             rests.append([_clean_field(bytes(buffer[starts[i]:ends[i]])) for i in other_at])
         state["line"] = line_number
         if not lines:
-            return
+            return None
         first_at = np.asarray(first, np.int64)
         last_at = np.asarray(last, np.int64)
         structural = np.fromiter((isinstance(r, str) for r in rests), bool, len(rests))
@@ -681,10 +712,22 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
                 values[column][row] = value
             if row not in reasons and row in problems:
                 reasons[row] = problems[row]
-        finish(parsed, np.asarray(lines, np.int64), values, reasons)
+        line_array = np.asarray(lines, np.int64)
+        return lambda: finish(parsed, line_array, values, reasons)
 
     saw_bytes = False
-    with _blocks(ref) as blocks, _archive_errors(ref):
+    workers = _decode_workers()
+    pending: deque[Callable[[], None]] = deque()
+
+    def queue_block(buffer: bytearray) -> None:
+        complete = process(buffer, 4)
+        if complete is not None:
+            pending.append(complete)
+        while len(pending) > workers:  # in file order, so the first bad row is the one reported
+            pending.popleft()()
+
+    with (ThreadPoolExecutor(workers, thread_name_prefix="decode") if workers > 1 else nullcontext()) as pool, \
+            _blocks(ref) as blocks, _archive_errors(ref):
         carry = b""
         for block in blocks:
             saw_bytes = True
@@ -697,12 +740,14 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
             buffer += memoryview(block)[:cut + 1]
             buffer += b"\0"
             carry = block[cut + 1:]
-            process(buffer, 4)
+            queue_block(buffer)
         if carry.strip() or (carry and state["header"] is None):
             buffer = bytearray(4)
             buffer += carry
             buffer += b"\n\0"
-            process(buffer, 4)
+            queue_block(buffer)
+        while pending:
+            pending.popleft()()
     if not saw_bytes:
         raise DataError(file, "file is empty (0 bytes)")
     if state["header"] is None or state["rows"] == 0:
