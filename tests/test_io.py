@@ -341,6 +341,22 @@ def test_find_source_says_what_it_looked_for(tmp_path):
         find_source(tmp_path)
 
 
+def test_real_data_in_a_subfolder_wins_over_the_generated_demo(tmp_path, faces):
+    train, test = kaggle_texts(faces)
+    for sub in ("demo", "competition"):
+        _write(tmp_path / sub / "train.csv", train)
+        _write(tmp_path / sub / "test.csv", test)
+    assert find_source(tmp_path).location == tmp_path / "competition"
+    _write(tmp_path / "other" / "fer2013.csv", fer2013_text(faces))
+    with pytest.raises(FerkaggleError, match="several data sets found"):
+        find_source(tmp_path)
+
+
+def test_nothing_found_is_its_own_error_type(tmp_path):
+    with pytest.raises(fio.NoDataFound):
+        find_source(tmp_path)
+
+
 def test_default_folder_is_data(tmp_path, faces, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train, test = kaggle_texts(faces)

@@ -914,6 +914,14 @@ def _skip_subfolder(path: Path) -> bool:
     return path.name.startswith((".", "__")) or path.name.lower() in {"prepared"}
 
 
+class NoDataFound(FerkaggleError):
+    """A folder or zip holds no competition data in any known layout (`--demo-if-missing` acts on this)."""
+
+
+DEMO_SUBFOLDER = "demo"
+"""Where `--demo-if-missing` puts the demo competition; real data beside it takes precedence."""
+
+
 def find_source(folder: Path) -> Source:
     """Detect which layout a folder, zip or file holds.
 
@@ -944,11 +952,14 @@ def find_source(folder: Path) -> Source:
         if inner:
             places.append((child, inner))
     if len(places) > 1:
+        # A generated demo never competes with the user's own data.
+        places = [(place, inner) for place, inner in places if place.name != DEMO_SUBFOLDER] or places
+    if len(places) > 1:
         listed = "; ".join(f"{place} ({inner[0].description})" for place, inner in places)
         raise FerkaggleError(f"{folder}: several data sets found: {listed}; pass the one to use explicitly")
     if places:
         return _choose(places[0][1], places[0][0])
-    raise FerkaggleError(
+    raise NoDataFound(
         f"{folder}: no competition data found. Looked for train.csv + test.csv, fer2013.csv, "
         f"icml_face_data.csv (each also as .csv.gz), image folders train/<class>/ + test/, "
         f"and the same inside a .zip or one subfolder down")
@@ -959,7 +970,7 @@ def _source_from_file(path: Path) -> Source:
     if lower.endswith(".zip"):
         found = _sources_in_zip(path)
         if not found:
-            raise FerkaggleError(
+            raise NoDataFound(
                 f"{path}: no competition data found in the zip. Looked for train.csv + test.csv, fer2013.csv, "
                 f"icml_face_data.csv (each also as .csv.gz) and image folders train/<class>/ + test/")
         return _choose(found, path)

@@ -279,10 +279,10 @@ def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, d
 
 def demo_folder_for(source: str | Path | None) -> Path:
     """Where --demo-if-missing puts the demo competition: <source folder>/demo."""
-    from ferkaggle.data.io import DEFAULT_FOLDER
+    from ferkaggle.data.io import DEFAULT_FOLDER, DEMO_SUBFOLDER
 
     base = Path(source) if source is not None else DEFAULT_FOLDER
-    return base / "demo"
+    return base / DEMO_SUBFOLDER
 
 
 def demo_if_missing(source: str | Path | None, seed: int = 0) -> tuple[Path | None, bool]:
@@ -292,7 +292,7 @@ def demo_if_missing(source: str | Path | None, seed: int = 0) -> tuple[Path | No
     a source whose only data set is an earlier demo (in <source>/demo) also returns the demo so
     the user is told it is in use. An ambiguous or unreadable folder is the user's to fix: it raises.
     """
-    from ferkaggle.data.io import DEFAULT_FOLDER, find_source
+    from ferkaggle.data.io import DEFAULT_FOLDER, NoDataFound, find_source
     from ferkaggle.data.synthetic import DEFAULT_DEMO_TEST, DEFAULT_DEMO_TRAIN, demo_present, write_demo_competition
 
     folder = Path(source) if source is not None else DEFAULT_FOLDER
@@ -302,10 +302,8 @@ def demo_if_missing(source: str | Path | None, seed: int = 0) -> tuple[Path | No
     if folder.exists():
         try:
             found = find_source(folder)
-        except FerkaggleError as exc:
-            # Only "nothing found" counts as missing; keep this in step with io.find_source's message.
-            if "no competition data found" not in str(exc):
-                raise
+        except NoDataFound:
+            pass
         else:
             if found.location.resolve() != demo.resolve():
                 return None, False
