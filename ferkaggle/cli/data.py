@@ -79,7 +79,8 @@ def _show_report(report) -> None:
     if report.skipped_count:
         warn(f"skipped {report.skipped_count:,} bad row(s) (--on-bad-row skip):")
         for row in report.skipped[:10]:
-            console.print(f"  {escape(str(row.get('file')))}, line {row.get('line')}: {escape(str(row.get('reason')))}")
+            where = str(row.get("file")) + (f", line {row['line']}" if row.get("line") is not None else "")
+            console.print(f"  {escape(where)}: {escape(str(row.get('reason')))}")
         if report.skipped_count > 10:
             console.print(f"  ... and {report.skipped_count - 10:,} more, listed in {escape(str(report.path))}/manifest.json")
     if not report.cached:
