@@ -48,12 +48,13 @@ def test_saved_model_reproduces_the_val_probabilities(tiny_run, prepared):
     np.testing.assert_allclose(predict_proba(model, prepared.x_val, "hflip"), tiny_run.proba("val"), atol=1e-5)
 
 
-def test_kfold_run_has_aligned_oof_probabilities(prepared, tmp_path):
+def test_kfold_run_has_aligned_oof_probabilities(tmp_path):
+    prepared = make_tiny_prepared(tmp_path / "prepared", n=100, n_test=10, folds=2)  # 2 folds keep it quick
     cfg = override(load_train_config("tiny"), {"model": {"width": 4}})
-    run = train_config(prepared, cfg, folds=True, root=tmp_path)
+    run = train_config(prepared, cfg, folds=True, root=tmp_path / "runs")
     assert run.proba("oof").shape == (len(prepared.train_idx), 7)
-    assert run.metrics["folds"] == prepared.num_folds and 0 <= run.metrics["cv_mean"] <= 1
-    assert "cv_std" in run.metrics and run.info["name"] == "tiny-cv3"
+    assert run.metrics["folds"] == 2 and 0 <= run.metrics["cv_mean"] <= 1
+    assert "cv_std" in run.metrics and run.info["name"] == "tiny-cv2"
     np.testing.assert_allclose(run.proba("oof").sum(axis=1), 1.0, atol=1e-4)
 
 

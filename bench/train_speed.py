@@ -1,0 +1,145 @@
+"""CNN training throughput (images/s) on this machine, side by side in one run.
+
+Compares the notebooks' pipeline (the `simple` CNN fed batch by batch from a Python
+generator that augments image by image with scipy, as Keras' ImageDataGenerator did)
+with ferkaggle's (tf.data over in-memory uint8, batched fused augmentation in a parallel
+`map`, prefetch) for each architecture preset, batch sizes, bfloat16 mixed precision,
+and TensorFlow thread settings (each thread setting in its own process, since TF fixes
+its pools at start-up).
+
+    python bench/train_speed.py --data data/prepared/<key> --steps 30 --json bench/train_speed.json
+
+Inputs: a prepared data folder (its training rows). Output: a table on stdout (and JSON).
+Figures go to docs/benchmarks.md, "CNN training throughput".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+warnings.filterwarnings("ignore")
+
+VARIANTS = [
+    # (label, preset, overrides, pipeline)
+    ("simple, notebook pipeline (scipy per image)", "simple", {}, "python"),
+    ("simple, tf.data", "simple", {}, "tfdata"),
+    ("simple, tf.data, batch 128", "simple", {"batch_size": 128}, "tfdata"),
+    ("simple, tf.data, bf16", "simple", {"precision": "mixed_bfloat16"}, "tfdata"),
+    ("lean-w16 (vgg 16..128)", "lean", {"model": {"width": 16}}, "tfdata"),
+    ("lean (vgg 24..192)", "lean", {}, "tfdata"),
+    ("lean (vgg 24..192), bf16", "lean", {"precision": "mixed_bfloat16"}, "tfdata"),
+    ("lean-w24-sep", "lean", {"model": {"separable": True}}, "tfdata"),
+    ("resnet-w16", "resnet", {}, "tfdata"),
+    ("vgg (32..256)", "vgg", {}, "tfdata"),
+    ("mlp", "mlp", {}, "tfdata"),
+]
+
+
+def python_generator(x, y, batch_size, seed=0):
+    """The notebooks' way: per-image rotation/shift/zoom/flip in NumPy/SciPy, one batch at a time."""
+    import numpy as np
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    while True:
+        idx = rng.permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):
+            batch = np.empty((batch_size, 48, 48, 1), np.float32)
+            for j, i in enumerate(idx[start:start + batch_size]):
+                img = x[i].astype(np.float32)
+                theta = np.deg2rad(rng.uniform(-10, 10))
+                zoom = rng.uniform(0.9, 1.1)
+                shift = rng.uniform(-4.8, 4.8, size=2)
+                c, s = np.cos(theta) / zoom, np.sin(theta) / zoom
+                matrix = np.array([[c, -s], [s, c]])
+                centre = np.array([23.5, 23.5])
+                offset = centre - matrix @ centre - shift
+                img = ndimage.affine_transform(img, matrix, offset=offset, order=1, mode="nearest")
+                if rng.random() < 0.5:
+                    img = img[:, ::-1]
+                batch[j, :, :, 0] = img
+            yield batch, np.eye(7, dtype=np.float32)[y[idx[start:start + batch_size]]]
+
+
+def measure(x, y, preset, changes, pipeline, steps):
+    import keras
+
+    from ferkaggle.train import build_compiled, load_train_config, make_dataset, override
+
+    cfg = override(load_train_config(preset), changes)
+    model = build_compiled(cfg)
+    bs = cfg.batch_size
+    if pipeline == "python":
+        source = python_generator(x, y, bs)
+        model.fit(source, steps_per_epoch=3, epochs=1, verbose=0)  # trace + warm-up
+        t0 = time.perf_counter()
+        model.fit(source, steps_per_epoch=steps, epochs=1, verbose=0)
+    else:
+        ds = make_dataset(x, y, cfg, training=True).repeat()
+        model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)
+        t0 = time.perf_counter()
+        model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - t0
+    params = model.count_params()
+    del model
+    keras.backend.clear_session()
+    return {"images_per_s": steps * bs / seconds, "params": params, "batch_size": bs}
+
+
+def run_all(args) -> list[dict]:
+    from ferkaggle.data.prepared import load_prepared
+    from ferkaggle.train import configure_threads
+
+    threads = configure_threads(args.intra, args.inter)
+    prepared = load_prepared(args.data, mmap=True)
+    x, y = prepared.x_train[:8192], prepared.y_train[:8192].astype("int64")
+    only = set(args.only.split(",")) if args.only else None
+    rows = []
+    for i, (label, preset, changes, pipeline) in enumerate(VARIANTS):
+        if only is not None and str(i) not in only:
+            continue
+        r = measure(x, y, preset, changes, pipeline, args.steps)
+        r.update(label=label, intra=threads["intra_op_threads"], inter=threads["inter_op_threads"])
+        print(f"{label:45s} intra {r['intra']} inter {r['inter']}  params {r['params']:>9,d}  "
+              f"{r['images_per_s']:7.0f} img/s  ({25838 / r['images_per_s']:5.0f} s per FER2013 epoch)", flush=True)
+        rows.append(r)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=None, help="prepared data folder or key (default: latest)")
+    ap.add_argument("--steps", type=int, default=30, help="timed training steps per variant")
+    ap.add_argument("--intra", type=int, default=0, help="intra-op threads (0 = TF default)")
+    ap.add_argument("--inter", type=int, default=0, help="inter-op threads (0 = TF default)")
+    ap.add_argument("--only", default="", help="comma-separated variant numbers")
+    ap.add_argument("--threads-matrix", action="store_true", help="also time variants 1 and 5 under other thread settings")
+    ap.add_argument("--json", default="", help="write the rows here")
+    args = ap.parse_args()
+    rows = run_all(args)
+    if args.threads_matrix:
+        for intra, inter in ((1, 1), (2, 1), (2, 2), (4, 2)):
+            cmd = [sys.executable, __file__, "--steps", str(args.steps), "--intra", str(intra), "--inter", str(inter),
+                   "--only", "1,5", "--json", "/dev/stdout"] + (["--data", args.data] if args.data else [])
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            print("".join(line + "\n" for line in out.splitlines() if "img/s" in line), end="", flush=True)
+            rows += json.loads(out[out.index("["):])
+    if args.json:
+        text = json.dumps(rows, indent=1)
+        if args.json == "/dev/stdout":
+            print(text)
+        else:
+            with open(args.json, "w") as f:
+                f.write(text)
+
+
+if __name__ == "__main__":
+    main()
