@@ -81,7 +81,7 @@ def search(
     Example: ferkaggle search --space default --budget 60m
     """
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.search import parse_budget, run_search, search_table
+    from ferkaggle.search import parse_budget, run_search, search_table, searches_root
 
     budget_s = parse_budget(budget)
     if space is None and not resume:
@@ -93,4 +93,4 @@ def search(
     w = doc.get("winner")
     if w:
         console.print(f"[green]winner[/green] {escape(w['name'])} → run {w['run_id']}: val accuracy [bold]{w['val_accuracy']:.4f}[/bold]")
-    console.print(f"summary: runs/searches/{doc['search_id']}/search.json")
+    console.print(f"summary: {searches_root() / doc['search_id'] / 'search.json'}")
