@@ -16,6 +16,7 @@ from rich.table import Table
 from ferkaggle import leaderboard as lb  # standard library only: keeps --help fast
 from ferkaggle.cli.app import app
 from ferkaggle.console import console
+from ferkaggle.data.prepared import current_split_fingerprint
 from ferkaggle.errors import FerkaggleError
 
 MODEL_CHOICES = "rf | extra-trees | logreg | knn | svm | nb"
@@ -90,15 +91,6 @@ def baseline(
     console.print(f"[green]recorded[/green] run {escape(run.run_id)} in {escape(str(run.dir))}{size}")
 
 
-def _current_split() -> str | None:
-    from ferkaggle.data.prepared import load_prepared
-
-    try:
-        return load_prepared(mmap=True).split_fingerprint
-    except FerkaggleError:
-        return None
-
-
 @app.command()
 def leaderboard(
     format: str = typer.Option("table", "--format", help="table | markdown | csv | json."),
@@ -119,7 +111,7 @@ def leaderboard(
         raise FerkaggleError(f"unknown format {format!r}; choose one of {', '.join(lb.FORMATS)}")
     if top is not None and top < 1:
         raise FerkaggleError(f"--top must be at least 1, not {top}")
-    sections = lb.leaderboard(kind=kind, top=top, include_all=all_runs, current_split=_current_split())
+    sections = lb.leaderboard(kind=kind, top=top, include_all=all_runs, current_split=current_split_fingerprint())
     if format == "csv":
         typer.echo(lb.to_csv(sections), nl=False)
         return

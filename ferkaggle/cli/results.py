@@ -12,17 +12,8 @@ from rich.table import Table
 from ferkaggle import EMOTIONS
 from ferkaggle.cli.app import app
 from ferkaggle.console import console
+from ferkaggle.data.prepared import current_split_fingerprint
 from ferkaggle.errors import FerkaggleError
-
-
-def _current_split() -> str | None:
-    """The split fingerprint of the latest prepared data, if any: `best` means best on that."""
-    from ferkaggle.data.prepared import load_prepared
-
-    try:
-        return load_prepared(mmap=True).split_fingerprint
-    except FerkaggleError:
-        return None
 
 
 def _resolve_run(ref: str):
@@ -33,7 +24,7 @@ def _resolve_run(ref: str):
         if not runs:
             raise FerkaggleError("no completed runs yet: run `ferkaggle baseline` or `ferkaggle search` first")
         return runs[-1]
-    return load_run(ref, split_fingerprint=_current_split() if ref == "best" else None)
+    return load_run(ref, split_fingerprint=current_split_fingerprint() if ref == "best" else None)
 
 
 @app.command()
@@ -127,7 +118,7 @@ def ensemble(
         if len({m.run_id for m in members}) < len(members):
             raise FerkaggleError("the same run is named twice")
     else:
-        split = _current_split()
+        split = current_split_fingerprint()
         pool = [r for r in list_runs() if r.kind != "ensemble" and r.val_accuracy is not None
                 and r.has_proba("val") and r.has_proba("test") and (split is None or r.split_fingerprint == split)]
         pool.sort(key=lambda r: r.val_accuracy, reverse=True)

@@ -166,6 +166,15 @@ def latest_key(root: str | Path = DEFAULT_ROOT) -> str | None:
     return key or None
 
 
+def current_split_fingerprint(root: str | Path = DEFAULT_ROOT) -> str | None:
+    """Split fingerprint of the latest prepared data (what `best` and the leaderboard rank within), if any."""
+    try:
+        folder = resolve_prepared_path(None, root)
+        return json.loads((folder / "manifest.json").read_text())["split_fingerprint"]
+    except (FerkaggleError, OSError, ValueError, KeyError):
+        return None
+
+
 def resolve_prepared_path(path: str | Path | None = None, root: str | Path = DEFAULT_ROOT) -> Path:
     """A prepared folder from an explicit path, a key under root, or LATEST."""
     if path is not None:
