@@ -291,7 +291,7 @@ def _drive(search: _Search, prepared: Prepared, root, tracker, on_epoch) -> None
         search.save()
         tracker.advance(trial_task, 1, f"{name} {t['val_accuracy'] or 0:.3f}")
 
-    def train(name: str, target: int, horizon: float) -> None:
+    def train(name: str, target: int, horizon, until: float | None = None) -> None:
         t = search.trial(name)
         cfg = cfgs[name]
         task = tracker.add(f"{name} → {target} ep", total=target)
@@ -306,7 +306,8 @@ def _drive(search: _Search, prepared: Prepared, root, tracker, on_epoch) -> None
                 on_epoch(name, entry)
 
         fit_trial(x_tr, y_tr, x_val, y_val, cfg, search.state_dir(name), seed=doc["seed"],
-                  target_epochs=target, horizon=horizon, deadline=None if deadline is None else deadline - margin,
+                  target_epochs=target, horizon=horizon,
+                  deadline=until if until is not None else (None if deadline is None else deadline - margin),
                   on_epoch=report)
         sync(name)
 
@@ -347,15 +348,12 @@ def _drive(search: _Search, prepared: Prepared, root, tracker, on_epoch) -> None
             goal, horizon = target, float(doc["space"]["max_epochs"])
             if last_rung:
                 goal = doc["space"]["max_epochs"]
-                cost = epoch_cost(name)
-                if cost and deadline is not None:
+                if deadline is not None:
                     # Share what is left among the trials still to train in this rung; plan the LR to end there.
-                    share = remaining() / (len(names) - i)
-                    affordable = t["epochs"] + int(share // cost)
-                    goal = max(min(goal, affordable), t["epochs"] + 1)
-                horizon = float(goal)
+                    until = time.time() + remaining() / (len(names) - i)
+                    horizon = _budget_horizon(until, goal, epoch_cost(name))
             t["rung"] = r
-            train(name, goal, horizon)
+            train(name, goal, horizon, until if last_rung and deadline is not None else None)
             if last_rung or doc["space"]["strategy"] == "full":
                 finalize(name)
         if last_rung:
@@ -367,6 +365,21 @@ def _drive(search: _Search, prepared: Prepared, root, tracker, on_epoch) -> None
                 finalize(n)
     for n in alive():
         finalize(n)
+
+
+def _budget_horizon(until: float, max_epochs: int, first_cost: float | None):
+    """LR horizon for a last-rung trial: the epochs it can still reach by `until`, re-planned at
+    every epoch from its recent pace (mean of the last 3 epochs), so cosine/one-cycle end with the
+    budget whether the machine speeds up or slows down (a fixed plan ends early or gets cut off)."""
+
+    def horizon(state: dict) -> float:
+        recent = [h["seconds"] for h in state["history"][-3:]]
+        cost = (sum(recent) / len(recent)) if recent else (first_cost or 0.0)
+        if not cost:
+            return float(max_epochs)
+        return float(min(max_epochs, state["epochs_done"] + max(int((until - time.time()) // cost), 1)))
+
+    return horizon
 
 
 def search_table(doc: dict[str, Any]):

@@ -253,7 +253,7 @@ def _better(monitor: str, new: float, best: float | None) -> bool:
     return new > best if monitor == "val_accuracy" else new < best
 
 
-def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon: float, steps: int,
+def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, steps: int,
                     deadline: float | None, on_epoch: Callable[[dict, dict], None] | None,
                     should_stop: Callable[[dict], bool] | None):
     import keras
@@ -263,9 +263,11 @@ def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon: flo
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
+            # A callable horizon is re-planned every epoch (the search's last trial: "end with the budget").
+            self.total = float(horizon(state)) if callable(horizon) else horizon
 
         def on_train_batch_begin(self, batch, logs=None):
-            lr = learning_rate_at(self.epoch + batch / steps, cfg.optim, horizon)
+            lr = learning_rate_at(self.epoch + batch / steps, cfg.optim, self.total)
             self.model.optimizer.learning_rate.assign(lr)
 
     class Checkpoint(keras.callbacks.Callback):
@@ -319,12 +321,14 @@ def _save_model(model, path: Path) -> None:
 
 
 def fit_trial(x_train, y_train, x_val, y_val, cfg: TrainConfig, state_dir: str | Path, *, seed: int = 0,
-              target_epochs: int | None = None, horizon: float | None = None, deadline: float | None = None,
+              target_epochs: int | None = None, horizon: float | Callable[[dict], float] | None = None,
+              deadline: float | None = None,
               on_epoch: Callable[[dict, dict], None] | None = None,
               should_stop: Callable[[dict], bool] | None = None) -> dict[str, Any]:
     """Train toward `target_epochs` (default cfg.epochs), resuming from state_dir's last checkpoint.
 
-    `horizon` is the epoch count the LR schedule is planned for (default cfg.epochs);
+    `horizon` is the epoch count the LR schedule is planned for (default cfg.epochs), or a
+    function of the state re-evaluated at every epoch start;
     `deadline` (time.time()) stops cleanly when the next epoch would pass it. Returns the
     state: epochs_done, history, best_score/best_epoch, stopped ('early', 'budget' or None).
     """
@@ -347,7 +351,8 @@ def fit_trial(x_train, y_train, x_val, y_val, cfg: TrainConfig, state_dir: str |
     train_ds = make_dataset(x_train, y_train, cfg, training=True, seed=seed + state["epochs_done"], weights=weights)
     val_ds = make_dataset(x_val, y_val, cfg, training=False, batch_size=256)
     steps = math.ceil(len(x_train) / cfg.batch_size)
-    callbacks = _make_callbacks(cfg, state_dir, state, float(horizon or cfg.epochs), steps, deadline, on_epoch, should_stop)
+    callbacks = _make_callbacks(cfg, state_dir, state, horizon if callable(horizon) else float(horizon or cfg.epochs),
+                                steps, deadline, on_epoch, should_stop)
     with warnings.catch_warnings():
         # Keras warns that its shuffle flag is ignored for datasets; ours shuffles itself.
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")

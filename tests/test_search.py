@@ -132,3 +132,16 @@ def test_cli_search(tiny_prepared, tmp_path):
     assert "winner" in result.output and "search.json" in result.output
     result = CliRunner().invoke(app, ["search", "--space", "default", "--budget", "soon"])
     assert result.exit_code == 1 and "not a duration" in result.output
+
+
+def test_last_trial_horizon_is_replanned_from_its_pace():
+    import time
+
+    from ferkaggle.search import _budget_horizon
+
+    horizon = _budget_horizon(time.time() + 100.5, max_epochs=40, first_cost=50.0)
+    assert horizon({"epochs_done": 6, "history": []}) == 8  # 100 s left at 50 s/epoch
+    fast = {"epochs_done": 6, "history": [{"seconds": 10.0}] * 3}
+    assert horizon(fast) == 16  # the machine sped up: a longer schedule, still ending with the budget
+    assert horizon({"epochs_done": 6, "history": [{"seconds": 1.0}]}) == 40  # capped at max_epochs
+    assert _budget_horizon(time.time() - 1, 40, 50.0)({"epochs_done": 3, "history": []}) == 4  # at least one epoch
