@@ -59,7 +59,7 @@ def test_spaces_expand(tmp_path):
         space, path = load_space(name)
         trials = expand_trials(space, str(path))
         assert len(trials) >= 3 and all(cfg.epochs == space.max_epochs for _, cfg in trials)
-    assert rungs(load_space("default")[0]) == [2, 6, 18, 40]
+    assert rungs(load_space("default")[0]) == [3, 9, 27, 60]
     grid = tmp_path / "g.toml"
     grid.write_text('base = "tiny"\nsampler = "random"\nsamples = 2\n[grid]\n"optim.learning_rate" = [1e-3, 3e-3, 1e-2]\n"model.width" = [4, 8]\n')
     space, path = load_space(grid)
