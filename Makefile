@@ -1,6 +1,7 @@
 # ferkaggle: `make submit` runs the whole pipeline, `make test` the fast tests.
 # Variables: DATA=path (competition files; default data/, else the demo competition),
-#            BUDGET=5m (CNN search time budget), SPACE=default (search space preset).
+#            BUDGET=5m (CNN search time budget), SPACE= (search space preset; default: quick on
+#            the demo data, default on competition data).
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -8,7 +9,7 @@ BIN    := $(VENV)/bin
 FK     := $(BIN)/ferkaggle
 DATA   ?= data
 BUDGET ?= 5m
-SPACE  ?= default
+SPACE  ?=
 TOP    ?= 3
 
 .DEFAULT_GOAL := help
@@ -40,13 +41,13 @@ test-slow: install
 submit: install
 	$(FK) prepare --source $(DATA) --demo-if-missing
 	$(FK) baseline
-	$(FK) search --space $(SPACE) --budget $(BUDGET)
+	$(FK) search $(if $(SPACE),--space $(SPACE)) --budget $(BUDGET)
 	$(FK) submit --run best
 	$(FK) leaderboard --top 10
 
 ensemble: install
 	$(FK) ensemble --top $(TOP) --method greedy
-	$(FK) submit --run best-ensemble
+	$(FK) submit --run latest
 
 leaderboard: install
 	$(FK) leaderboard

@@ -65,7 +65,11 @@ def _row(run) -> Row:
         summary=str(info.get("summary", "")), status=run.status,
         val_accuracy=_float(metrics.get("val_accuracy")), val_macro_f1=_float(metrics.get("val_macro_f1")),
         cv_mean=_float(metrics.get("cv_mean")), cv_std=_float(metrics.get("cv_std")),
-        duration_s=_float(info.get("duration_s")), model_bytes=run.size_bytes(),
+        # A search trial is recorded after it trained, so its run.json duration is only the
+        # recording; metrics' train_seconds is the real cost. Take whichever is larger.
+        duration_s=max((v for v in (_float(info.get("duration_s")), _float(metrics.get("train_seconds"))) if v is not None),
+                       default=None),
+        model_bytes=run.size_bytes(),
         split=str(data.get("split_fingerprint", "?"))[:8], data=str(data.get("data_fingerprint", "?"))[:8],
         date=started[:16].replace("T", " "),
     )

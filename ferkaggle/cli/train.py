@@ -64,7 +64,7 @@ def train(
 
 @app.command()
 def search(
-    space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space name (configs/spaces/<name>.toml) or path; default 'default'."),
+    space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space name (configs/spaces/<name>.toml) or path; default: 'quick' on the demo data, else 'default'."),
     budget: Optional[str] = typer.Option(None, "--budget", "-b", help="Time budget for the whole search: 90s, 60m, 2h (default: none)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished search (of --space, if given)."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
@@ -84,9 +84,11 @@ def search(
     from ferkaggle.search import parse_budget, run_search, search_table, searches_root
 
     budget_s = parse_budget(budget)
-    if space is None and not resume:
-        space = "default"
     prepared = load_prepared(data, mmap=True)
+    if space is None and not resume:
+        # The demo competition is small: the real-data space would spend minutes per rung on it.
+        space = "quick" if prepared.manifest.get("demo") else "default"
+        console.print(f"search space: {space} ({'demo data' if space == 'quick' else 'competition data'}; --space to choose)")
     _quiet_tensorflow(threads, inter_threads)
     doc = run_search(prepared, space, budget_s=budget_s, seed=seed, resume=resume)
     console.print(search_table(doc))
