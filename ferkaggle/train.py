@@ -409,15 +409,20 @@ def record_run(prepared: Prepared, cfg: TrainConfig, state_dir: str | Path, *, s
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg),
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
         writer.update_info(runtime=runtime_info())
-        model = load_best(state_dir)
-        val = predict_proba(model, prepared.x_val, cfg.tta)
-        test = predict_proba(model, prepared.x_test, cfg.tta)
-        writer.save_probas(val=val, test=test)
-        writer.save_metrics(_metrics_from_state(state, prepared, val, test, cfg))
-        shutil.copyfile(state_dir / BEST, writer.model_path(".keras"))
-        del model
+        _save_best(writer, state_dir, state, prepared, cfg)
     release_memory()
     return read_run(writer.dir)
+
+
+def _save_best(writer, state_dir: Path, state: dict, prepared: Prepared, cfg: TrainConfig) -> None:
+    """Predict val/test with the best checkpoint (with TTA) and store probabilities, metrics and model in the run."""
+    model = load_best(state_dir)
+    val = predict_proba(model, prepared.x_val, cfg.tta)
+    test = predict_proba(model, prepared.x_test, cfg.tta)
+    writer.save_probas(val=val, test=test)
+    writer.save_metrics(_metrics_from_state(state, prepared, val, test, cfg))
+    shutil.copyfile(state_dir / BEST, writer.model_path(".keras"))
+    del model
 
 
 def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = 0, epochs: int | None = None,
@@ -444,13 +449,7 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = 0, epochs:
         task = tracker.add(f"{cfg.name}", total=cfg.epochs)
         state = fit_trial(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, cfg, state_dir,
                           seed=seed, on_epoch=epoch_reporter(tracker, task))
-        model = load_best(state_dir)
-        val = predict_proba(model, prepared.x_val, cfg.tta)
-        test = predict_proba(model, prepared.x_test, cfg.tta)
-        writer.save_probas(val=val, test=test)
-        writer.save_metrics(_metrics_from_state(state, prepared, val, test, cfg))
-        shutil.copyfile(state_dir / BEST, writer.model_path(".keras"))
-        del model
+        _save_best(writer, state_dir, state, prepared, cfg)
         shutil.rmtree(state_dir)
     release_memory()
     return read_run(writer.dir)
