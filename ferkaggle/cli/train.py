@@ -7,7 +7,9 @@ commands so that `ferkaggle --help` stays instant.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import warnings
 from typing import Optional
 
@@ -18,9 +20,31 @@ from ferkaggle.cli.app import app
 from ferkaggle.console import console
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null: TensorFlow's C++ start-up lines (oneDNN, 'no CUDA
+    drivers') are written there before its log level applies. FERKAGGLE_TF_LOGS=1 keeps them."""
+    if os.environ.get("FERKAGGLE_TF_LOGS"):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _quiet_tensorflow(threads: int, inter_threads: int) -> dict:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3 also hides the 'failed call to cuInit' line on machines without a GPU; real
+    # failures still surface as Python exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+    with _native_stderr_silenced():
+        import tensorflow  # noqa: F401
     from ferkaggle.train import configure_threads
 
     return configure_threads(threads, inter_threads)
