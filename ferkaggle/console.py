@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from typing import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(highlight=False, soft_wrap=True)
+def _log_width() -> int | None:
+    """Rich uses 80 columns when output is not a terminal, which folds tables in logs; use
+    $COLUMNS if set, else 160. On a terminal rich measures the real width (None)."""
+    if sys.stdout.isatty():
+        return None
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        return 160
+
+
+console = Console(highlight=False, soft_wrap=True, width=_log_width())
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
