@@ -24,7 +24,7 @@ import numpy as np
 from ferkaggle.config import to_dict
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.metrics import scores
-from ferkaggle.runs import Run, RunWriter, prepared_for_run
+from ferkaggle.runs import Run, RunWriter, prepared_for_run, read_run
 
 Method = Literal["mean", "weighted", "greedy"]
 
@@ -141,8 +141,6 @@ def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> E
 
 def run_ensemble(runs: list[Run], cfg: EnsembleConfig, runs_root=None) -> tuple[Run, EnsembleResult]:
     """Build the ensemble and record it as a run of kind `ensemble`."""
-    from ferkaggle.runs import read_run
-
     check_compatible(runs)
     prepared = prepared_for_run(runs[0])
     result = build_ensemble(runs, prepared.y_val, cfg)
