@@ -246,7 +246,8 @@ def _drive(search: _Search, prepared: Prepared, root, tracker, on_epoch) -> None
     t_start, spent0 = time.time(), float(doc["spent_s"])
     deadline = None if budget is None else t_start + budget - spent0
     margin = 0.0 if budget is None else min(60.0, 0.03 * budget)  # for recording runs at the end
-    x_tr, y_tr, x_val, y_val = prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val
+    fit_idx, stop_idx = prepared.stopping_split(doc["seed"])  # selection never looks at the holdout
+    x_tr, y_tr, x_val, y_val = prepared.x[fit_idx], prepared.y[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx]
     cfgs = {t["name"]: from_dict(TrainConfig, t["config"], f"search {doc['search_id']}") for t in doc["trials"]}
     all_rungs = doc["rungs"]
     trial_task = tracker.add("trials", total=len(doc["trials"]))

@@ -447,8 +447,9 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = 0, epochs:
         writer.update_info(runtime=runtime_info())
         state_dir = writer.dir / "checkpoint"
         task = tracker.add(f"{cfg.name}", total=cfg.epochs)
-        state = fit_trial(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, cfg, state_dir,
-                          seed=seed, on_epoch=epoch_reporter(tracker, task))
+        fit_idx, stop_idx = prepared.stopping_split(seed)
+        state = fit_trial(prepared.x[fit_idx], prepared.y[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx], cfg,
+                          state_dir, seed=seed, on_epoch=epoch_reporter(tracker, task))
         _save_best(writer, state_dir, state, prepared, cfg)
         shutil.rmtree(state_dir)
     release_memory()

@@ -78,3 +78,30 @@ def test_tiny_class_is_a_clear_error():
 def test_bad_val_size(bad):
     with pytest.raises(FerkaggleError, match="--val-size"):
         holdout_mask(_labels(100), bad)
+
+
+def test_stopping_mask_keeps_duplicate_groups_together_and_is_stratified():
+    from ferkaggle.data.splits import stopping_mask
+
+    y = np.repeat(np.arange(7), 60)
+    groups = np.arange(len(y))
+    groups[1::3] = groups[0::3][: len(groups[1::3])]  # every third pair shares an image
+    stop = stopping_mask(y, groups, fraction=0.2, seed=1)
+    for g in np.unique(groups):
+        members = stop[groups == g]
+        assert members.all() or not members.any(), f"group {g} is split across fit and stop"
+    # 20% of the groups, per class within one group of rounding
+    n_groups = len(np.unique(groups))
+    assert abs(len(np.unique(groups[stop])) - round(0.2 * n_groups)) <= 1
+    per_class = np.bincount(y[stop], minlength=7)
+    assert per_class.min() > 0 and per_class.max() - per_class.min() <= 3
+    assert np.array_equal(stop, stopping_mask(y, groups, fraction=0.2, seed=1))
+    assert not np.array_equal(stop, stopping_mask(y, groups, fraction=0.2, seed=2))
+
+
+def test_prepared_stopping_split_is_inside_the_training_rows(tiny_prepared):
+    fit, stop = tiny_prepared.stopping_split(seed=0)
+    train = set(tiny_prepared.train_idx.tolist())
+    assert set(fit.tolist()) | set(stop.tolist()) == train
+    assert not set(fit.tolist()) & set(stop.tolist())
+    assert not set(stop.tolist()) & set(tiny_prepared.val_idx.tolist())

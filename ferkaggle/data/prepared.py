@@ -74,6 +74,31 @@ class Prepared:
         return self.fold[self.train_idx]
 
     @property
+    def groups(self) -> np.ndarray:
+        """int64 [N] duplicate group of each labelled row: rows showing the same image share an id.
+
+        Read from groups.npy when prepare wrote one; otherwise exact copies (equal bytes) are grouped.
+        """
+        if "groups" not in self._cache:
+            if (self.path / "groups.npy").is_file():
+                self._cache["groups"] = np.load(self.path / "groups.npy", allow_pickle=False).astype(np.int64)
+            else:
+                from ferkaggle.data.dedupe import exact_hashes
+
+                self._cache["groups"] = np.unique(exact_hashes(np.asarray(self.x)), return_inverse=True)[1].reshape(-1)
+        return self._cache["groups"]
+
+    def stopping_split(self, seed: int = 0, fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+        """(fit_idx, stop_idx): row indices into x of the training rows a CNN fits on and of the
+        rows it early-stops and picks its checkpoint on (`splits.stopping_mask`). The holdout-val
+        rows are in neither, so the holdout score stays free of selection."""
+        from ferkaggle.data.splits import stopping_mask
+
+        train = self.train_idx
+        stop = stopping_mask(np.asarray(self.y)[train], self.groups[train], fraction, seed)
+        return train[~stop], train[stop]
+
+    @property
     def x_val(self) -> np.ndarray:
         return self.x[self.val_idx]
 

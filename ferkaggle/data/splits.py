@@ -86,6 +86,41 @@ def assign_folds(y: np.ndarray, rows: np.ndarray, folds: int = 5, seed: int = 42
     return out
 
 
+def stopping_mask(y: np.ndarray, groups: np.ndarray | None = None, fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """Boolean mask over `y`'s rows of the early-stopping set carved out of the training rows.
+
+    CNNs early-stop and keep their best checkpoint on these rows, never on the holdout, so the
+    holdout score the leaderboard shows is one that nothing in the run was selected on. Rows of
+    one duplicate group (`groups`: equal ids = the same image) land on the same side, and the
+    pick is stratified by label over groups (each group votes with its first row's label).
+    """
+    y = np.asarray(y)
+    n = len(y)
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups has shape {groups.shape}, expected ({n},)")
+    if not 0 < fraction < 1:
+        raise FerkaggleError(f"the early-stopping fraction must be between 0 and 1, not {fraction}")
+    uniq, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    g_label = y[first].astype(np.int64)
+    n_stop = max(1, int(round(fraction * len(uniq))))
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(g_label, minlength=NUM_CLASSES)
+    if n_stop >= len(uniq):
+        raise FerkaggleError(f"{n} training rows are too few to hold out {fraction:.0%} for early stopping")
+    present = counts[counts > 0]
+    if len(uniq) - n_stop >= len(present) and n_stop >= len(present) and (present >= 2).all():
+        from sklearn.model_selection import StratifiedShuffleSplit
+
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_stop, random_state=int(rng.integers(2**31)))
+        _, picked = next(splitter.split(np.zeros(len(uniq)), g_label))
+    else:  # too few rows of some class to stratify (tiny data): a plain random pick of groups
+        picked = rng.choice(len(uniq), size=n_stop, replace=False)
+    chosen = np.zeros(len(uniq), bool)
+    chosen[picked] = True
+    return chosen[inverse.reshape(-1)]
+
+
 def make_folds(y: np.ndarray, val_size: float = 0.1, folds: int = 5, seed: int = 42,
                predefined_val: np.ndarray | None = None, val_from_usage: bool = False,
                drop: np.ndarray | None = None) -> np.ndarray:
