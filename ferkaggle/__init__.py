@@ -9,3 +9,6 @@ NUM_CLASSES = len(EMOTIONS)
 IMAGE_SIZE = 48
 """Faces are IMAGE_SIZE x IMAGE_SIZE grayscale, uint8."""
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+
+DEFAULT_SEED = 42
+"""The one default seed of every stage (split, forests, CNNs, search, ensembles); `--seed` overrides it."""
