@@ -37,12 +37,23 @@ def test_demo_data_then_prepare(in_tmp):
 
 
 def test_explicit_files_and_dedupe_report(in_tmp):
-    assert _run("demo-data", "--out", "d", "--train-size", "300", "--test-size", "40").exit_code == 0
-    result = _run("prepare", "--train", "d/train.csv", "--test", "d/test.csv", "--folds", "3", "--dedupe")
+    from duplicate_fixture import write_duplicate_competition
+
+    write_duplicate_competition(in_tmp / "d")  # hand-counted duplicates: see duplicate_fixture.py
+    result = _run("prepare", "--train", "d/train.csv", "--test", "d/test.csv", "--folds", "2", "--val-size", "0.2")
     out = _plain(result.output)
     assert result.exit_code == 0, out
-    assert "exact duplicates" in out and "leaks" in out
+    assert "duplicates among 47 labelled rows: 4 extra exact copies (3 images repeated), 2 more near copies" in out
+    assert "41 groups, 11 rows in groups of 2+, largest 3" in out
+    assert "leak check after the split: 0 exact images and 0 groups" in out
+    assert "conflicting labels: 2 rows in 1 images whose copies disagree: kept" in out
+    assert "blank (constant) images: 2 labelled" in out and ", 1 in test" in out
+    assert "train ∩ test: 1 labelled rows show an exact test image (4 near): kept in training" in out
     assert (in_tmp / "data" / "prepared" / "LATEST").is_file()
+    result = _run("prepare", "--train", "d/train.csv", "--test", "d/test.csv", "--folds", "2", "--val-size", "0.2", "--dedupe")
+    out = _plain(result.output)
+    assert result.exit_code == 0, out
+    assert "--dedupe dropped 4 labelled rows: 2 with conflicting labels, 2 blank (0 both)" in out
 
 
 def test_bad_input_is_one_line_and_writes_nothing(in_tmp):

@@ -1,10 +1,11 @@
-"""Exact and near duplicate detection across train / val / test."""
+"""Duplicate groups, conflicting labels, blank images and the leak check, on hand-counted data."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ferkaggle.data.dedupe import average_hashes, exact_hashes, find_duplicates
+from duplicate_fixture import EXPECTED, GROUPS_OF_TWO_OR_MORE, duplicate_arrays
+from ferkaggle.data.dedupe import average_hashes, exact_hashes, find_duplicates, leak_check
 from ferkaggle.data.synthetic import make_faces
 
 
@@ -19,22 +20,29 @@ def test_hashes_identify_equal_images():
     assert average_hashes(touched)[0] == average_hashes(x[:1])[0]  # a near duplicate
 
 
-def test_find_duplicates_counts_and_leak_mask():
-    x, y = make_faces(60, seed=1)
-    x_test, _ = make_faces(10, seed=2)
-    x = x.copy()
-    val = np.zeros(60, bool)
-    val[50:] = True
-    x[0] = x[1]          # a copy within train (same label or not)
-    y = y.copy()
-    y[0] = (y[1] + 1) % 7  # ... with conflicting labels
-    x[2] = x[55]         # train row leaking into val
-    x[3] = x_test[4]     # train row leaking into test
-    x[56] = x_test[5]    # val row also in test
-    report, leaking = find_duplicates(x, y, val, x_test)
-    assert report.train_within == 1
-    assert report.train_within_conflicting == 2
-    assert report.train_in_val == 1 and report.train_in_test == 1 and report.val_in_test == 1
-    assert report.near_train_in_val >= 1 and report.near_train_in_test >= 1
-    assert np.flatnonzero(leaking).tolist() == [2, 3]
-    assert report.to_dict()["dropped"] == 0
+def test_counts_match_the_hand_count():
+    x, y, x_test = duplicate_arrays()
+    found = find_duplicates(x, y, x_test)
+    got = {k: v for k, v in found.report.to_dict().items() if k in EXPECTED}
+    assert got == EXPECTED
+    assert np.flatnonzero(found.conflicting).tolist() == [2, 43]
+    assert np.flatnonzero(found.blank).tolist() == [45, 46]
+    # Groups: exactly the hand-placed ones, each id its first row; every other row alone.
+    expected = np.arange(len(x))
+    for members in GROUPS_OF_TWO_OR_MORE:
+        expected[members] = members[0]
+    assert found.groups.tolist() == expected.tolist()
+
+
+def test_leak_check_counts_images_on_two_sides():
+    x, y, x_test = duplicate_arrays()
+    found = find_duplicates(x, y, x_test)
+    fold = (np.arange(len(x)) % 3).astype(np.int8)  # a row-wise split
+    fold[::5] = -1
+    # By hand (part of each row): 0 and 40 both -1 (same side); 1, 41, 42 in 1, 2, 0; 2, 43 in
+    # 2, 1; 3, 44 in 0, 2 (near only); 45, 46 in -1, 1 (near only): 2 exact images, 4 groups.
+    assert leak_check(found.exact, found.groups, fold) == (2, 4)
+    same_side = fold.copy()
+    for members in GROUPS_OF_TWO_OR_MORE:
+        same_side[members] = same_side[members[0]]
+    assert leak_check(found.exact, found.groups, same_side) == (0, 0)

@@ -177,7 +177,8 @@ def test_image_flat_test_any_size_and_colour(tmp_path, faces):
     data = read_source(tmp_path)
     assert data.y_test is None and len(data.x_test) == N_TEST
     assert data.x.shape == (N_TRAIN + N_VAL + 1, 48, 48)
-    assert any("sorted file order" in note for note in data.notes)
+    assert data.test_ids.tolist() == list(range(N_TEST))  # 000.png .. 006.png: the stems
+    assert any("file name" in note for note in data.notes)
 
 
 # ---------------------------------------------------------------- errors name file and line
@@ -293,7 +294,7 @@ def test_duplicate_test_ids(tmp_path, faces):
     text = "id,pixels\n" + "".join(f"{i % 5},{_pixels(face)}\n" for i, face in enumerate(x_test))
     _, test = _kaggle_with(tmp_path, faces, test_text=text)
     error = _error(tmp_path)
-    assert error.file == str(test) and error.line == 7 and "duplicate test id 0" in error.detail
+    assert error.file == str(test) and error.line == 7 and "duplicate test id 0 (first seen at line 2)" in error.detail
 
 
 def test_test_labels_must_cover_every_id(tmp_path, faces):
@@ -380,3 +381,42 @@ def test_real_fer2013(shared_fer):
     data = read_source(train=shared_fer / "train.csv.gz", test=shared_fer / "test.csv.gz")
     assert data.x.shape == (28709, 48, 48) and data.x_test.shape == (7178, 48, 48)
     assert np.bincount(data.y).tolist() == [3995, 436, 4097, 7215, 4830, 3171, 4965]
+
+
+def test_skip_never_drops_a_test_row(tmp_path, faces):
+    """--on-bad-row skip drops bad labelled rows only: a bad test row (Kaggle test.csv, a fer2013
+    PrivateTest row or one whose Usage is unreadable) is an error naming file and line."""
+    x, y, x_test, y_test = faces
+    _, test = _kaggle_with(tmp_path / "k", faces)
+    lines = test.read_text().splitlines()
+    lines[4] = "3,1 2 3"  # data row 4 (id 3), file line 5
+    test.write_text("\n".join(lines) + "\n")
+    error = _error(tmp_path / "k", on_bad_row="skip")
+    assert error.file == str(test) and error.line == 5 and "never skipped" in error.detail
+    for icml in (False, True):  # quoted pixels take the per-line reader, unquoted ones the vectorised one
+        name = "icml_face_data.csv" if icml else "fer2013.csv"
+        fer = tmp_path / name / name
+
+        def row(label, usage, pixels, extra=""):
+            return f"{label},{usage},{extra}{pixels}" if icml else f'{label},{extra}"{pixels}",{usage}'
+
+        base = fer2013_text(faces, icml).splitlines()
+        private_line = N_TRAIN + N_VAL + 3  # the 2nd PrivateTest row (line 1 is the header)
+        for bad, what in ((row(y_test[1], "PrivateTest", "1 2 3"), "expected 2,304"),
+                          (row(y_test[1], "Private", _pixels(x_test[1])), "Usage is 'Private'"),
+                          (row(y_test[1], "PrivateTest", _pixels(x_test[1]), extra=","), "fields")):
+            rows = list(base)
+            rows[private_line - 1] = bad
+            _write(fer, "\n".join(rows) + "\n")
+            with pytest.raises(DataError) as info:
+                read_source(fer, on_bad_row="skip")
+            assert info.value.line == private_line and what in info.value.detail, (icml, info.value)
+            assert "never skipped" in info.value.detail
+        # A bad Training row is still skipped, and the PrivateTest ids stay 0..M-1.
+        rows = list(base)
+        rows[2] = row(y[1], "Training", "1 2 3")
+        _write(fer, "\n".join(rows) + "\n")
+        data = read_source(fer, on_bad_row="skip")
+        assert [s["line"] for s in data.skipped] == [3] and len(data.x) == N_TRAIN + N_VAL - 1
+        np.testing.assert_array_equal(data.test_ids, np.arange(N_TEST))
+        np.testing.assert_array_equal(data.x_test, x_test)

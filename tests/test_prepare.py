@@ -9,8 +9,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from duplicate_fixture import EXPECTED, GROUPS_OF_TWO_OR_MORE, duplicate_arrays, parts_of_each_image, write_duplicate_competition
+from ferkaggle import EMOTIONS
 from ferkaggle.data.prepare import PrepareOptions, prepare
-from ferkaggle.data.prepared import HOLDOUT, load_prepared
+from ferkaggle.data.prepared import load_prepared
+from ferkaggle.data.splits import HOLDOUT
 from ferkaggle.data.synthetic import write_demo_competition
 from ferkaggle.errors import FerkaggleError
 
@@ -61,25 +64,69 @@ def test_second_prepare_reuses_the_cache(competition, tmp_path):
     assert not report.cached and report.path != first.path
 
 
-def test_dedupe_drops_leaking_training_rows(tmp_path):
-    folder = tmp_path / "comp"
-    write_demo_competition(folder, n_train=300, n_test=50, seed=2)
-    lines = (folder / "train.csv").read_text().splitlines()
-    test_pixels = (folder / "test.csv").read_text().splitlines()[1].split(",")[1]
-    # Rows 1..5 become copies of one test image: a leak prepare must see.
-    for i in range(1, 6):
-        lines[i] = lines[i].split(",")[0] + "," + test_pixels
-    (folder / "train.csv").write_text("\n".join(lines) + "\n")
+def test_duplicate_counts_groups_and_no_image_across_splits(tmp_path):
+    folder = write_duplicate_competition(tmp_path / "comp")
+    prepared, report = prepare(folder, options=PrepareOptions(folds=2, val_size=0.2, seed=3), out=tmp_path / "p")
+    d = report.duplicates
+    assert {k: d[k] for k in EXPECTED} == EXPECTED
+    assert d["dropped"] == 0 and len(prepared.x) == 47
+    # The property, checked plainly on the written arrays: no image in two of {holdout, fold 0, fold 1}.
+    crossing = [parts for parts in parts_of_each_image(prepared.x, prepared.fold).values() if len(parts) > 1]
+    assert crossing == []
+    assert d["exact_across_splits"] == 0 and d["near_across_splits"] == 0
+    m = json.loads((report.path / "manifest.json").read_text())
+    assert m["duplicates"]["exact_across_splits"] == 0 and m["duplicates"]["train_in_test"] == 1
+    # groups.npy holds the hand-placed groups, and the near copy (44) sits with its original (3).
+    groups = np.load(report.path / "groups.npy")
+    for members in GROUPS_OF_TWO_OR_MORE:
+        assert len(set(groups[members].tolist())) == 1 and len(set(prepared.fold[members].tolist())) == 1
+    assert len(np.unique(groups)) == EXPECTED["groups"] and np.array_equal(prepared.groups, groups)
+
+
+def test_dedupe_drops_conflicting_and_blank_rows_and_keeps_train_test_matches(tmp_path):
+    folder = write_duplicate_competition(tmp_path / "comp")
     out = tmp_path / "prepared"
-    plain, report = prepare(folder, options=PrepareOptions(folds=3), out=out)
-    assert report.duplicates["train_within"] >= 4
-    leaks = report.duplicates["train_in_test"]
-    assert leaks >= 4 and report.duplicates["dropped"] == 0
-    deduped, report = prepare(folder, options=PrepareOptions(folds=3, dedupe=True), out=out)
-    assert report.duplicates["dropped"] == leaks
-    assert len(deduped.x) == len(plain.x) - leaks
-    # The holdout is chosen before dropping: the same images are held out either way.
-    assert np.array_equal(plain.x_val, deduped.x_val) or leaks > 0 and len(deduped.x_val) <= len(plain.x_val)
+    plain, _ = prepare(folder, options=PrepareOptions(folds=2, val_size=0.2), out=out)
+    deduped, report = prepare(folder, options=PrepareOptions(folds=2, val_size=0.2, dedupe=True), out=out)
+    assert report.duplicates["dropped_conflicting"] == 2 and report.duplicates["dropped_blank"] == 2
+    assert report.duplicates["dropped"] == 4
+    m = json.loads((report.path / "manifest.json").read_text())
+    assert m["dropped_source_rows"] == [2, 43, 45, 46]
+    x, _, x_test = duplicate_arrays()
+    kept = np.setdiff1d(np.arange(47), [2, 43, 45, 46])
+    np.testing.assert_array_equal(deduped.x, x[kept])
+    assert any(np.array_equal(face, x_test[0]) for face in deduped.x)  # the train ∩ test row stays
+    # The holdout is drawn before dropping: the kept rows are held out exactly as without --dedupe.
+    np.testing.assert_array_equal(deduped.fold == HOLDOUT, plain.fold[kept] == HOLDOUT)
+
+
+def test_image_folder_test_ids_come_from_file_names(tmp_path):
+    from PIL import Image
+
+    x, y, x_test = duplicate_arrays()
+    root = tmp_path / "imgs"
+    for i, (face, label) in enumerate(zip(x[:40], y[:40])):
+        (root / "train" / EMOTIONS[label]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(face).save(root / "train" / EMOTIONS[label] / f"{i}.png")
+    (root / "test").mkdir()
+    names = ["17", "250", "3", "40", "9"]  # sorted as paths: 17, 250, 3, 40, 9
+    for name, face in zip(names, x_test):
+        Image.fromarray(face).save(root / "test" / f"{name}.png")
+    prepared, report = prepare(root, options=PrepareOptions(folds=2, val_size=0.2), out=tmp_path / "p")
+    assert prepared.test_ids.tolist() == [17, 250, 3, 40, 9]
+    np.testing.assert_array_equal(prepared.x_test, x_test[:5])
+    # A name that is no number: ids are the sorted positions, and the manifest lists each file's id.
+    Image.fromarray(x_test[5]).save(root / "test" / "extra.png")
+    prepared, report = prepare(root, options=PrepareOptions(folds=2, val_size=0.2), out=tmp_path / "p")
+    assert prepared.test_ids.tolist() == [0, 1, 2, 3, 4, 5]
+    listed = json.loads((report.path / "manifest.json").read_text())["test_ids"]["files"]
+    assert [(e["id"], e["file"].rsplit("/", 1)[-1]) for e in listed] == [
+        (0, "17.png"), (1, "250.png"), (2, "3.png"), (3, "40.png"), (4, "9.png"), (5, "extra.png")]
+    # An unreadable test image stops prepare even with --on-bad-row skip, naming the file.
+    (root / "test" / "41.png").write_bytes(b"\x89PNG nope")
+    with pytest.raises(FerkaggleError, match=r"41\.png: unreadable image.*never skipped"):
+        prepare(root, options=PrepareOptions(folds=2, val_size=0.2, on_bad_row="skip"), out=tmp_path / "q")
+    assert not (tmp_path / "q").exists()
 
 
 def test_bad_input_leaves_no_output(tmp_path):

@@ -1,4 +1,4 @@
-"""Holdout-val split and stratified k-fold assignment."""
+"""The split function prepare uses (make_folds): holdout-val and stratified k folds, by duplicate group."""
 
 from __future__ import annotations
 
@@ -55,6 +55,37 @@ def test_drop_keeps_holdout_and_leaves_rows_unassigned():
     dropped = make_folds(y, seed=2, drop=drop)
     assert np.array_equal(plain == HOLDOUT, dropped == HOLDOUT)
     assert (dropped == UNASSIGNED).sum() == 30
+
+
+def test_groups_never_straddle_a_split_and_stay_stratified():
+    y = _labels(1500, seed=4)
+    groups = np.arange(len(y))
+    # 200 images appear three times each (rows 3k, 3k+1, 3k+2 for k < 200), with the first copy's label.
+    for k in range(200):
+        groups[3 * k:3 * k + 3] = 3 * k
+        y[3 * k:3 * k + 3] = y[3 * k]
+    fold = make_folds(y, groups, val_size=0.1, folds=5, seed=7)
+    for k in range(200):
+        assert len(set(fold[3 * k:3 * k + 3].tolist())) == 1, f"image {k} is on two sides: {fold[3 * k:3 * k + 3]}"
+    assert abs((fold == HOLDOUT).sum() - 150) <= 6  # about 10% of the rows
+    first = np.unique(groups, return_index=True)[1]  # one row per image: stratified by image
+    totals = np.bincount(y[first][fold[first] >= 0], minlength=7)
+    for k in range(5):
+        per_class = np.bincount(y[first][fold[first] == k], minlength=7)
+        assert np.all(np.abs(per_class - totals / 5) <= 1)
+    # Without the groups the same data is split by row, and copies do land on two sides.
+    plain = make_folds(y, val_size=0.1, folds=5, seed=7)
+    assert any(len(set(plain[3 * k:3 * k + 3].tolist())) > 1 for k in range(200))
+
+
+def test_predefined_validation_takes_the_training_copies_of_its_images():
+    y = _labels(300)
+    mask = np.zeros(300, bool)
+    mask[-40:] = True
+    groups = np.arange(300)
+    groups[[0, 1]] = 299  # rows 0 and 1 (Training) show the image of row 299 (PublicTest)
+    fold = make_folds(y, groups, folds=3, predefined_val=mask, val_from_usage=True)
+    assert np.array_equal(fold == HOLDOUT, mask | (np.arange(300) < 2))
 
 
 def test_predefined_validation():

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle import EMOTIONS
+from ferkaggle import DEFAULT_SEED, EMOTIONS
 from ferkaggle.cli.app import app
 from ferkaggle.console import console, warn
 
@@ -71,11 +71,8 @@ def _show_report(report) -> None:
         console.print(f"test: {rows.get('test', 0):,} rows, unlabelled")
     console.print(f"split: {rows.get('val', 0):,} holdout-val rows ({split}), {rows.get('train', 0):,} training rows in "
                   f"{opts.get('folds')} stratified folds, seed {opts.get('seed')}")
-    for line in describe_duplicates(report.duplicates):
-        console.print(line)
-    dup = report.duplicates
-    if (dup.get("train_in_val") or dup.get("train_in_test")) and not dup.get("dropped"):
-        console.print("  (use --dedupe to drop the training rows whose image is also in val or test)")
+    for line in describe_duplicates(report.duplicates, report.options):
+        console.print(escape(line))
     if report.skipped_count:
         warn(f"skipped {report.skipped_count:,} bad row(s) (--on-bad-row skip):")
         for row in report.skipped[:10]:
@@ -96,10 +93,10 @@ def prepare(
     test_labels: Optional[Path] = typer.Option(None, "--test-labels", help="id,emotion file labelling the test set, for local scoring (default: test_labels.csv beside test.csv, if any)."),
     val_size: float = typer.Option(0.1, "--val-size", help="Holdout-val share of the labelled rows (or a row count if >= 1)."),
     folds: int = typer.Option(5, "--folds", min=2, help="Stratified CV folds over the remaining training rows."),
-    seed: int = typer.Option(42, "--seed", help="Seeds the holdout split and the folds: same seed, same split."),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seeds the holdout split and the folds: same seed, same split."),
     val_from_usage: bool = typer.Option(False, "--val-from-usage", help="fer2013.csv/icml: hold out the PublicTest rows instead of --val-size."),
-    dedupe: bool = typer.Option(False, "--dedupe", help="Drop training rows whose exact image is also in holdout-val or test."),
-    on_bad_row: str = typer.Option("error", "--on-bad-row", help="error: stop at the first bad row, naming file and line; skip: drop bad rows and list them."),
+    dedupe: bool = typer.Option(False, "--dedupe", help="Leave out labelled rows whose exact copies disagree on the label, and blank (constant) labelled images. Duplicates are always kept together by the split; rows matching test images always stay in training."),
+    on_bad_row: str = typer.Option("error", "--on-bad-row", help="error: stop at the first bad row, naming file and line; skip: drop bad labelled rows and list them (a bad test row is always an error)."),
     out: Path = typer.Option(Path("data/prepared"), "--out", help="Root folder of prepared sets; each lands in <out>/<key>/."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if a prepared set with the same inputs and options exists."),
     demo_if_missing: bool = typer.Option(False, "--demo-if-missing", help="If the source folder has no competition data, generate the synthetic demo into <source>/demo/ and prepare that."),
@@ -114,12 +111,14 @@ def prepare(
     holdout-val split is shared by every run made from it. Unchanged inputs and options reuse
     the cached folder at once.
 
+    The holdout and the folds are drawn by duplicate group (exact and near copies of one image
+    stay together); the counts of duplicates, conflicting labels and blank images are printed
+    and kept in the manifest. Test rows are never dropped: a bad one is an error.
+
     Example: ferkaggle prepare --train data/train.csv --test data/test.csv --dedupe
     """
     from ferkaggle.data.prepare import PrepareOptions, demo_if_missing as find_demo, prepare as run_prepare
 
-    if on_bad_row not in ("error", "skip"):
-        raise typer.BadParameter("must be error or skip", param_hint="--on-bad-row")
     use_demo = False
     folder, created = find_demo(source) if demo_if_missing and train is None and test is None else (None, False)
     if folder is not None:

@@ -6,7 +6,11 @@ any size or colour mode. Hidden files (.DS_Store, ._*) and __MACOSX folders are 
 
 Output: a `RawData` whose faces are 48x48 grayscale uint8 (Pillow convert("L"), then a Lanczos
 resize only when the image is not already 48x48, so lossless 48x48 PNGs keep their exact pixels).
-Files are sorted by path for determinism; test ids are 0..M-1 in that order.
+Files are sorted by path for determinism. Test ids come from the file names: when every test
+file's stem is a whole number and no two are equal (`123.png` -> id 123), the stem is the id;
+otherwise the id is the file's position (from 0) in that sorted path order, and the manifest
+lists each test file with its id. An unreadable test image is an error even with
+`--on-bad-row skip`: a dropped test image would leave its id without a prediction.
 """
 
 from __future__ import annotations
@@ -155,7 +159,20 @@ def load_face(data: bytes | str | Path) -> np.ndarray:
         return np.asarray(gray, dtype=np.uint8)
 
 
-def _read_faces(image_set: ImageSet, items: list[tuple[int | None, str]], bad_rows, archive) -> tuple[np.ndarray, list[int | None]]:
+def test_ids_from_names(paths: list[str]) -> tuple[np.ndarray, str]:
+    """(int64 ids, how they were formed) for test images in sorted path order (module docstring)."""
+    stems = [PurePosixPath(p).stem for p in paths]
+    if stems and all(s.isascii() and s.isdigit() for s in stems):
+        ids = np.array([int(s) for s in stems], np.int64)
+        if len(np.unique(ids)) == len(ids):
+            return ids, "the test image's file name (its stem is the id, e.g. 123.png -> 123)"
+    return (np.arange(len(paths), dtype=np.int64),
+            "the test image's position (from 0) in sorted path order, since not every file name is a distinct "
+            "whole number; the manifest lists each test file with its id")
+
+
+def _read_faces(image_set: ImageSet, items: list[tuple[int | None, str]], bad_rows, archive,
+                test: bool = False) -> tuple[np.ndarray, list[int | None]]:
     from PIL import Image
 
     faces = np.zeros((len(items), IMAGE_SIZE, IMAGE_SIZE), np.uint8)
@@ -166,7 +183,7 @@ def _read_faces(image_set: ImageSet, items: list[tuple[int | None, str]], bad_ro
             faces[row] = load_face(archive.read(where) if archive is not None else where)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, zipfile.BadZipFile) as exc:
             keep[row] = False
-            bad_rows.report(display, None, f"unreadable image ({type(exc).__name__}: {exc})")
+            bad_rows.report(display, None, f"unreadable image ({type(exc).__name__}: {exc})", test_row=test)
     labels = [label for (label, _), kept in zip(items, keep) if kept]
     return faces[keep], labels
 
@@ -186,13 +203,14 @@ def read_image_set(image_set: ImageSet, bad_rows, notes: list[str]):
             except (OSError, zipfile.BadZipFile) as exc:
                 raise DataError(image_set.zip_path, f"not a valid zip file or damaged ({exc})") from None
         x, y = _read_faces(image_set, image_set.train, bad_rows, archive)
-        x_test, test_labels = _read_faces(image_set, image_set.test, bad_rows, archive)
+        x_test, test_labels = _read_faces(image_set, image_set.test, bad_rows, archive, test=True)
     finally:
         if archive is not None:
             archive.close()
     labelled_test = len(test_labels) > 0 and test_labels[0] is not None
-    if not labelled_test:
-        notes.append(f"{image_set.test_root} has no class folders: test ids are the sorted file order from 0")
+    test_files = [where for _, where in image_set.test]
+    test_ids, id_source = test_ids_from_names(test_files)
+    notes.append(f"test ids: {id_source}")
     if image_set.zip_path is not None:
         sources = [image_set.zip_path]
     else:
@@ -203,7 +221,9 @@ def read_image_set(image_set: ImageSet, bad_rows, notes: list[str]):
         x=x,
         y=np.asarray(y, np.int8),
         x_test=x_test,
-        test_ids=np.arange(len(x_test), dtype=np.int64),
+        test_ids=test_ids,
         y_test=np.asarray(test_labels, np.int8) if labelled_test else None,
         predefined_val=None,
+        test_id_source=id_source,
+        test_files=test_files,
     )

@@ -89,6 +89,7 @@ def _decode_workers() -> int:
         return int(value)
     return min(2, os.cpu_count() or 1)
 _SPACE, _ZERO = 32, 48
+_UNREAD = -1  # a column value that could not be parsed (its row is bad)
 
 
 @dataclass
@@ -103,6 +104,8 @@ class RawData:
     predefined_val: np.ndarray | None = None  # bool [N]: rows the source marks as validation
     skipped: list[dict] = field(default_factory=list)  # {"file": str, "line": int, "reason": str}
     notes: list[str] = field(default_factory=list)  # things to tell the user
+    test_id_source: str = ""  # how the test ids were formed, for the manifest
+    test_files: list[str] | None = None  # image layouts: the file of each test row, in x_test order
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,17 +394,32 @@ def _parse_usage(raw: bytes) -> int | str:
 _PARSERS = {"emotion": _parse_label, "id": _parse_id, "usage": _parse_usage}
 
 
+def check_on_bad_row(value: str) -> str:
+    """The one check of the --on-bad-row value (error or skip); returns it."""
+    if value not in BAD_ROW_MODES:
+        raise FerkaggleError(f"--on-bad-row must be one of {', '.join(BAD_ROW_MODES)}, not {value!r}")
+    return value
+
+
+TEST_ROW_NEVER_SKIPPED = ("a test row is never skipped, even with --on-bad-row skip (which applies to labelled "
+                          "rows only): every test id needs a prediction, so fix the row")
+
+
 class _BadRows:
-    """Where bad rows go: raised at once (on_bad_row="error") or recorded and dropped ("skip")."""
+    """Where bad rows go: raised at once (on_bad_row="error") or recorded and dropped ("skip").
+
+    A test row (or a row that may be one: a fer2013 row whose Usage cannot be read) always
+    raises, whatever the mode: dropping it would leave its id without a prediction.
+    """
 
     def __init__(self, on_bad_row: str, skipped: list[dict]):
-        if on_bad_row not in BAD_ROW_MODES:
-            raise FerkaggleError(f"on_bad_row must be one of {', '.join(BAD_ROW_MODES)}, got {on_bad_row!r}")
-        self.skip = on_bad_row == "skip"
+        self.skip = check_on_bad_row(on_bad_row) == "skip"
         self.skipped = skipped
 
-    def report(self, file: str, line: int | None, reason: str) -> None:
+    def report(self, file: str, line: int | None, reason: str, test_row: bool = False) -> None:
         """line is None for an image file (it has no line)."""
+        if test_row and self.skip:
+            raise DataError(file, f"{reason}; {TEST_ROW_NEVER_SKIPPED}", line)
         if not self.skip:
             raise DataError(file, reason, line)
         self.skipped.append({"file": file, "line": None if line is None else int(line), "reason": reason})
@@ -515,11 +533,13 @@ def _split_rows_fast(buffer: bytearray, padded: np.ndarray, start: int, stop: in
 
 
 def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...] = (),
-               bad_rows: _BadRows | None = None) -> _Table:
+               bad_rows: _BadRows | None = None, test_rows: bool = False) -> _Table:
     """Read one CSV file with a header into arrays, validating every row.
 
     `required` columns must be present (else DataError naming found and expected columns);
     `optional` ones are read when present. Known columns: pixels, emotion, id, usage.
+    A bad row is a test row, never skipped, when `test_rows` is set (a test file) or when its
+    Usage is PrivateTest or cannot be read (fer2013: it may be a test row).
 
     How: decompressed blocks are cut at their last newline. Lines and fields are found with
     bytes.find in a few list comprehensions when every line is regular, else by a general
@@ -559,8 +579,10 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
         keep = None
         if reasons:
             keep = np.ones(len(lines), bool)
+            usage = values.get("usage")
             for row in sorted(reasons):
-                bad_rows.report(file, int(lines[row]), reasons[row])
+                test_row = test_rows or (usage is not None and int(usage[row]) in (_UNREAD, _USAGE_PRIVATE))
+                bad_rows.report(file, int(lines[row]), reasons[row], test_row)
                 keep[row] = False
         state["rows"] += len(lines)
         pixel_chunks.append(pixels if keep is None else pixels[keep])
@@ -579,7 +601,7 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
         values: dict[str, np.ndarray] = {}
         for column, at in zip(state["present"], state["other_at"]):
             first, last = starts[at], ends[at]
-            parsed = np.zeros(rows, np.int64)
+            parsed = np.full(rows, _UNREAD, np.int64)
             if column == "emotion":  # vectorised for single digits, the rule; else exact per row
                 digit = padded[start + first].astype(np.int64) - _ZERO
                 simple = (last - first == 1) & (digit >= 0) & (digit < NUM_CLASSES)
@@ -698,18 +720,18 @@ def read_table(ref: FileRef, required: tuple[str, ...], optional: tuple[str, ...
             parsed[ok] = sub
             problems = {int(ok[r]): message for r, message in sub_problems.items()}
         present = state["present"]
-        values = {column: np.zeros(len(lines), np.int64) for column in present}
+        values = {column: np.full(len(lines), _UNREAD, np.int64) for column in present}
         reasons: dict[int, str] = {}
         for row, rest in enumerate(rests):
             if isinstance(rest, str):
                 reasons[row] = rest
                 continue
-            for column, raw in zip(present, rest):
+            for column, raw in zip(present, rest):  # every column, so a bad row's Usage is known
                 value = _PARSERS[column](raw)
                 if isinstance(value, str):
-                    reasons[row] = value
-                    break
-                values[column][row] = value
+                    reasons.setdefault(row, value)
+                else:
+                    values[column][row] = value
             if row not in reasons and row in problems:
                 reasons[row] = problems[row]
         line_array = np.asarray(lines, np.int64)
@@ -987,16 +1009,16 @@ def _source_from_file(path: Path) -> Source:
 def _read_kaggle(source: Source, bad_rows: _BadRows, notes: list[str]) -> RawData:
     assert source.train is not None and source.test is not None
     train = read_table(source.train, ("emotion", "pixels"), bad_rows=bad_rows)
-    test = read_table(source.test, ("pixels",), ("id", "emotion"), bad_rows=bad_rows)
+    test = read_table(source.test, ("pixels",), ("id", "emotion"), bad_rows=bad_rows, test_rows=True)
     test_file = source.test.display
-    skipped_test = sum(1 for entry in bad_rows.skipped if entry["file"] == test_file)
-    if skipped_test:
-        notes.append(f"{skipped_test:,} bad test row(s) skipped: a submission will have no prediction for them")
     if test.ids is None:
+        # Every test row was kept (a bad one raises), so position k is the k-th data row of the file.
         test_ids = np.arange(len(test.pixels), dtype=np.int64)
-        notes.append(f"{source.test.name} has no id column: ids are the row order from 0")
+        id_source = f"{source.test.name} has no id column: the id is the row's position among its data rows, from 0"
+        notes.append(id_source)
     else:
         test_ids = test.ids
+        id_source = f"the id column of {source.test.name}"
         _check_unique_ids(test_ids, test.lines, test_file)
     y_test = test.emotion
     labels_ref = source.test_labels
@@ -1015,6 +1037,7 @@ def _read_kaggle(source: Source, bad_rows: _BadRows, notes: list[str]) -> RawDat
         test_ids=test_ids,
         y_test=y_test,
         predefined_val=None,
+        test_id_source=id_source,
     )
 
 
@@ -1055,9 +1078,11 @@ def _read_fer2013(source: Source, bad_rows: _BadRows, notes: list[str]) -> RawDa
         x=table.pixels[labelled],
         y=table.emotion[labelled],
         x_test=table.pixels[test],
+        # PrivateTest rows are never dropped (a bad one raises), so these positions are the file's.
         test_ids=np.arange(int(test.sum()), dtype=np.int64),
         y_test=table.emotion[test],
         predefined_val=table.usage[labelled] == _USAGE_PUBLIC,
+        test_id_source=f"the row's position among the PrivateTest rows of {ref.name}, from 0",
     )
 
 

@@ -1,8 +1,11 @@
 """The prepare stage: raw competition files -> validated arrays + split, cached by fingerprint.
 
-What: read_source -> holdout-val split (stratified, or fer2013's PublicTest rows) -> duplicate
-check (optionally dropping training rows that leak into val/test) -> stratified k-fold
-assignment of the remaining training rows -> write_prepared(root, key, ...) with a manifest.
+What: read_source -> duplicate groups, conflicting labels and blank images (dedupe.py) ->
+splits.make_folds: the holdout-val (stratified, or fer2013's PublicTest rows) and the k folds,
+both drawn by duplicate group so no image is on two sides of a split (with --dedupe, the rows of
+conflicting-label images and blank labelled images are left out) -> leak check of the result ->
+write_prepared(root, key, ...) with the group ids (groups.npy) and a manifest of all the counts.
+Training rows whose image is also a test image stay in training (they are only counted).
 
 Inputs: a source (folder, zip, fer2013.csv) or explicit train/test files, plus options.
 Outputs: the Prepared set under <out>/<key>/ (layout in prepared.py) and a PrepareReport to show.
@@ -23,12 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from ferkaggle import EMOTIONS, NUM_CLASSES, __version__
-from ferkaggle.data.prepared import DEFAULT_ROOT, HOLDOUT, Prepared, load_prepared
+from ferkaggle import DEFAULT_SEED, EMOTIONS, NUM_CLASSES, __version__
+from ferkaggle.data.prepared import DEFAULT_ROOT, Prepared, load_prepared
+from ferkaggle.data.splits import HOLDOUT
 from ferkaggle.errors import FerkaggleError
 
 # Bump when prepare's output for the same inputs and options changes: old caches are then ignored.
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2  # 2: splits by duplicate group, groups.npy, new --dedupe
 HASH_CACHE = ".hashes.json"
 MAX_SKIPPED_LISTED = 1000  # skipped rows listed in the manifest (the count is always exact)
 
@@ -37,10 +41,15 @@ MAX_SKIPPED_LISTED = 1000  # skipped rows listed in the manifest (the count is a
 class PrepareOptions:
     val_size: float = 0.1  # holdout-val share of the labelled rows (a whole number >= 1 is a row count)
     folds: int = 5  # CV folds over the remaining training rows (>= 2)
-    seed: int = 42  # seeds the holdout split and the fold assignment
+    seed: int = DEFAULT_SEED  # seeds the holdout split and the fold assignment
     val_from_usage: bool = False  # fer2013.csv: use the PublicTest rows as holdout-val instead of val_size
-    dedupe: bool = False  # drop training rows whose exact image is also in holdout-val or test
-    on_bad_row: str = "error"  # "error": stop at the first bad row; "skip": drop and list bad rows
+    dedupe: bool = False  # leave out labelled rows of conflicting-label images and blank labelled images
+    on_bad_row: str = "error"  # "error": stop at the first bad row; "skip": drop and list bad labelled rows (a bad test row always stops)
+
+    def __post_init__(self) -> None:
+        from ferkaggle.data.io import check_on_bad_row
+
+        check_on_bad_row(self.on_bad_row)
 
 
 @dataclass
@@ -200,8 +209,6 @@ def prepare(
 
     started = time.perf_counter()
     options = options or PrepareOptions()
-    if options.on_bad_row not in ("error", "skip"):
-        raise FerkaggleError(f"--on-bad-row must be error or skip, not {options.on_bad_row!r}")
     if options.folds < 2:
         raise FerkaggleError(f"--folds must be at least 2, not {options.folds}")
     root = Path(out)
@@ -226,10 +233,10 @@ def prepare(
 
 
 def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, demo: bool) -> Prepared:
-    from ferkaggle.data.dedupe import find_duplicates
+    from ferkaggle.data.dedupe import find_duplicates, first_row_ids, leak_check
     from ferkaggle.data.io import read_source
     from ferkaggle.data.prepared import write_prepared
-    from ferkaggle.data.splits import assign_folds, holdout_mask
+    from ferkaggle.data.splits import UNASSIGNED, make_folds
 
     source, train, test, test_labels = paths
     timings: dict[str, float] = {}
@@ -239,21 +246,32 @@ def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, d
 
     t0 = time.perf_counter()
     x, y = raw.x, np.asarray(raw.y, np.int8)
-    val = holdout_mask(y, options.val_size, options.seed, raw.predefined_val, options.val_from_usage)
-    duplicates, leaking = find_duplicates(x, y, val, raw.x_test)
-    keep = ~leaking if options.dedupe else np.ones(len(y), bool)
+    found = find_duplicates(x, y, raw.x_test)
+    timings["duplicates_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    drop = (found.conflicting | found.blank) if options.dedupe else None
+    fold = make_folds(y, found.groups, val_size=options.val_size, folds=options.folds, seed=options.seed,
+                      predefined_val=raw.predefined_val, val_from_usage=options.val_from_usage, drop=drop)
+    duplicates = found.report
+    if options.dedupe:
+        duplicates.dropped = int(drop.sum())
+        duplicates.dropped_conflicting = int(found.conflicting.sum())
+        duplicates.dropped_blank = int(found.blank.sum())
+    if options.val_from_usage and raw.predefined_val is not None:
+        duplicates.joined_holdout = int(((fold == HOLDOUT) & ~np.asarray(raw.predefined_val, bool)).sum())
+    keep = fold != UNASSIGNED
     dropped_rows = np.flatnonzero(~keep)
-    duplicates.dropped = int(len(dropped_rows))
-    # Dropping happens after the holdout is fixed (the same rows stay held out with or without
-    # --dedupe) and before folds are assigned (so folds stay balanced).
-    x, y, val = x[keep], y[keep], val[keep]
-    fold = np.full(len(y), HOLDOUT, np.int8)
-    train_rows = np.flatnonzero(~val)
-    fold[train_rows] = assign_folds(y, train_rows, options.folds, options.seed)
+    duplicates.blank_in_holdout = int((found.blank & (fold == HOLDOUT)).sum())
+    duplicates.exact_across_splits, duplicates.near_across_splits = leak_check(found.exact, found.groups, fold)
+    x, y, fold = x[keep], y[keep], fold[keep]
+    groups = first_row_ids(found.groups[keep])  # renumbered: a group's id is its first kept row
     timings["split_s"] = round(time.perf_counter() - t0, 3)
 
     read_fingerprints = {f["path"]: f for f in fingerprints}
     sources = [read_fingerprints.get(str(p), {"path": str(p)}) for p in raw.sources] or fingerprints
+    test_ids = {"source": raw.test_id_source}
+    if raw.test_files is not None:
+        test_ids["files"] = [{"id": int(i), "file": f} for i, f in zip(raw.test_ids.tolist(), raw.test_files)]
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "ferkaggle_version": __version__,
@@ -270,11 +288,12 @@ def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, d
         "skipped": {"count": len(raw.skipped), "rows": raw.skipped[:MAX_SKIPPED_LISTED]},
         "duplicates": duplicates.to_dict(),
         "dropped_source_rows": dropped_rows.tolist(),
+        "test_ids": test_ids,
         "notes": list(raw.notes),
         "timings": timings,
     }
     return write_prepared(root, key, x=x, y=y, fold=fold, x_test=raw.x_test, test_ids=raw.test_ids,
-                          y_test=raw.y_test, manifest=manifest)
+                          y_test=raw.y_test, manifest=manifest, groups=groups)
 
 
 def demo_folder_for(source: str | Path | None) -> Path:
@@ -313,19 +332,31 @@ def demo_if_missing(source: str | Path | None, seed: int = 0) -> tuple[Path | No
     return demo, True
 
 
-def describe_duplicates(d: dict[str, int]) -> list[str]:
-    """Readable lines for the duplicate report (empty parts left out)."""
-    if not d:
+def describe_duplicates(d: dict[str, int], options: dict[str, Any] | None = None) -> list[str]:
+    """Readable lines for the duplicate report: what prepare found and what it did with it."""
+    if not d or "groups" not in d:
         return []
+    dedupe = bool((options or {}).get("dedupe"))
     lines = [
-        f"exact duplicates: {d.get('train_within', 0):,} extra copies within train "
-        f"({d.get('train_within_conflicting', 0):,} rows in copies with conflicting labels), "
-        f"{d.get('val_within', 0):,} within val, {d.get('test_within', 0):,} within test",
-        f"leaks: {d.get('train_in_val', 0):,} train rows also in val, {d.get('train_in_test', 0):,} also in test, "
-        f"{d.get('val_in_test', 0):,} val rows also in test",
-        f"near duplicates (average hash): {d.get('near_train_in_val', 0):,} train rows match val, "
-        f"{d.get('near_train_in_test', 0):,} match test",
+        f"duplicates among {d['labelled']:,} labelled rows: {d['exact_extra']:,} extra exact copies "
+        f"({d['exact_images_repeated']:,} images repeated), {d['near_extra'] - d['exact_extra']:,} more near copies "
+        f"(average hash): {d['groups']:,} groups, {d['rows_in_groups']:,} rows in groups of 2+, largest {d['largest_group']}",
+        "  the holdout and every fold are drawn by group: no image is on two sides of a split",
+        f"  leak check after the split: {d['exact_across_splits']:,} exact images and {d['near_across_splits']:,} "
+        f"groups in two of {{holdout, folds}}",
     ]
-    if d.get("dropped"):
-        lines.append(f"--dedupe dropped {d['dropped']:,} training rows whose image is in val or test")
+    if d.get("joined_holdout"):
+        lines.append(f"  {d['joined_holdout']:,} Training rows joined the holdout: their image is also a PublicTest row")
+    conflict = f"conflicting labels: {d['conflicting_rows']:,} rows in {d['conflicting_images']:,} images whose copies disagree"
+    blank = f"blank (constant) images: {d['blank']:,} labelled ({d['blank_in_holdout']:,} left in the holdout), {d['blank_test']:,} in test"
+    if dedupe:
+        lines.append(f"{conflict}: dropped by --dedupe")
+        lines.append(f"{blank}: the labelled ones dropped by --dedupe (test rows are never dropped)")
+        lines.append(f"--dedupe dropped {d['dropped']:,} labelled rows: {d['dropped_conflicting']:,} with conflicting labels, "
+                     f"{d['dropped_blank']:,} blank ({d['dropped_conflicting'] + d['dropped_blank'] - d['dropped']:,} both)")
+    else:
+        lines.append(f"{conflict}: kept (--dedupe drops them)")
+        lines.append(f"{blank}: kept (--dedupe drops the labelled ones)")
+    lines.append(f"train ∩ test: {d['train_in_test']:,} labelled rows show an exact test image ({d['near_train_in_test']:,} near): "
+                 f"kept in training, they are legitimate training data; {d['test_extra']:,} extra exact copies within test")
     return lines

@@ -10,6 +10,8 @@
       x_test.npy      uint8 [M,48,48]  test faces, in test-file order
       test_ids.npy    int64 [M]        submission ids
       y_test.npy      int8  [M]        only when the source labels its test set
+      groups.npy      int64 [N]        duplicate group of each labelled row (rows of one image share
+                                       an id, its first row's index); the split never separates a group
     data/prepared/LATEST              name of the most recently prepared <key>
 
 The data fingerprint hashes the arrays; the split fingerprint hashes labels, folds and
@@ -27,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from ferkaggle import IMAGE_SIZE, NUM_CLASSES
+from ferkaggle.data.splits import HOLDOUT
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_dir, atomic_save_npy, atomic_write_json, atomic_write_text
 
 DEFAULT_ROOT = Path("data/prepared")
-HOLDOUT = -1
 
 
 @dataclass
@@ -160,6 +162,7 @@ def write_prepared(
     test_ids: np.ndarray,
     y_test: np.ndarray | None,
     manifest: dict[str, Any],
+    groups: np.ndarray | None = None,
 ) -> Prepared:
     """Write a prepared set atomically under root/key and point LATEST at it."""
     x, y, fold = np.asarray(x, np.uint8), np.asarray(y, np.int8), np.asarray(fold, np.int8)
@@ -175,7 +178,11 @@ def write_prepared(
     root = Path(root)
     final = root / key
     with atomic_dir(final) as tmp:
-        for name, arr in (("x", x), ("y", y), ("fold", fold), ("x_test", x_test), ("test_ids", test_ids), ("y_test", y_test)):
+        if groups is not None:
+            groups = np.asarray(groups, np.int64)
+            assert groups.shape == (len(x),), groups.shape
+        for name, arr in (("x", x), ("y", y), ("fold", fold), ("x_test", x_test), ("test_ids", test_ids), ("y_test", y_test),
+                          ("groups", groups)):
             if arr is not None:
                 atomic_save_npy(tmp / f"{name}.npy", arr)
         atomic_write_json(tmp / "manifest.json", manifest)
