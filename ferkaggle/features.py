@@ -12,16 +12,15 @@ Both are row-wise transforms with nothing fitted, so computing them once for eve
 (train, holdout-val and test) leaks nothing between CV folds; anything fitted (PCA,
 scaling) lives in the per-fold model pipeline instead (see baseline.py).
 
-`prepared_features` computes features for a whole prepared set and caches HOG features in
-`<prepared>/cache/` keyed by the data fingerprint and HOG settings, so repeated runs on
-the same prepared data skip the extraction (about 20 s on 2 cores for FER2013). Rebuilding
-the prepared set replaces its folder, cache included, so a stale cache cannot be read.
+`prepared_features` computes features for a whole prepared set and keeps HOG features where
+the prepared set says (`Prepared.cache_path`), keyed by the data fingerprint and HOG settings,
+so repeated runs on the same prepared data skip the extraction (about 20 s on 2 cores for
+FER2013). prepared.py owns that place and its lifetime.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -103,13 +102,13 @@ def prepared_features(prepared, kind: str, hog: HogSettings = HogSettings(), n_j
     """(features of every labelled row `prepared.x`, features of `prepared.x_test`).
 
     Rows stay in the prepared order, so `prepared.train_idx` / `val_idx` index the first.
-    HOG features are cached under `<prepared>/cache/`; pixels are cheap and never cached.
+    HOG features are kept at `prepared.cache_path(...)`; pixels are cheap and never kept.
     """
     n = len(prepared.x)
     if kind != "hog" or not cache:
         both = compute_features(np.concatenate([prepared.x, prepared.x_test]), kind, hog, n_jobs)
         return both[:n], both[n:]
-    path = Path(prepared.path) / "cache" / f"{hog.tag()}-{prepared.data_fingerprint}.npy"
+    path = prepared.cache_path(f"{hog.tag()}-{prepared.data_fingerprint}.npy")
     if path.is_file():
         try:
             both = np.load(path, allow_pickle=False)

@@ -52,7 +52,7 @@ def test_bad_feature_choices_fail_readably():
 def test_hog_is_cached_per_prepared_set(tiny_prepared, monkeypatch):
     x, x_test = prepared_features(tiny_prepared, "hog")
     assert x.shape == (len(tiny_prepared.x), 900) and x_test.shape == (len(tiny_prepared.x_test), 900)
-    assert list((tiny_prepared.path / "cache").glob("hog-*.npy"))
+    assert list(tiny_prepared.cache_dir.glob("hog-*.npy"))
 
     def boom(*args, **kwargs):
         raise AssertionError("recomputed instead of reading the cache")

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ferkaggle import EMOTIONS, IMAGE_SIZE
+from ferkaggle.data.records import LAYOUT_IMAGES, BadRows, RawData
 from ferkaggle.errors import DataError, FerkaggleError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm")
@@ -171,7 +172,7 @@ def test_ids_from_names(paths: list[str]) -> tuple[np.ndarray, str]:
             "whole number; the manifest lists each test file with its id")
 
 
-def _read_faces(image_set: ImageSet, items: list[tuple[int | None, str]], bad_rows, archive,
+def _read_faces(image_set: ImageSet, items: list[tuple[int | None, str]], bad_rows: BadRows, archive,
                 test: bool = False) -> tuple[np.ndarray, list[int | None]]:
     from PIL import Image
 
@@ -188,10 +189,8 @@ def _read_faces(image_set: ImageSet, items: list[tuple[int | None, str]], bad_ro
     return faces[keep], labels
 
 
-def read_image_set(image_set: ImageSet, bad_rows, notes: list[str]):
-    """Read every image of an ImageSet into a RawData (see io.RawData)."""
-    from ferkaggle.data.io import LAYOUT_IMAGES, RawData
-
+def read_image_set(image_set: ImageSet, bad_rows: BadRows, notes: list[str]) -> RawData:
+    """Read every image of an ImageSet into a RawData (see records.RawData)."""
     if image_set.ignored:
         shown = ", ".join(image_set.ignored[:3]) + (", ..." if len(image_set.ignored) > 3 else "")
         notes.append(f"ignored {len(image_set.ignored):,} non-image file(s): {shown}")

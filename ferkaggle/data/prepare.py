@@ -12,13 +12,12 @@ Outputs: the Prepared set under <out>/<key>/ (layout in prepared.py) and a Prepa
 
 The key is a fingerprint of the source files (sha256 of each) and of every option that changes
 the output, so a re-run on unchanged inputs finds the folder and returns at once without
-parsing anything; sha256s are themselves cached on (path, size, mtime) in <out>/.hashes.json so
-the cache check costs a few stat calls. --force rebuilds.
+parsing anything; sha256s are themselves cached on (path, size, mtime) in the prepared root
+(prepared.load_hash_cache) so the check costs a few stat calls. --force rebuilds.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +26,12 @@ from typing import Any
 import numpy as np
 
 from ferkaggle import DEFAULT_SEED, EMOTIONS, NUM_CLASSES, __version__
-from ferkaggle.data.prepared import DEFAULT_ROOT, Prepared, load_prepared
+from ferkaggle.data.prepared import DEFAULT_ROOT, Prepared, load_hash_cache, load_prepared, save_hash_cache, set_latest
 from ferkaggle.data.splits import HOLDOUT
 from ferkaggle.errors import FerkaggleError
 
 # Bump when prepare's output for the same inputs and options changes: old caches are then ignored.
 PREPARE_VERSION = 2  # 2: splits by duplicate group, groups.npy, new --dedupe
-HASH_CACHE = ".hashes.json"
 MAX_SKIPPED_LISTED = 1000  # skipped rows listed in the manifest (the count is always exact)
 
 
@@ -47,7 +45,7 @@ class PrepareOptions:
     on_bad_row: str = "error"  # "error": stop at the first bad row; "skip": drop and list bad labelled rows (a bad test row always stops)
 
     def __post_init__(self) -> None:
-        from ferkaggle.data.io import check_on_bad_row
+        from ferkaggle.data.records import check_on_bad_row
 
         check_on_bad_row(self.on_bad_row)
 
@@ -77,47 +75,13 @@ class PrepareReport:
 def _input_files(source: Path | None, train: Path | None, test: Path | None, test_labels: Path | None) -> tuple[str, list[Path]]:
     """(layout kind, files whose content decides the output) without parsing any file.
 
-    Uses io.find_source for detection so the files are exactly the ones read_source will read.
-    For image folders the 'files' are the folders; they are fingerprinted by a stat walk.
+    sources.resolve_source is the detection read_source uses too, so the files are exactly the
+    ones it will read. For image folders the 'file' is the folder; it is fingerprinted by a stat walk.
     """
-    from ferkaggle.data import io
+    from ferkaggle.data.sources import resolve_source
 
-    if train is not None or test is not None:
-        if source is not None:
-            raise FerkaggleError("give either --source or --train/--test, not both")
-        if train is None or test is None:
-            raise FerkaggleError("--train and --test go together: pass both")
-        files = [Path(train), Path(test)]
-        for path in files:
-            if not path.is_file():
-                raise FerkaggleError(f"{path}: no such file")
-        if test_labels is not None:
-            files.append(Path(test_labels))
-        else:
-            # read_source picks up a test_labels.csv beside test.csv: it changes the output.
-            for candidate in sorted(Path(test).parent.iterdir()):
-                if candidate.is_file() and candidate.name.lower() in ("test_labels.csv", "test_labels.csv.gz"):
-                    files.append(candidate)
-        return "kaggle", files
-    found = io.find_source(Path(source) if source is not None else io.DEFAULT_FOLDER)
-    refs = [found.train, found.test, test_labels if test_labels is not None else found.test_labels, found.table]
-    files = []
-    for ref in refs:
-        if ref is None:
-            continue
-        path = Path(ref) if isinstance(ref, (str, Path)) else ref.path
-        if path not in files:
-            files.append(path)
-    if found.kind == "images" and not files:
-        files = [found.location]
-    return found.kind, files
-
-
-def _load_hash_cache(root: Path) -> dict[str, Any]:
-    try:
-        return json.loads((root / HASH_CACHE).read_text())
-    except (OSError, ValueError):
-        return {}
+    found = resolve_source(source, train=train, test=test, test_labels=test_labels)
+    return found.kind, found.input_files()
 
 
 def _fingerprint_files(files: list[Path], root: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -128,7 +92,7 @@ def _fingerprint_files(files: list[Path], root: Path) -> tuple[list[dict[str, An
     """
     from ferkaggle.fsutil import sha256_file, sha256_json
 
-    cache = _load_hash_cache(root)
+    cache = load_hash_cache(root)
     out, changed = [], False
     for path in files:
         resolved = str(path.resolve())
@@ -150,16 +114,6 @@ def _fingerprint_files(files: list[Path], root: Path) -> tuple[list[dict[str, An
             changed = True
         out.append({"path": str(path), "sha256": digest, "size": st.st_size})
     return out, (cache if changed else None)
-
-
-def _save_hash_cache(root: Path, cache: dict[str, Any] | None) -> None:
-    from ferkaggle.fsutil import atomic_write_json
-
-    if cache is not None:
-        try:
-            atomic_write_json(root / HASH_CACHE, cache)
-        except OSError:
-            pass  # the hash cache is only a speed-up
 
 
 def prepare_key(kind: str, fingerprints: list[dict[str, Any]], options: PrepareOptions) -> str:
@@ -205,8 +159,6 @@ def prepare(
     Raises FerkaggleError / DataError for anything wrong with the input; nothing is written then.
     `demo` only marks the report and manifest (the CLI sets it when it generated the demo data).
     """
-    from ferkaggle.fsutil import atomic_write_text
-
     started = time.perf_counter()
     options = options or PrepareOptions()
     if options.folds < 2:
@@ -217,18 +169,18 @@ def prepare(
     fingerprints, hash_cache = _fingerprint_files(files, root)
     key = prepare_key(kind, fingerprints, options)
     folder = root / key
-    if not force and (folder / "manifest.json").is_file():
+    if not force and folder.is_dir():
         try:
             prepared = load_prepared(folder)
         except FerkaggleError:
-            prepared = None  # damaged: rebuild below
+            prepared = None  # incomplete or damaged: rebuild below
         if prepared is not None:
-            atomic_write_text(root / "LATEST", key + "\n")
-            _save_hash_cache(root, hash_cache)
+            set_latest(root, key)
+            save_hash_cache(root, hash_cache)
             return prepared, _report_from_manifest(prepared, True, time.perf_counter() - started, demo)
 
     prepared = _build(paths, options, root, key, fingerprints, demo)
-    _save_hash_cache(root, hash_cache)
+    save_hash_cache(root, hash_cache)
     return prepared, _report_from_manifest(prepared, False, time.perf_counter() - started, demo)
 
 
@@ -298,7 +250,7 @@ def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, d
 
 def demo_folder_for(source: str | Path | None) -> Path:
     """Where --demo-if-missing puts the demo competition: <source folder>/demo."""
-    from ferkaggle.data.io import DEFAULT_FOLDER, DEMO_SUBFOLDER
+    from ferkaggle.data.sources import DEFAULT_FOLDER, DEMO_SUBFOLDER
 
     base = Path(source) if source is not None else DEFAULT_FOLDER
     return base / DEMO_SUBFOLDER
@@ -311,7 +263,7 @@ def demo_if_missing(source: str | Path | None, seed: int = 0) -> tuple[Path | No
     a source whose only data set is an earlier demo (in <source>/demo) also returns the demo so
     the user is told it is in use. An ambiguous or unreadable folder is the user's to fix: it raises.
     """
-    from ferkaggle.data.io import DEFAULT_FOLDER, NoDataFound, find_source
+    from ferkaggle.data.sources import DEFAULT_FOLDER, NoDataFound, find_source
     from ferkaggle.data.synthetic import DEFAULT_DEMO_TEST, DEFAULT_DEMO_TRAIN, demo_present, write_demo_competition
 
     folder = Path(source) if source is not None else DEFAULT_FOLDER

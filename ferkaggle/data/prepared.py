@@ -12,7 +12,10 @@
       y_test.npy      int8  [M]        only when the source labels its test set
       groups.npy      int64 [N]        duplicate group of each labelled row (rows of one image share
                                        an id, its first row's index); the split never separates a group
+      cache/          arrays later stages derive from the set (HOG features): `Prepared.cache_path`
     data/prepared/LATEST              name of the most recently prepared <key>
+    data/prepared/.hashes.json        sha256 of input files by (path, size, mtime), so prepare's
+                                      cache check reads no file twice
 
 The data fingerprint hashes the arrays; the split fingerprint hashes labels, folds and
 test ids. Runs record both, so scores are only compared and combined within one split.
@@ -34,6 +37,7 @@ from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_dir, atomic_save_npy, atomic_write_json, atomic_write_text
 
 DEFAULT_ROOT = Path("data/prepared")
+CACHE_DIR = "cache"  # inside a prepared set; rebuilding the set replaces its folder, this included
 
 
 @dataclass
@@ -99,6 +103,16 @@ class Prepared:
         train = self.train_idx
         stop = stopping_mask(np.asarray(self.y)[train], self.groups[train], fraction, seed)
         return train[~stop], train[stop]
+
+    @property
+    def cache_dir(self) -> Path:
+        """The folder where stages keep arrays derived from this set (not created until written)."""
+        return self.path / CACHE_DIR
+
+    def cache_path(self, name: str) -> Path:
+        """Where a stage keeps a derived array called `name` (e.g. HOG features keyed by settings and
+        data fingerprint). A rebuild of the set replaces its whole folder, so no stale entry survives."""
+        return self.cache_dir / name
 
     @property
     def x_val(self) -> np.ndarray:
@@ -186,8 +200,33 @@ def write_prepared(
             if arr is not None:
                 atomic_save_npy(tmp / f"{name}.npy", arr)
         atomic_write_json(tmp / "manifest.json", manifest)
-    atomic_write_text(root / "LATEST", key + "\n")
+    set_latest(root, key)
     return load_prepared(final)
+
+
+def set_latest(root: str | Path, key: str) -> None:
+    """Point root/LATEST at the prepared set `key` (what later stages use by default)."""
+    atomic_write_text(Path(root) / "LATEST", key + "\n")
+
+
+HASH_CACHE = ".hashes.json"
+
+
+def load_hash_cache(root: str | Path) -> dict[str, Any]:
+    """prepare's input-file hashes, {resolved path: {"stamp": [size, mtime_ns], "sha256": ...}}; {} if none."""
+    try:
+        return json.loads((Path(root) / HASH_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_hash_cache(root: str | Path, cache: dict[str, Any] | None) -> None:
+    """Save the hashes (None: unchanged, nothing written); a failure only costs re-hashing next time."""
+    if cache is not None:
+        try:
+            atomic_write_json(Path(root) / HASH_CACHE, cache)
+        except OSError:
+            pass
 
 
 def latest_key(root: str | Path = DEFAULT_ROOT) -> str | None:
