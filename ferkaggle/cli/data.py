@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ferkaggle import DEFAULT_SEED, EMOTIONS
 from ferkaggle.cli.app import app
+from ferkaggle.data.synthetic import DEMO_SEED
 from ferkaggle.console import console, warn
 
 
@@ -19,7 +20,7 @@ def demo_data(
     out: Path = typer.Option(Path("data/demo"), "--out", help="Folder to write train.csv, test.csv and test_labels.csv into."),
     train_size: int = typer.Option(4000, "--train-size", min=7, help="Labelled training faces."),
     test_size: int = typer.Option(1000, "--test-size", min=1, help="Test faces (their labels go to test_labels.csv)."),
-    seed: int = typer.Option(0, "--seed", help="Same seed, same faces."),
+    seed: int = typer.Option(DEMO_SEED, "--seed", help="Same seed, same faces (the demo's own seed, not the pipeline's)."),
     force: bool = typer.Option(False, "--force", help="Replace demo files already in --out."),
 ) -> None:
     """Write a synthetic FER-style competition (procedurally drawn faces) in the Kaggle layout.

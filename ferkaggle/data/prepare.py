@@ -256,7 +256,7 @@ def demo_folder_for(source: str | Path | None) -> Path:
     return base / DEMO_SUBFOLDER
 
 
-def demo_if_missing(source: str | Path | None, seed: int = 0) -> tuple[Path | None, bool]:
+def demo_if_missing(source: str | Path | None, seed: int | None = None) -> tuple[Path | None, bool]:
     """For --demo-if-missing: (demo folder, created now) when the source has no real data, else (None, False).
 
     The source counts as missing when the folder does not exist or holds no competition data;
@@ -264,7 +264,7 @@ def demo_if_missing(source: str | Path | None, seed: int = 0) -> tuple[Path | No
     the user is told it is in use. An ambiguous or unreadable folder is the user's to fix: it raises.
     """
     from ferkaggle.data.sources import DEFAULT_FOLDER, NoDataFound, find_source
-    from ferkaggle.data.synthetic import DEFAULT_DEMO_TEST, DEFAULT_DEMO_TRAIN, demo_present, write_demo_competition
+    from ferkaggle.data.synthetic import DEFAULT_DEMO_TEST, DEFAULT_DEMO_TRAIN, DEMO_SEED, demo_present, write_demo_competition
 
     folder = Path(source) if source is not None else DEFAULT_FOLDER
     demo = demo_folder_for(source)
@@ -280,7 +280,7 @@ def demo_if_missing(source: str | Path | None, seed: int = 0) -> tuple[Path | No
                 return None, False
     if demo_present(demo):
         return demo, False
-    write_demo_competition(demo, DEFAULT_DEMO_TRAIN, DEFAULT_DEMO_TEST, seed=seed, overwrite=True)
+    write_demo_competition(demo, DEFAULT_DEMO_TRAIN, DEFAULT_DEMO_TEST, seed=DEMO_SEED if seed is None else seed, overwrite=True)
     return demo, True
 
 

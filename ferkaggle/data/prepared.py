@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ferkaggle import IMAGE_SIZE, NUM_CLASSES
+from ferkaggle import DEFAULT_SEED, IMAGE_SIZE, NUM_CLASSES
 from ferkaggle.data.splits import HOLDOUT
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_dir, atomic_save_npy, atomic_write_json, atomic_write_text
@@ -94,7 +94,7 @@ class Prepared:
                 self._cache["groups"] = np.unique(exact_hashes(np.asarray(self.x)), return_inverse=True)[1].reshape(-1)
         return self._cache["groups"]
 
-    def stopping_split(self, seed: int = 0, fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    def stopping_split(self, seed: int = DEFAULT_SEED, fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         """(fit_idx, stop_idx): row indices into x of the training rows a CNN fits on and of the
         rows it early-stops and picks its checkpoint on (`splits.stopping_mask`). The holdout-val
         rows are in neither, so the holdout score stays free of selection."""

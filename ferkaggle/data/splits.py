@@ -136,7 +136,8 @@ def make_folds(y: np.ndarray, groups: np.ndarray | None = None, *, val_size: flo
     return fold
 
 
-def stopping_mask(y: np.ndarray, groups: np.ndarray | None = None, fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+def stopping_mask(y: np.ndarray, groups: np.ndarray | None = None, fraction: float = 0.1,
+                  seed: int = DEFAULT_SEED) -> np.ndarray:
     """Boolean mask over `y`'s rows of the early-stopping set carved out of the training rows.
 
     CNNs early-stop and keep their best checkpoint on these rows, never on the holdout, so the
