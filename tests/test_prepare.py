@@ -153,6 +153,9 @@ def test_real_fer2013(shared_fer, tmp_path):
     counts = np.asarray(report.class_counts["train"]) + np.asarray(report.class_counts["val"])
     assert counts.tolist() == [3995, 436, 4097, 7215, 4830, 3171, 4965]
     assert len(prepared.x_test) == 7178 and prepared.y_test is None
+    # No image on two sides of the split; the counts pin what prepare measured on FER2013 (README).
+    assert [p for p in parts_of_each_image(prepared.x, prepared.fold).values() if len(p) > 1] == []
+    assert report.duplicates["exact_extra"] == 1222 and report.duplicates["conflicting_rows"] == 100
     started = time.perf_counter()
     _, again = prepare(train=shared_fer / "train.csv.gz", test=shared_fer / "test.csv.gz", out=out)
     assert again.cached and time.perf_counter() - started < 1.0

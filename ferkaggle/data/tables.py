@@ -9,8 +9,9 @@ header, the line count, the rows kept so far) and parses a block in two steps:
 2. decode the pixel text of all its rows in place (pixels.parse_spans), on a small thread pool
    (numpy releases the GIL) while the next block is split.
 
-Each block's result is completed in file order (`_Block.complete`): bad rows are reported there
-(records.BadRows: raised, or listed and dropped), so the first bad row is the one reported.
+Each block is completed in file order (by the function `_TableReader.block` returns): bad rows
+are reported there (records.BadRows: raised, or listed and dropped), so the first bad row in the
+file is the one reported.
 `read_label_table` reads the small id,emotion file; `check_unique_ids` names both lines of a
 repeated id.
 
