@@ -100,9 +100,9 @@ def test_cli_train(tiny_prepared):
 
     result = CliRunner().invoke(app, ["train", "--config", "tiny", "--seed", "1"])
     assert result.exit_code == 0, result.output
-    assert "val accuracy" in result.output
+    assert "holdout accuracy" in result.output
     runs = list_runs()
-    assert len(runs) == 1 and runs[0].kind == "cnn"
+    assert len(runs) == 1 and runs[0].kind == "cnn" and runs[0].info["seed"] == 1
     result = CliRunner().invoke(app, ["train", "--config", "nope"])
     assert result.exit_code == 1 and "no preset named 'nope'" in result.output
 
