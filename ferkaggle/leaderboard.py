@@ -1,7 +1,7 @@
 """The local leaderboard: every recorded run, ranked by holdout-val accuracy.
 
-`rank_key` is THE ranking of runs in the package (re-exported by `ferkaggle.runs`): the
-leaderboard, `best` (`runs.select_run`) and `ensemble --top` (on each fitting half) sort by it.
+Rows are ranked by `runs.rank_key`, THE ranking of runs in the package: the leaderboard,
+`best` (`runs.select_run`) and `ensemble --top` (on each fitting half) all sort by it.
 
 Input: the run registry (`runs.list_runs`) and, optionally, the split fingerprint of the
 current prepared data. Output: `Section`s of `Row`s, one section per split fingerprint,
@@ -33,12 +33,6 @@ FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "json")
 SELECTED_MARK = "(selected on it)"
 SELECTED_NOTE = ("runs recorded before selection moved off the holdout: they early-stopped or chose "
                  "ensemble members on the rows they are scored on, so their score is optimistic")
-
-
-def rank_key(val_accuracy: float | None, val_macro_f1: float | None, run_id: str) -> tuple:
-    """THE ranking of runs, as a sort key (ascending = better first): higher holdout accuracy,
-    then higher macro-F1, then the older run id (ids sort by time). Runs without an accuracy last."""
-    return (val_accuracy is None, -(val_accuracy or 0.0), -(val_macro_f1 or 0.0), run_id)
 
 
 @dataclass
@@ -95,6 +89,8 @@ def _row(run) -> Row:
 
 
 def _sort_key(row: Row):
+    from ferkaggle.runs import rank_key
+
     completed = row.status == "completed" and row.val_accuracy is not None
     return (not completed, *rank_key(row.val_accuracy, row.val_macro_f1, row.run_id))
 

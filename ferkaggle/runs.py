@@ -16,8 +16,7 @@ A run is `running` while it works, then `completed`, `failed` or `interrupted`. 
 completed runs count on the leaderboard unless asked. Everything else goes through here:
 the checkpoint folders and file names (train.py and the search call `checkpoint_dir`,
 `checkpoint_file`, `drop_checkpoint_models`, `remove_checkpoint`), the one ranking of runs
-(`rank_key`, defined in leaderboard.py and re-exported here, and `rank_runs`: leaderboard,
-`best`, `ensemble --top`), and the choice of `best`
+(`rank_key`, `rank_runs`: leaderboard, `best`, `ensemble --top`), and the choice of `best`
 and `latest`, which only ever look at the current prepared split (`select_run`).
 """
 
@@ -42,7 +41,6 @@ from ferkaggle import NUM_CLASSES
 from ferkaggle.data.prepared import Prepared, load_prepared
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_save_npy, atomic_write_json
-from ferkaggle.leaderboard import rank_key  # the one ranking of runs; re-exported here
 
 DEFAULT_ROOT = Path("runs")
 PROBA_FILES = {"val": "val_proba.npy", "test": "test_proba.npy", "oof": "oof_proba.npy"}
@@ -319,6 +317,13 @@ def searches_root(root: str | Path | None = None) -> Path:
 
 
 # ----------------------------------------------------------------------------- ranking and choice
+
+def rank_key(val_accuracy: float | None, val_macro_f1: float | None, run_id: str) -> tuple:
+    """THE ranking of runs, as a sort key (ascending = better first): higher holdout accuracy,
+    then higher macro-F1, then the older run id (ids sort by time). Runs without an accuracy last.
+    The leaderboard, `best` and `ensemble --top` (there on each fitting half) all sort by it."""
+    return (val_accuracy is None, -(val_accuracy or 0.0), -(val_macro_f1 or 0.0), run_id)
+
 
 def run_rank_key(run: Run) -> tuple:
     return rank_key(run.val_accuracy, run.metrics.get("val_macro_f1"), run.run_id)

@@ -65,7 +65,8 @@ def test_kfold_run_has_aligned_oof_probabilities(tmp_path):
 
 def test_fit_resumes_from_its_last_checkpoint(prepared, tmp_path):
     cfg = override(load_train_config("tiny"), {"epochs": 3, "model": {"width": 4}})
-    args = (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, cfg, tmp_path)
+    fit, stop = prepared.stopping_split(0)
+    args = (prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop], cfg, tmp_path)
     state = fit_trial(*args, target_epochs=1)
     assert state["epochs_done"] == 1 and (tmp_path / "last.keras").is_file()
     state = fit_trial(*args, target_epochs=2)
@@ -76,7 +77,8 @@ def test_fit_resumes_from_its_last_checkpoint(prepared, tmp_path):
 def test_early_stopping_restores_the_best_epoch(prepared, tmp_path):
     cfg = override(load_train_config("tiny"), {"epochs": 4, "patience": 1, "model": {"width": 4},
                                                "optim": {"learning_rate": 0.5, "optimizer": "sgd"}})
-    state = fit_trial(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, cfg, tmp_path)
+    fit, stop = prepared.stopping_split(0)
+    state = fit_trial(prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop], cfg, tmp_path)
     best = max(h["stop_accuracy"] for h in state["history"])
     assert state["best_score"] == pytest.approx(best)
     if state["stopped"] == "early":

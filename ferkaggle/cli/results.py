@@ -195,7 +195,7 @@ def ensemble(
                             ("test weight", "right")):
         table.add_column(column, justify=justify)
     for run_id, acc in metrics["candidates"].items():
-        table.add_row(run_id, f"{acc:.4f}", "✓" if run_id in metrics["members_used_on_half_a"] else "",
+        table.add_row(run_id, lb.fmt_acc(acc), "✓" if run_id in metrics["members_used_on_half_a"] else "",
                       "✓" if run_id in metrics["members_used_on_half_b"] else "", f"{metrics['weights'][run_id]:.3f}")
     console.print(table)
     console.print(f"holdout accuracy, cross-fitted (members and weights chosen on the other half): "
