@@ -1,5 +1,8 @@
 """The local leaderboard: every recorded run, ranked by holdout-val accuracy.
 
+Rows are ranked by `runs.rank_key`, THE ranking of runs in the package: the leaderboard,
+`best` (`runs.select_run`) and `ensemble --top` (on each fitting half) all sort by it.
+
 Input: the run registry (`runs.list_runs`) and, optionally, the split fingerprint of the
 current prepared data. Output: `Section`s of `Row`s, one section per split fingerprint,
 the current split first (then the most recently used), each ranked by holdout accuracy
@@ -9,8 +12,13 @@ text here; the rich table lives in the CLI.
 
 Only these run fields are read, so runs of every kind (baseline, cnn, ensemble) appear:
 run.json kind, model, summary, status, duration_s, started, data.split_fingerprint,
-data.data_fingerprint, data.key; metrics.json val_accuracy, val_macro_f1, cv_mean, cv_std;
-and the size of model.keras / model.joblib.
+data.data_fingerprint, data.key; metrics.json val_accuracy, val_macro_f1, cv_mean, cv_std,
+scored_on, selected_on_score (through `Run.scored_on` / `Run.selected_on_score`, which know the
+runs recorded before these fields); and the size of model.keras / model.joblib.
+
+Each row says what its score was computed on ("holdout", or "holdout, cross-fitted halves"
+for ensembles) and marks with SELECTED_MARK a run whose own choices (early stopping,
+checkpoint, ensemble members or weights) were made on those same rows: its score is optimistic.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "json")
+SELECTED_MARK = "(selected on it)"
+SELECTED_NOTE = ("runs recorded before selection moved off the holdout: they early-stopped or chose "
+                 "ensemble members on the rows they are scored on, so their score is optimistic")
 
 
 @dataclass
@@ -38,6 +49,8 @@ class Row:
     cv_std: float | None
     duration_s: float | None
     model_bytes: int
+    scored_on: str  # what val_accuracy was computed on: "holdout" | "holdout, cross-fitted halves"
+    selected_on_score: bool  # the run's own choices were made on those rows too (older runs)
     split: str  # split fingerprint (short)
     data: str  # data fingerprint (short)
     date: str  # start time, "YYYY-MM-DD HH:MM"
@@ -69,15 +82,17 @@ def _row(run) -> Row:
         # recording; metrics' train_seconds is the real cost. Take whichever is larger.
         duration_s=max((v for v in (_float(info.get("duration_s")), _float(metrics.get("train_seconds"))) if v is not None),
                        default=None),
-        model_bytes=run.size_bytes(),
+        model_bytes=run.size_bytes(), scored_on=run.scored_on, selected_on_score=run.selected_on_score,
         split=str(data.get("split_fingerprint", "?"))[:8], data=str(data.get("data_fingerprint", "?"))[:8],
         date=started[:16].replace("T", " "),
     )
 
 
 def _sort_key(row: Row):
+    from ferkaggle.runs import rank_key
+
     completed = row.status == "completed" and row.val_accuracy is not None
-    return (not completed, -(row.val_accuracy or 0.0), -(row.val_macro_f1 or 0.0), row.run_id)
+    return (not completed, *rank_key(row.val_accuracy, row.val_macro_f1, row.run_id))
 
 
 def build_sections(runs: Iterable, current_split: str | None = None, *, kind: str | None = None,
@@ -168,14 +183,19 @@ def section_title(section: Section) -> str:
     return f"split {section.split} ({where}{' ' + section.data_key if section.data_key else ''})"
 
 
-COLUMNS = ("#", "run", "kind", "model", "val acc", "val F1", "CV acc ± std", "time", "size", "data", "date")
+COLUMNS = ("#", "run", "kind", "model", "val acc", "val F1", "scored on", "CV acc ± std", "time", "size", "data",
+           "date")
 """Column headers of the table and markdown formats ("val" = the holdout-val rows)."""
+
+
+def fmt_scored_on(row: Row) -> str:
+    return row.scored_on + (f" {SELECTED_MARK}" if row.selected_on_score else "")
 
 
 def cells(row: Row) -> list[str]:
     return [str(row.rank) if row.rank else "—", row.run_id, row.kind, describe(row), fmt_acc(row.val_accuracy),
-            fmt_acc(row.val_macro_f1), fmt_cv(row), fmt_seconds(row.duration_s), fmt_bytes(row.model_bytes),
-            row.data, row.date]
+            fmt_acc(row.val_macro_f1), fmt_scored_on(row), fmt_cv(row), fmt_seconds(row.duration_s),
+            fmt_bytes(row.model_bytes), row.data, row.date]
 
 
 def to_markdown(sections: list[Section]) -> str:

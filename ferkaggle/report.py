@@ -68,7 +68,8 @@ def _plot_history(history: list[dict], path: Path) -> None:
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     for key, axis in (("loss", left), ("accuracy", right)):
-        for prefix, style in (("", "-"), ("val_", "--")):
+        # stop_*: the stop split early stopping watched; val_*: the same, as runs before it was renamed recorded it.
+        for prefix, style in (("", "-"), ("stop_", "--"), ("val_", "--")):
             values = [h.get(prefix + key) for h in history]
             if any(v is not None for v in values):
                 axis.plot(epochs, [np.nan if v is None else v for v in values], style, label=prefix + key)

@@ -3,14 +3,21 @@
     runs/<run_id>/                 run_id = 2026-11-23_101500_rf-pixels (sorts by time)
       run.json        kind, name, summary, full resolved config, data + split fingerprints,
                       seed, package versions, threads, start/end times, duration, status
-      metrics.json    val_accuracy, val_macro_f1, cv_mean/cv_std (k-fold), history, ...
+      metrics.json    val_accuracy, val_macro_f1 (holdout), scored_on, selected_on,
+                      cv_mean/cv_std (k-fold), history, ...
       val_proba.npy   float32 [n_val, 7]    holdout-val probabilities, holdout order
       oof_proba.npy   float32 [n_train, 7]  out-of-fold probabilities, training-row order
       test_proba.npy  float32 [n_test, 7]   test probabilities, test-file order
       model.keras | model.joblib
+      checkpoint/ | checkpoint-fold<f>/     while a CNN trains (removed when it is recorded):
+        state.json  last.keras  best.keras  (`checkpoint_dir`, `checkpoint_file`)
 
 A run is `running` while it works, then `completed`, `failed` or `interrupted`. Only
-completed runs count on the leaderboard unless asked. Everything else goes through here.
+completed runs count on the leaderboard unless asked. Everything else goes through here:
+the checkpoint folders and file names (train.py and the search call `checkpoint_dir`,
+`checkpoint_file`, `drop_checkpoint_models`, `remove_checkpoint`), the one ranking of runs
+(`rank_key`, `rank_runs`: leaderboard, `best`, `ensemble --top`), and the choice of `best`
+and `latest`, which only ever look at the current prepared split (`select_run`).
 """
 
 from __future__ import annotations
@@ -38,6 +45,13 @@ from ferkaggle.fsutil import atomic_save_npy, atomic_write_json
 DEFAULT_ROOT = Path("runs")
 PROBA_FILES = {"val": "val_proba.npy", "test": "test_proba.npy", "oof": "oof_proba.npy"}
 STATUSES = ("running", "completed", "failed", "interrupted")
+
+CHECKPOINT_FILES = {"state": "state.json", "last": "last.keras", "best": "best.keras"}
+"""A CNN checkpoint folder: state.json (epochs done, history, best score), last.keras (model +
+optimizer, to resume), best.keras (the weights of the best epoch on the stop split)."""
+
+SELECTORS = ("best", "latest")
+"""Run references resolved among the runs of the current prepared split (`select_run`)."""
 
 
 def runs_root(root: str | Path | None = None) -> Path:
@@ -193,6 +207,21 @@ class Run:
     def val_accuracy(self) -> float | None:
         return self.metrics.get("val_accuracy")
 
+    @property
+    def scored_on(self) -> str:
+        """What val_accuracy was computed on: `holdout`, or `holdout, cross-fitted halves` (ensembles)."""
+        default = "holdout, cross-fitted halves" if self.kind == "ensemble" else "holdout"
+        return str(self.metrics.get("scored_on", default))
+
+    @property
+    def selected_on_score(self) -> bool:
+        """Whether anything in the run (early stopping, checkpoint, members, weights) was chosen on
+        the rows its score is computed on. Stages record it; runs recorded before they did are
+        assumed selected on it when they selected anything (CNNs and ensembles)."""
+        if "selected_on_score" in self.metrics:
+            return bool(self.metrics["selected_on_score"])
+        return self.kind in ("cnn", "ensemble")
+
     def has_proba(self, which: str) -> bool:
         return (self.dir / PROBA_FILES[which]).is_file()
 
@@ -235,21 +264,12 @@ def list_runs(root: str | Path | None = None, *, include_incomplete: bool = Fals
     return [r for r in runs if include_incomplete or r.status == "completed"]
 
 
-def best_run(runs: Iterable[Run], split_fingerprint: str | None = None) -> Run | None:
-    pool = [r for r in runs if r.val_accuracy is not None and r.has_proba("test")
-            and (split_fingerprint is None or r.split_fingerprint == split_fingerprint)]
-    return max(pool, key=lambda r: (r.val_accuracy, r.metrics.get("val_macro_f1", 0.0)), default=None)
-
-
 def load_run(ref: str, root: str | Path | None = None, split_fingerprint: str | None = None) -> Run:
-    """A run by id, unique id prefix or substring, folder path, or `best` (highest holdout accuracy)."""
+    """A run by id, unique id prefix or substring, or folder path; `best`/`latest` go to `select_run`
+    (on `split_fingerprint`, default the current prepared split)."""
+    if ref in SELECTORS:
+        return select_run(ref, root, split_fingerprint=split_fingerprint)
     root = runs_root(root)
-    if ref == "best":
-        run = best_run(list_runs(root), split_fingerprint)
-        if run is None:
-            raise FerkaggleError(f"no completed run with test probabilities in {root}/" +
-                                 (" for the current prepared data" if split_fingerprint else ""))
-        return run
     path = Path(ref)
     if (path / "run.json").is_file():
         run = read_run(path)
@@ -264,6 +284,93 @@ def load_run(ref: str, root: str | Path | None = None, split_fingerprint: str | 
         names = ", ".join(r.run_id for r in candidates[:5])
         raise FerkaggleError(f"{ref!r} matches {len(candidates)} runs ({names}...); give more of the id")
     return candidates[0]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def checkpoint_dir(run_dir: str | Path, fold: int | None = None) -> Path:
+    """The checkpoint folder of a CNN run (one per fold for k-fold runs); not created here."""
+    return Path(run_dir) / ("checkpoint" if fold is None else f"checkpoint-fold{int(fold)}")
+
+
+def checkpoint_file(state_dir: str | Path, which: str) -> Path:
+    """`which` = state | last | best: that file of a checkpoint folder (any folder: the search keeps its own)."""
+    try:
+        return Path(state_dir) / CHECKPOINT_FILES[which]
+    except KeyError:
+        raise ValueError(f"unknown checkpoint file {which!r}; one of {', '.join(CHECKPOINT_FILES)}") from None
+
+
+def drop_checkpoint_models(state_dir: str | Path) -> None:
+    """Delete a checkpoint's model files (once recorded, the run folder holds model.keras); keep state.json."""
+    for which in ("last", "best"):
+        checkpoint_file(state_dir, which).unlink(missing_ok=True)
+
+
+def remove_checkpoint(state_dir: str | Path) -> None:
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def searches_root(root: str | Path | None = None) -> Path:
+    """runs/searches/: where searches keep their own records (they are not runs)."""
+    return runs_root(root) / "searches"
+
+
+# ----------------------------------------------------------------------------- ranking and choice
+
+def rank_key(val_accuracy: float | None, val_macro_f1: float | None, run_id: str) -> tuple:
+    """THE ranking of runs, as a sort key (ascending = better first): higher holdout accuracy,
+    then higher macro-F1, then the older run id (ids sort by time). Runs without an accuracy last.
+    The leaderboard, `best` and `ensemble --top` (there on each fitting half) all sort by it."""
+    return (val_accuracy is None, -(val_accuracy or 0.0), -(val_macro_f1 or 0.0), run_id)
+
+
+def run_rank_key(run: Run) -> tuple:
+    return rank_key(run.val_accuracy, run.metrics.get("val_macro_f1"), run.run_id)
+
+
+def rank_runs(runs: Iterable[Run]) -> list[Run]:
+    """Runs best first by `rank_key`."""
+    return sorted(runs, key=run_rank_key)
+
+
+def best_run(runs: Iterable[Run], split_fingerprint: str | None = None) -> Run | None:
+    pool = [r for r in runs if r.val_accuracy is not None and r.has_proba("test")
+            and (split_fingerprint is None or r.split_fingerprint == split_fingerprint)]
+    ranked = rank_runs(pool)
+    return ranked[0] if ranked else None
+
+
+def current_split(prepared_root: str | Path | None = None) -> str:
+    """The split fingerprint of the latest prepared data; a one-line error when there is none."""
+    from ferkaggle.data.prepared import DEFAULT_ROOT as PREPARED_ROOT
+    from ferkaggle.data.prepared import current_split_fingerprint
+
+    where = Path(prepared_root) if prepared_root is not None else PREPARED_ROOT
+    split = current_split_fingerprint(where)
+    if split is None:
+        raise FerkaggleError(f"`best` and `latest` choose among runs on the current prepared data, and there is "
+                             f"none in {where}/ (no LATEST or its folder is gone): run `ferkaggle prepare`, "
+                             "or name a run id")
+    return split
+
+
+def select_run(ref: str, root: str | Path | None = None, *, prepared_root: str | Path | None = None,
+               split_fingerprint: str | None = None) -> Run:
+    """A run by reference: `best` (top of `rank_runs` with test probabilities) or `latest` (newest
+    completed) among the runs on the current prepared split only (`split_fingerprint`, default: the
+    latest prepared data's); anything else as `load_run` (id, unique part of an id, folder path)."""
+    if ref not in SELECTORS:
+        return load_run(ref, root)
+    root = runs_root(root)
+    split = split_fingerprint or current_split(prepared_root)
+    here = [r for r in list_runs(root) if r.split_fingerprint == split]
+    chosen = best_run(here) if ref == "best" else (here[-1] if here else None)
+    if chosen is None:
+        what = "completed run with test probabilities" if ref == "best" else "completed run"
+        raise FerkaggleError(f"no {what} in {root}/ on the current prepared data (split {split[:8]}): "
+                             "run `ferkaggle baseline` or `ferkaggle train` first")
+    return chosen
 
 
 def remove_run(run: Run) -> None:

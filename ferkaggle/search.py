@@ -124,9 +124,9 @@ def rungs(space: SpaceConfig) -> list[int]:
 
 
 def searches_root(root: str | Path | None = None) -> Path:
-    from ferkaggle.runs import runs_root
+    from ferkaggle.runs import searches_root as registry_searches_root
 
-    return runs_root(root) / "searches"
+    return registry_searches_root(root)
 
 
 def find_resumable(root: str | Path | None = None, space_name: str | None = None) -> Path | None:
@@ -268,12 +268,13 @@ def _drive(search: _Search, prepared: Prepared, root, tracker, on_epoch) -> None
         state = read_state(search.state_dir(name))
         t = search.trial(name)
         t["epochs"], t["seconds"], t["stopped"] = state["epochs_done"], state["train_seconds"], state["stopped"]
-        accs = [h.get("val_accuracy") for h in state["history"] if h.get("val_accuracy") is not None]
+        accs = [h.get("stop_accuracy") for h in state["history"] if h.get("stop_accuracy") is not None]
         t["best_val_no_tta"] = max(accs) if accs else None
         doc["spent_s"] = round(spent0 + time.time() - t_start, 1)
         search.save()
 
     def finalize(name: str) -> None:
+        from ferkaggle.runs import drop_checkpoint_models
         from ferkaggle.train import record_run
 
         t = search.trial(name)
@@ -287,8 +288,7 @@ def _drive(search: _Search, prepared: Prepared, root, tracker, on_epoch) -> None
                              extra={"search": {"id": doc["search_id"], "trial": name}})
             t.update(status="done", run_id=run.run_id, val_accuracy=run.metrics["val_accuracy"],
                      val_macro_f1=run.metrics["val_macro_f1"])
-            for f in ("last.keras", "best.keras"):  # the run folder holds model.keras now
-                (search.state_dir(name) / f).unlink(missing_ok=True)
+            drop_checkpoint_models(search.state_dir(name))  # the run folder holds model.keras now
         search.save()
         tracker.advance(trial_task, 1, f"{name} {t['val_accuracy'] or 0:.3f}")
 

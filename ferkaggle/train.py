@@ -7,10 +7,22 @@ TTA, per-epoch history, train seconds, test accuracy when the test set is labell
 cv_mean/cv_std for k-fold runs), val/test (and oof) probabilities, model.keras (the best
 epoch's weights).
 
+Selection never looks at the holdout: a model fits on most of the training rows and
+early-stops / keeps its best checkpoint on a group-aware stratified 10% of them (the "stop
+split": `Prepared.stopping_split`, or for k-fold runs the same carve-out of each fold's
+in-fold rows). Keras calls that set its validation data, so the per-epoch history records
+its scores as `stop_loss` / `stop_accuracy`; `val_*` in metrics.json always means holdout-val.
+
+Reproducible on the CPU: one seed (default `ferkaggle.DEFAULT_SEED`, recorded in run.json)
+seeds Python, NumPy and Keras, the stop split, the shuffle order and, through stateless
+random ops keyed by (seed, batch number), every augmentation draw.
+
 The pieces, for the search to reuse: `fit_trial` trains (or resumes) a model in a state
 folder toward a target epoch count, checkpointing after every epoch so an interrupt loses
 at most the epoch in progress; `predict_proba` gives TTA probabilities; `record_run` turns
-a finished state folder into a run. TensorFlow is imported inside the functions.
+a finished state folder into a run. The checkpoint folders and their file names belong to
+`ferkaggle.runs` (`checkpoint_dir`, `checkpoint_file`). TensorFlow is imported inside the
+functions.
 """
 
 from __future__ import annotations
@@ -20,7 +32,6 @@ import gc
 import json
 import math
 import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -29,7 +40,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from ferkaggle import NUM_CLASSES
+from ferkaggle import DEFAULT_SEED, NUM_CLASSES
 from ferkaggle.augment import AugmentConfig
 from ferkaggle.augment import describe as describe_augment
 from ferkaggle.config import from_dict, load_preset, to_dict
@@ -38,6 +49,7 @@ from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_write_json
 from ferkaggle.models import ModelConfig
 from ferkaggle.models import describe as describe_model
+from ferkaggle.runs import checkpoint_dir, checkpoint_file, remove_checkpoint
 from ferkaggle.schedules import SCHEDULES, learning_rate_at
 
 
@@ -67,7 +79,9 @@ class TrainConfig:
     batch_size: int = 64                 # images per step
     epochs: int = 50                     # max epochs; also the horizon of cosine/onecycle schedules
     patience: int = 5                    # early stopping: epochs without improvement of `monitor`; 0 = off
-    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"  # early stopping + best checkpoint
+    monitor: Literal["stop_accuracy", "stop_loss", "val_accuracy", "val_loss"] = "stop_accuracy"
+    #                                    ^ early stopping + best checkpoint, scored on the stop split (never the
+    #                                      holdout); val_accuracy / val_loss are the old names of the same thing
     label_smoothing: float = 0.0         # 0..0.3; 0.1 is a common choice
     class_weights: Literal["none", "balanced", "sqrt"] = "none"  # sqrt = square root of balanced (milder)
     tta: Literal["none", "hflip"] = "hflip"  # test-time augmentation for val/test probabilities
@@ -153,11 +167,14 @@ def class_weight_vector(y: np.ndarray, mode: str) -> np.ndarray:
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig, *, training: bool,
-                 seed: int = 0, weights: np.ndarray | None = None, batch_size: int | None = None):
+                 seed: int = DEFAULT_SEED, weights: np.ndarray | None = None, batch_size: int | None = None):
     """tf.data over in-memory uint8 faces: (shuffle), batch, batched augmentation map, prefetch.
 
-    Training batches are (float32 [B,48,48,1] in 0..255, one-hot [B,7], sample weight [B]);
-    inference batches are images only (or images + one-hot when y is given).
+    Training batches are (float32 [B,48,48,1] in 0..255, one-hot [B,7], sample weight [B]) and
+    repeat forever (fit with steps_per_epoch): the shuffle order comes from `seed`, and batch
+    number i of the stream is augmented with the stateless seed (seed, i), so epochs differ from
+    each other but the same seed gives the same stream. Inference batches are images only (or
+    images + one-hot when y is given), in order, never augmented.
     """
     import tensorflow as tf
 
@@ -178,13 +195,17 @@ def make_dataset(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig, *, train
     class_w = tf.constant(weights if weights is not None else np.ones(NUM_CLASSES, np.float32))
     augmenter = Augmenter(cfg.augment)
 
-    def prepare(im, lab):
-        images = tf.cast(im, tf.float32)[..., None]
-        return augmenter(images, tf.one_hot(lab, NUM_CLASSES), tf.gather(class_w, lab), training=True)
+    run_seed = int(seed) % (2**31 - 1)
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    def prepare(step, batch):
+        im, lab = batch
+        images = tf.cast(im, tf.float32)[..., None]
+        pair = tf.stack([tf.constant(run_seed, tf.int64), step])
+        return augmenter(images, tf.one_hot(lab, NUM_CLASSES), tf.gather(class_w, lab), training=True, seed=pair)
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=run_seed, reshuffle_each_iteration=True)
     # Batch first, then augment whole batches: one graph op per batch instead of one per image.
-    ds = ds.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).repeat().enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -234,23 +255,23 @@ def predict_proba(model, x: np.ndarray, tta: str = "hflip", batch_size: int = 25
 
 # ----------------------------------------------------------------------------- fitting
 
-STATE = "state.json"
-LAST = "last.keras"
-BEST = "best.keras"
-
-
 def read_state(state_dir: Path) -> dict[str, Any]:
-    path = Path(state_dir) / STATE
+    path = checkpoint_file(state_dir, "state")
     if path.is_file():
         return json.loads(path.read_text())
     return {"epochs_done": 0, "history": [], "best_score": None, "best_epoch": None,
             "since_best": 0, "stopped": None, "train_seconds": 0.0}
 
 
+def monitored(monitor: str) -> str:
+    """The history key early stopping watches: stop_accuracy or stop_loss (old names val_* map here)."""
+    return "stop_" + monitor.split("_", 1)[1]
+
+
 def _better(monitor: str, new: float, best: float | None) -> bool:
     if best is None or (isinstance(best, float) and math.isnan(best)):
         return True
-    return new > best if monitor == "val_accuracy" else new < best
+    return new > best if monitored(monitor) == "stop_accuracy" else new < best
 
 
 def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, steps: int,
@@ -279,27 +300,28 @@ def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, ste
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             seconds = time.monotonic() - self.t0
-            entry = {"epoch": epoch + 1,
-                     **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs},
+            # Keras' "val_*" are scores on its validation data, which here is the stop split.
+            names = {"loss": "loss", "accuracy": "accuracy", "val_loss": "stop_loss", "val_accuracy": "stop_accuracy"}
+            entry = {"epoch": epoch + 1, **{names[k]: float(logs[k]) for k in names if k in logs},
                      "lr": float(np.asarray(self.model.optimizer.learning_rate)),
                      "seconds": round(seconds, 2)}
             state["history"].append(entry)
             state["epochs_done"] = epoch + 1
             state["train_seconds"] = round(state["train_seconds"] + seconds, 2)
-            score = entry.get(cfg.monitor, float("nan"))
+            score = entry.get(monitored(cfg.monitor), float("nan"))
             if _better(cfg.monitor, score, state["best_score"]):
                 state["best_score"], state["best_epoch"], state["since_best"] = score, epoch + 1, 0
-                _save_model(self.model, state_dir / BEST)
+                _save_model(self.model, checkpoint_file(state_dir, "best"))
             else:
                 state["since_best"] += 1
-            _save_model(self.model, state_dir / LAST)
+            _save_model(self.model, checkpoint_file(state_dir, "last"))
             if cfg.patience and state["since_best"] >= cfg.patience:
                 state["stopped"] = "early"
                 self.model.stop_training = True
             elif deadline is not None and time.time() + seconds > deadline:
                 state["stopped"] = "budget"  # the next epoch would overrun the budget: stop cleanly now
                 self.model.stop_training = True
-            atomic_write_json(state_dir / STATE, state)
+            atomic_write_json(checkpoint_file(state_dir, "state"), state)
             if on_epoch:
                 on_epoch(entry, state)
             if should_stop is not None and should_stop(state):
@@ -307,7 +329,8 @@ def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, ste
 
     callbacks = [Checkpoint()]
     if cfg.optim.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=cfg.monitor, factor=cfg.optim.plateau_factor,
+        keras_name = "val_" + monitored(cfg.monitor).split("_", 1)[1]  # Keras' name for the stop-split score
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=keras_name, factor=cfg.optim.plateau_factor,
                                                            patience=cfg.optim.plateau_patience, min_lr=1e-6))
     else:
         callbacks.insert(0, LearningRate())
@@ -320,12 +343,15 @@ def _save_model(model, path: Path) -> None:
     os.replace(tmp, path)  # atomic: an interrupt never leaves a half-written checkpoint
 
 
-def fit_trial(x_train, y_train, x_val, y_val, cfg: TrainConfig, state_dir: str | Path, *, seed: int = 0,
+def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str | Path, *, seed: int = DEFAULT_SEED,
               target_epochs: int | None = None, horizon: float | Callable[[dict], float] | None = None,
               deadline: float | None = None,
               on_epoch: Callable[[dict, dict], None] | None = None,
               should_stop: Callable[[dict], bool] | None = None) -> dict[str, Any]:
     """Train toward `target_epochs` (default cfg.epochs), resuming from state_dir's last checkpoint.
+
+    Fits on (x_train, y_train); early stopping and the best checkpoint watch (x_stop, y_stop),
+    which must be training rows set aside (never the holdout the run is scored on).
 
     `horizon` is the epoch count the LR schedule is planned for (default cfg.epochs), or a
     function of the state re-evaluated at every epoch start;
@@ -342,23 +368,23 @@ def fit_trial(x_train, y_train, x_val, y_val, cfg: TrainConfig, state_dir: str |
         return state
     state["stopped"] = None
     keras.utils.set_random_seed(seed + state["epochs_done"])
-    if state["epochs_done"] > 0 and (state_dir / LAST).is_file():
-        model = keras.models.load_model(state_dir / LAST)  # weights + optimizer state
+    if state["epochs_done"] > 0 and checkpoint_file(state_dir, "last").is_file():
+        model = keras.models.load_model(checkpoint_file(state_dir, "last"))  # weights + optimizer state
     else:
         state = read_state(state_dir / "__none__")
         model = build_compiled(cfg)
     weights = class_weight_vector(y_train, cfg.class_weights)
     train_ds = make_dataset(x_train, y_train, cfg, training=True, seed=seed + state["epochs_done"], weights=weights)
-    val_ds = make_dataset(x_val, y_val, cfg, training=False, batch_size=256)
+    stop_ds = make_dataset(x_stop, y_stop, cfg, training=False, batch_size=256)
     steps = math.ceil(len(x_train) / cfg.batch_size)
     callbacks = _make_callbacks(cfg, state_dir, state, horizon if callable(horizon) else float(horizon or cfg.epochs),
                                 steps, deadline, on_epoch, should_stop)
     with warnings.catch_warnings():
         # Keras warns that its shuffle flag is ignored for datasets; ours shuffles itself.
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-        model.fit(train_ds, validation_data=val_ds, epochs=target, initial_epoch=state["epochs_done"],
-                  callbacks=callbacks, verbose=0)
-    atomic_write_json(state_dir / STATE, state)
+        model.fit(train_ds, validation_data=stop_ds, epochs=target, initial_epoch=state["epochs_done"],
+                  steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+    atomic_write_json(checkpoint_file(state_dir, "state"), state)
     del model
     release_memory()
     return state
@@ -375,7 +401,7 @@ def release_memory() -> None:
 def load_best(state_dir: str | Path):
     import keras
 
-    return keras.models.load_model(Path(state_dir) / BEST)
+    return keras.models.load_model(checkpoint_file(state_dir, "best"))
 
 
 # ----------------------------------------------------------------------------- recording
@@ -385,9 +411,10 @@ def _metrics_from_state(state: dict, prepared: Prepared, val: np.ndarray, test: 
     from ferkaggle.metrics import scores
 
     s = scores(prepared.y_val, val)
+    best = [h for h in state["history"] if h["epoch"] == state["best_epoch"]]
     metrics: dict[str, Any] = {
-        "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"],
-        "val_accuracy_no_tta": state["best_score"] if cfg.monitor == "val_accuracy" else None,
+        "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"], **SCORED_ON_HOLDOUT,
+        "stop_accuracy": best[0].get("stop_accuracy") if best else None,  # best epoch on the stop split, no TTA
         "best_epoch": state["best_epoch"], "epochs": state["epochs_done"], "stopped": state["stopped"],
         "train_seconds": state["train_seconds"], "history": state["history"], "tta": cfg.tta,
     }
@@ -397,14 +424,19 @@ def _metrics_from_state(state: dict, prepared: Prepared, val: np.ndarray, test: 
     return metrics
 
 
-def record_run(prepared: Prepared, cfg: TrainConfig, state_dir: str | Path, *, seed: int = 0,
+SCORED_ON_HOLDOUT = {"scored_on": "holdout", "selected_on_score": False,
+                     "selected_on": "stop split: 10% of the training rows (early stopping, best checkpoint)"}
+"""What every CNN run's val_accuracy means, recorded in metrics.json (the leaderboard shows it)."""
+
+
+def record_run(prepared: Prepared, cfg: TrainConfig, state_dir: str | Path, *, seed: int = DEFAULT_SEED,
                root: str | Path | None = None, extra: dict[str, Any] | None = None):
     """Turn a trained state folder into a completed run: TTA probabilities, metrics, model.keras."""
     from ferkaggle.runs import RunWriter, read_run
 
     state_dir = Path(state_dir)
     state = read_state(state_dir)
-    if not (state_dir / BEST).is_file():
+    if not checkpoint_file(state_dir, "best").is_file():
         raise FerkaggleError(f"{state_dir}: no trained epoch to record")
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg),
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
@@ -421,11 +453,17 @@ def _save_best(writer, state_dir: Path, state: dict, prepared: Prepared, cfg: Tr
     test = predict_proba(model, prepared.x_test, cfg.tta)
     writer.save_probas(val=val, test=test)
     writer.save_metrics(_metrics_from_state(state, prepared, val, test, cfg))
-    shutil.copyfile(state_dir / BEST, writer.model_path(".keras"))
+    _copy(checkpoint_file(state_dir, "best"), writer.model_path(".keras"))
     del model
 
 
-def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = 0, epochs: int | None = None,
+def _copy(source: Path, target: Path) -> None:
+    import shutil
+
+    shutil.copyfile(source, target)
+
+
+def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SEED, epochs: int | None = None,
                  folds: bool = False, root: str | Path | None = None, tracker=None, extra: dict | None = None):
     """The `ferkaggle train` stage: fit cfg (optionally k-fold) and record one run; returns the Run."""
     from ferkaggle.console import track
@@ -434,10 +472,14 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = 0, epochs:
     if epochs is not None:
         cfg = dataclasses.replace(cfg, epochs=int(epochs))
     if len(prepared.val_idx) == 0:
-        raise FerkaggleError(f"{prepared.path}: no holdout-val rows; CNN training needs them for early stopping")
+        raise FerkaggleError(f"{prepared.path}: no holdout-val rows to score the run on; "
+                             "run `ferkaggle prepare` with a --val-size above 0")
     if tracker is None:
         with track() as t:
             return train_config(prepared, cfg, seed=seed, folds=folds, root=root, tracker=t, extra=extra)
+    import keras
+
+    keras.utils.set_random_seed(seed)
     if folds:
         return _train_kfold(prepared, cfg, seed=seed, root=root, tracker=tracker, extra=extra)
     from ferkaggle.runs import RunWriter
@@ -445,13 +487,13 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = 0, epochs:
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg),
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
         writer.update_info(runtime=runtime_info())
-        state_dir = writer.dir / "checkpoint"
+        state_dir = checkpoint_dir(writer.dir)
         task = tracker.add(f"{cfg.name}", total=cfg.epochs)
         fit_idx, stop_idx = prepared.stopping_split(seed)
         state = fit_trial(prepared.x[fit_idx], prepared.y[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx], cfg,
                           state_dir, seed=seed, on_epoch=epoch_reporter(tracker, task))
         _save_best(writer, state_dir, state, prepared, cfg)
-        shutil.rmtree(state_dir)
+        remove_checkpoint(state_dir)
     release_memory()
     return read_run(writer.dir)
 
@@ -459,7 +501,7 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = 0, epochs:
 def epoch_reporter(tracker, task) -> Callable[[dict, dict], None]:
     def report(entry: dict, state: dict) -> None:
         note = (f"epoch {entry['epoch']} loss {entry.get('loss', float('nan')):.3f} "
-                f"val {entry.get('val_accuracy', float('nan')):.3f} lr {entry['lr']:.2g} {entry['seconds']:.0f}s")
+                f"stop {entry.get('stop_accuracy', float('nan')):.3f} lr {entry['lr']:.2g} {entry['seconds']:.0f}s")
         tracker.advance(task, 1, note)
 
     return report
@@ -467,7 +509,10 @@ def epoch_reporter(tracker, task) -> Callable[[dict, dict], None]:
 
 def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, tracker, extra):
     """k models, one per held-out fold: out-of-fold probabilities on the training rows (train_idx order);
-    val/test probabilities are the mean of the k models. Early stopping watches the holdout-val rows."""
+    val/test probabilities are the mean of the k models. Each fold model early-stops on its own stop
+    split, a group-aware 10% of that fold's in-fold rows: never the held-out fold (its OOF rows) and
+    never the holdout."""
+    from ferkaggle.data.splits import stopping_mask
     from ferkaggle.metrics import scores
     from ferkaggle.runs import RunWriter, read_run
 
@@ -476,6 +521,7 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
         raise FerkaggleError(f"{prepared.path}: --folds needs at least 2 CV folds, the prepared data has {k}")
     fold_of_train = np.asarray(prepared.fold)[prepared.train_idx]
     x_tr, y_tr = prepared.x_train, np.asarray(prepared.y_train)
+    groups_tr = prepared.groups[prepared.train_idx]
     with RunWriter("cnn", f"{cfg.name}-cv{k}", to_dict(cfg), prepared, seed=seed, summary=summarize(cfg) + f", {k}-fold",
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
         writer.update_info(runtime=runtime_info())
@@ -484,10 +530,13 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
         test = np.zeros((len(prepared.x_test), NUM_CLASSES), np.float32)
         fold_scores, histories, seconds = [], [], 0.0
         for f in range(k):
-            state_dir = writer.dir / f"checkpoint-fold{f}"
+            state_dir = checkpoint_dir(writer.dir, fold=f)
             task = tracker.add(f"{cfg.name} fold {f + 1}/{k}", total=cfg.epochs)
             inside = fold_of_train != f
-            state = fit_trial(x_tr[inside], y_tr[inside], prepared.x_val, prepared.y_val, cfg, state_dir,
+            in_rows = np.flatnonzero(inside)
+            stop = stopping_mask(y_tr[in_rows], groups_tr[in_rows], 0.1, seed + 1000 * f)
+            fit_rows, stop_rows = in_rows[~stop], in_rows[stop]
+            state = fit_trial(x_tr[fit_rows], y_tr[fit_rows], x_tr[stop_rows], y_tr[stop_rows], cfg, state_dir,
                               seed=seed + 1000 * f, on_epoch=epoch_reporter(tracker, task))
             model = load_best(state_dir)
             oof[~inside] = predict_proba(model, x_tr[~inside], cfg.tta)
@@ -497,14 +546,14 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
             histories.append(state["history"])
             seconds += state["train_seconds"]
             if f == 0:
-                shutil.copyfile(state_dir / BEST, writer.model_path(".keras"))
+                _copy(checkpoint_file(state_dir, "best"), writer.model_path(".keras"))
             del model
-            shutil.rmtree(state_dir)
+            remove_checkpoint(state_dir)
             release_memory()
         writer.save_probas(val=val, test=test, oof=oof)
         s = scores(prepared.y_val, val)
-        metrics = {"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"],
-                   "cv_mean": float(np.mean(fold_scores)), "cv_std": float(np.std(fold_scores)),
+        metrics = {"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"], **SCORED_ON_HOLDOUT,
+                   "selected_on": "per fold: a stop split of 10% of its in-fold rows", "cv_mean": float(np.mean(fold_scores)), "cv_std": float(np.std(fold_scores)),
                    "cv_scores": fold_scores, "folds": k, "epochs": int(sum(len(h) for h in histories)),
                    "train_seconds": round(seconds, 2), "history": histories[0], "fold_histories": histories,
                    "tta": cfg.tta, "model_file": "model.keras is the fold-1 model"}

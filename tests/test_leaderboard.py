@@ -109,3 +109,28 @@ def test_cli_empty_registry_is_friendly(in_tmp):
     assert result.exit_code == 0 and "no completed runs" in result.output
     result = CliRunner().invoke(app, ["leaderboard", "--format", "json"])
     assert result.exit_code == 0 and json.loads(result.output) == []
+
+
+def test_each_row_says_what_it_was_scored_on(tiny_prepared, in_tmp):
+    """A baseline and a CNN recorded with scored_on say 'holdout'; an ensemble says its halves;
+    a CNN recorded before selection moved off the holdout (no scored_on) is marked as selected on it."""
+    from ferkaggle.ensemble import EnsembleConfig, run_ensemble
+
+    base = make_fake_run(tiny_prepared, "rf", 0.5, seed=1)
+    with RunWriter("cnn", "new-cnn", {}, tiny_prepared, seed=0) as w:
+        w.save_metrics({"val_accuracy": 0.3, "scored_on": "holdout", "selected_on_score": False})
+    new_cnn = w.run_id
+    old_cnn = make_fake_run(tiny_prepared, "old-cnn", 0.6, seed=2, kind="cnn")
+    ensemble, _ = run_ensemble([base, old_cnn], EnsembleConfig(method="mean"))
+    records = {r["run_id"]: r for r in json.loads(lb.to_json(lb.leaderboard()))}
+    assert (records[base.run_id]["scored_on"], records[base.run_id]["selected_on_score"]) == ("holdout", False)
+    assert (records[new_cnn]["scored_on"], records[new_cnn]["selected_on_score"]) == ("holdout", False)
+    assert records[old_cnn.run_id]["selected_on_score"] is True
+    assert records[ensemble.run_id]["scored_on"] == "holdout, cross-fitted halves"
+    assert records[ensemble.run_id]["selected_on_score"] is False
+    markdown = lb.to_markdown(lb.leaderboard())
+    assert "| scored on |" in markdown
+    marked = [line for line in markdown.splitlines() if lb.SELECTED_MARK in line]
+    assert len(marked) == 1 and old_cnn.run_id in marked[0]
+    result = CliRunner().invoke(app, ["leaderboard"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0 and "scored on" in result.output and lb.SELECTED_NOTE[:40] in result.output

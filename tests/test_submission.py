@@ -18,18 +18,42 @@ def _write(path, text):
     return path
 
 
-def test_written_submission_is_valid_and_never_overwrites(tiny_prepared, in_tmp):
-    run = make_fake_run(tiny_prepared, "rf", skill=0.8)
+def _shuffled_ids_prepared(root, n_test=60):
+    """Prepared data whose test ids are large, non-sequential and in no sorted order."""
+    from ferkaggle.data.prepared import write_prepared
+    from ferkaggle.data.synthetic import make_faces
+
+    x, y = make_faces(200, seed=0)
+    x_test, y_test = make_faces(n_test, seed=1)
+    fold = (np.arange(200) % 3).astype(np.int8)
+    fold[::5] = -1
+    ids = np.random.default_rng(7).choice(10**6, size=n_test, replace=False).astype(np.int64)
+    assert not (np.diff(ids) > 0).all()
+    return write_prepared(root, "shuffled", x=x, y=y, fold=fold, x_test=x_test, test_ids=ids, y_test=y_test,
+                          manifest={"layout": "synthetic"})
+
+
+def _labels_by_id(path):
+    lines = path.read_text().splitlines()
+    assert lines[0] == "id,emotion"
+    pairs = [tuple(int(v) for v in line.split(",")) for line in lines[1:]]
+    return pairs
+
+
+def test_written_labels_are_the_argmax_for_each_id(in_tmp):
+    prepared = _shuffled_ids_prepared(in_tmp / "data" / "prepared")
+    run = make_fake_run(prepared, "rf", skill=0.6)
+    proba = np.load(run.dir / "test_proba.npy")  # what the run saved, read directly
+    ids = np.load(prepared.path / "test_ids.npy")  # the source ids, in test-file order
     first = write_submission(run, in_tmp / "submissions")
     second = write_submission(run, in_tmp / "submissions", now=None)
     assert first.path != second.path and first.path.exists() and second.path.exists()
-    lines = first.path.read_text().splitlines()
-    assert lines[0] == "id,emotion" and len(lines) == 1 + len(tiny_prepared.test_ids)
-    ids = [int(line.split(",")[0]) for line in lines[1:]]
-    assert ids == tiny_prepared.test_ids.tolist()  # test-file order
-    assert validate_submission(first.path, tiny_prepared.test_ids).ok
-    expected = (run.proba("test").argmax(1) == tiny_prepared.y_test).mean()
-    assert first.test_accuracy == pytest.approx(expected)
+    pairs = _labels_by_id(first.path)
+    assert [i for i, _ in pairs] == ids.tolist()  # test-file order, the source's own ids
+    expected = {int(i): int(np.argmax(p)) for i, p in zip(ids, proba)}
+    assert dict(pairs) == expected and len(pairs) == len(expected)
+    assert validate_submission(first.path, ids).ok
+    assert first.test_accuracy == pytest.approx(float(np.mean([expected[i] == t for i, t in zip(ids, prepared.y_test)])))
 
 
 def test_write_submission_keeps_an_existing_file(tiny_prepared, in_tmp):
@@ -90,14 +114,17 @@ def test_validate_cli_exit_codes(tiny_prepared, in_tmp):
     assert result.exit_code == 1 and "no such file" in result.output and "Traceback" not in result.output
 
 
-def test_submit_cli_best_run(tiny_prepared, in_tmp):
-    make_fake_run(tiny_prepared, "weak", skill=0.2, seed=1)
-    strong = make_fake_run(tiny_prepared, "strong", skill=0.9, seed=2)
+def test_submit_cli_best_run(in_tmp):
+    prepared = _shuffled_ids_prepared(in_tmp / "data" / "prepared")
+    make_fake_run(prepared, "weak", skill=0.2, seed=1)
+    strong = make_fake_run(prepared, "strong", skill=0.9, seed=2)
     result = runner.invoke(app, ["submit", "--run", "best"])
     assert result.exit_code == 0, result.output
     written = list((in_tmp / "submissions").glob("*.csv"))
     assert len(written) == 1 and strong.run_id in written[0].name
     assert "local test accuracy" in result.output
+    ids, proba = np.load(prepared.path / "test_ids.npy"), np.load(strong.dir / "test_proba.npy")
+    assert dict(_labels_by_id(written[0])) == {int(i): int(np.argmax(p)) for i, p in zip(ids, proba)}
 
 
 def test_submit_without_runs_is_one_clear_line(tiny_prepared, in_tmp):

@@ -30,7 +30,12 @@ def test_one_epoch_writes_a_complete_run(tiny_run, prepared):
     for key in ("val_accuracy", "val_macro_f1", "history", "train_seconds", "epochs", "test_accuracy"):
         assert key in m, key
     assert m["epochs"] == 1 and len(m["history"]) == 1
-    assert set(m["history"][0]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+    # Keras' validation data is the stop split: recorded under that name, never as val_* (= holdout).
+    assert set(m["history"][0]) >= {"loss", "accuracy", "stop_loss", "stop_accuracy", "lr", "seconds"}
+    assert not {"val_loss", "val_accuracy"} & set(m["history"][0])
+    assert m["scored_on"] == "holdout" and m["selected_on_score"] is False
+    assert m["stop_accuracy"] == m["history"][0]["stop_accuracy"] and "val_accuracy_no_tta" not in m
+    assert run.info["seed"] == 0
     assert run.proba("val").shape == (len(prepared.val_idx), 7)
     assert run.proba("test").shape == (len(prepared.x_test), 7)
     assert (run.dir / "model.keras").is_file() and not (run.dir / "checkpoint").exists()
@@ -60,7 +65,8 @@ def test_kfold_run_has_aligned_oof_probabilities(tmp_path):
 
 def test_fit_resumes_from_its_last_checkpoint(prepared, tmp_path):
     cfg = override(load_train_config("tiny"), {"epochs": 3, "model": {"width": 4}})
-    args = (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, cfg, tmp_path)
+    fit, stop = prepared.stopping_split(0)
+    args = (prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop], cfg, tmp_path)
     state = fit_trial(*args, target_epochs=1)
     assert state["epochs_done"] == 1 and (tmp_path / "last.keras").is_file()
     state = fit_trial(*args, target_epochs=2)
@@ -71,8 +77,9 @@ def test_fit_resumes_from_its_last_checkpoint(prepared, tmp_path):
 def test_early_stopping_restores_the_best_epoch(prepared, tmp_path):
     cfg = override(load_train_config("tiny"), {"epochs": 4, "patience": 1, "model": {"width": 4},
                                                "optim": {"learning_rate": 0.5, "optimizer": "sgd"}})
-    state = fit_trial(prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val, cfg, tmp_path)
-    best = max(h["val_accuracy"] for h in state["history"])
+    fit, stop = prepared.stopping_split(0)
+    state = fit_trial(prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop], cfg, tmp_path)
+    best = max(h["stop_accuracy"] for h in state["history"])
     assert state["best_score"] == pytest.approx(best)
     if state["stopped"] == "early":
         assert state["epochs_done"] == state["best_epoch"] + 1
@@ -95,8 +102,55 @@ def test_cli_train(tiny_prepared):
 
     result = CliRunner().invoke(app, ["train", "--config", "tiny", "--seed", "1"])
     assert result.exit_code == 0, result.output
-    assert "val accuracy" in result.output
+    assert "holdout accuracy" in result.output
     runs = list_runs()
-    assert len(runs) == 1 and runs[0].kind == "cnn"
+    assert len(runs) == 1 and runs[0].kind == "cnn" and runs[0].info["seed"] == 1
     result = CliRunner().invoke(app, ["train", "--config", "nope"])
     assert result.exit_code == 1 and "no preset named 'nope'" in result.output
+
+
+def _row_keys(x) -> set[bytes]:
+    return {row.tobytes() for row in np.asarray(x)}
+
+
+def test_fit_never_sees_holdout_rows(tmp_path, monkeypatch):
+    """Spy on every fit_trial call of train_config (plain and k-fold): neither the rows a model
+    fits on nor the rows it early-stops on may include a holdout image (or, for a fold model,
+    an image of the fold it predicts out-of-fold)."""
+    import ferkaggle.train as train_module
+
+    prepared = make_tiny_prepared(tmp_path / "prepared", n=100, n_test=10, folds=2)
+    holdout = _row_keys(prepared.x_val)
+    folds = np.asarray(prepared.fold)
+    seen = []
+    real_fit = train_module.fit_trial
+
+    def spy(x_fit, y_fit, x_stop, y_stop, cfg, state_dir, **kw):
+        seen.append((_row_keys(x_fit), _row_keys(x_stop), str(state_dir)))
+        return real_fit(x_fit, y_fit, x_stop, y_stop, cfg, state_dir, **kw)
+
+    monkeypatch.setattr(train_module, "fit_trial", spy)
+    cfg = override(load_train_config("tiny"), {"model": {"width": 4}})
+    train_config(prepared, cfg, seed=3, root=tmp_path / "runs")
+    train_config(prepared, cfg, seed=3, folds=True, root=tmp_path / "runs")
+    assert len(seen) == 3  # one plain fit, two fold fits
+    for fit_rows, stop_rows, state_dir in seen:
+        assert fit_rows and stop_rows and len(fit_rows & stop_rows) == 0
+        assert (len(fit_rows & holdout), len(stop_rows & holdout)) == (0, 0), state_dir
+    for f, (fit_rows, stop_rows, _) in enumerate(seen[1:]):
+        held_out_fold = _row_keys(np.asarray(prepared.x)[folds == f])
+        assert len((fit_rows | stop_rows) & held_out_fold) == 0
+        assert (fit_rows | stop_rows) == _row_keys(np.asarray(prepared.x)[(folds >= 0) & (folds != f)])
+
+
+def test_same_seed_same_run_on_the_cpu(tmp_path):
+    """Two runs of one tiny config with every augmentation on: the same seed gives identical
+    holdout probabilities, another seed does not."""
+    prepared = make_tiny_prepared(tmp_path / "prepared", n=120, n_test=10)
+    cfg = override(load_train_config("tiny"), {"epochs": 2, "batch_size": 16, "model": {"width": 4},
+                                               "augment": {"erasing": 0.5, "mixup": 0.2, "crop": 2}})
+    runs = [train_config(prepared, cfg, seed=seed, root=tmp_path / "runs") for seed in (7, 7, 8)]
+    first, again, other = (r.proba("val") for r in runs)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert [r.info["seed"] for r in runs] == [7, 7, 8]

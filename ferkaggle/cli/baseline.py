@@ -1,7 +1,6 @@
-"""Commands for classical baselines and the leaderboard: `baseline`, `leaderboard`.
+"""The command for classical baselines: `baseline` (the leaderboard is in cli/results.py).
 
-Thin: parse options into a config, call `baseline.run_baseline` / `leaderboard.leaderboard`,
-render the result with rich.
+Thin: parse options into a config, call `baseline.run_baseline`, render the result with rich.
 """
 
 from __future__ import annotations
@@ -13,10 +12,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle import leaderboard as lb  # standard library only: keeps --help fast
 from ferkaggle.cli.app import app
 from ferkaggle.console import console
-from ferkaggle.data.prepared import current_split_fingerprint
 from ferkaggle.errors import FerkaggleError
 
 MODEL_CHOICES = "rf | extra-trees | logreg | knn | svm | nb"
@@ -37,7 +34,7 @@ def baseline(
     max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Solver iterations for logreg (default 200)."),
     max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows", help="Cap on each fold's training rows, stratified; 0 = all (default: svm 8000, others all)."),
     config: Optional[str] = typer.Option(None, "--config", help="Preset name (configs/baseline/<name>.toml) or path; flags override it."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 42): the same seed gives the same CV scores."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default ferkaggle.DEFAULT_SEED, 42): the same seed gives the same CV scores."),
     n_jobs: Optional[int] = typer.Option(None, "--n-jobs", help="Worker processes; -1 = all cores (default)."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
     save_model: Optional[bool] = typer.Option(None, "--save-model/--no-save-model", help="Write the fold models to model.joblib (default on)."),
@@ -89,74 +86,3 @@ def baseline(
         console.print(f"test (labelled): accuracy {m['test_accuracy']:.4f}")
     size = f", model {m['model_bytes'] / 1e6:.1f} MB" if m.get("model_bytes") else ""
     console.print(f"[green]recorded[/green] run {escape(run.run_id)} in {escape(str(run.dir))}{size}")
-
-
-@app.command()
-def leaderboard(
-    format: str = typer.Option("table", "--format", help="table | markdown | csv | json."),
-    top: Optional[int] = typer.Option(None, "--top", "-n", help="Show the best N runs of each split."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="Only runs of this kind: baseline, cnn, ensemble."),
-    all_runs: bool = typer.Option(False, "--all", help="Include failed, interrupted and running runs (marked, unranked)."),
-) -> None:
-    """Rank every recorded run by holdout-val accuracy, one section per data split.
-
-    Runs made on different prepared data (a different holdout split) are never ranked
-    together; the split of the latest `ferkaggle prepare` comes first.
-
-    Example: ferkaggle leaderboard --top 10 --format markdown
-    """
-    from ferkaggle.runs import runs_root
-
-    if format not in lb.FORMATS:
-        raise FerkaggleError(f"unknown format {format!r}; choose one of {', '.join(lb.FORMATS)}")
-    if top is not None and top < 1:
-        raise FerkaggleError(f"--top must be at least 1, not {top}")
-    sections = lb.leaderboard(kind=kind, top=top, include_all=all_runs, current_split=current_split_fingerprint())
-    if format == "csv":
-        typer.echo(lb.to_csv(sections), nl=False)
-        return
-    if format == "json":
-        typer.echo(lb.to_json(sections), nl=False)
-        return
-    if not any(s.rows for s in sections):
-        what = f" of kind {kind!r}" if kind else ""
-        console.print(f"no {'' if all_runs else 'completed '}runs{what} in {escape(str(runs_root()))}/ yet: "
-                      "start with `ferkaggle baseline` or `ferkaggle search`")
-        return
-    if format == "markdown":
-        typer.echo(lb.to_markdown(sections), nl=False)
-        return
-    if len(sections) > 1:
-        console.print(f"[yellow]{len(sections)} different data splits[/yellow]: runs are ranked within each split only")
-    for section in sections:
-        rows = [lb.cells(row) for row in section.rows]
-        columns = _fitting_columns(rows, console.width)
-        table = Table(title=f"[bold]{escape(lb.section_title(section))}[/bold]", title_justify="left")
-        for name in columns:
-            # Only the model description (and, on a narrow terminal, the run id) wraps.
-            table.add_column(name, justify="right" if name in _NUMERIC else "left",
-                             no_wrap=name not in ("model", "run"), overflow="fold",
-                             min_width={"model": 14, "run": 12}.get(name))
-        for row, cells in zip(section.rows, rows):
-            # Runs that did not complete (--all) are dimmed, unranked and say their status.
-            table.add_row(*(escape(cells[lb.COLUMNS.index(name)]) for name in columns),
-                          style=None if row.status == "completed" else "dim")
-        console.print(table)
-        if section.hidden:
-            console.print(f"  {section.hidden} more not shown (--top {top})")
-
-
-_NUMERIC = ("#", "val acc", "val F1", "CV acc ± std", "time", "size")
-_OPTIONAL = ("data", "date", "kind", "size")  # dropped in this order when the terminal is narrow
-
-
-def _fitting_columns(rows: list[list[str]], width: int) -> list[str]:
-    """The leaderboard columns that fit `width` characters, dropping the least useful first."""
-    need = {name: max([len(name)] + [len(r[i]) for r in rows]) + 3 for i, name in enumerate(lb.COLUMNS)}
-    need["model"] = 19  # wraps
-    columns = list(lb.COLUMNS)
-    for name in _OPTIONAL:
-        if sum(need[c] for c in columns) + 1 <= width:
-            break
-        columns.remove(name)
-    return columns

@@ -1,4 +1,9 @@
-"""Commands that use finished runs: submit, validate, ensemble, report, download."""
+"""Commands that use finished runs: leaderboard, submit, validate, ensemble, report, download.
+
+Thin: parse options, call one stage function (`leaderboard.leaderboard`, `runs.select_run`,
+`submission.write_submission`, `ensemble.ensemble_stage`, `report.write_report`), print.
+Which run `best` / `latest` mean and which runs join an ensemble are decided in those modules.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +14,97 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle import EMOTIONS
+from ferkaggle import DEFAULT_SEED, EMOTIONS
+from ferkaggle import leaderboard as lb  # standard library only: keeps --help fast
 from ferkaggle.cli.app import app
 from ferkaggle.console import console
 from ferkaggle.data.prepared import current_split_fingerprint
 from ferkaggle.errors import FerkaggleError
 
 
-def _resolve_run(ref: str):
-    from ferkaggle.runs import list_runs, load_run
+@app.command()
+def leaderboard(
+    format: str = typer.Option("table", "--format", help="table | markdown | csv | json."),
+    top: Optional[int] = typer.Option(None, "--top", "-n", help="Show the best N runs of each split."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only runs of this kind: baseline, cnn, ensemble."),
+    all_runs: bool = typer.Option(False, "--all", help="Include failed, interrupted and running runs (marked, unranked)."),
+) -> None:
+    """Rank every recorded run by holdout-val accuracy, one section per data split.
 
-    if ref == "latest":
-        runs = list_runs()
-        if not runs:
-            raise FerkaggleError("no completed runs yet: run `ferkaggle baseline` or `ferkaggle search` first")
-        return runs[-1]
-    return load_run(ref, split_fingerprint=current_split_fingerprint() if ref == "best" else None)
+    Runs made on different prepared data (a different holdout split) are never ranked
+    together; the split of the latest `ferkaggle prepare` comes first. The "scored on" column
+    says what each score was computed on, and flags runs that were also selected on it.
+
+    Example: ferkaggle leaderboard --top 10 --format markdown
+    """
+    from ferkaggle.runs import runs_root
+
+    if format not in lb.FORMATS:
+        raise FerkaggleError(f"unknown format {format!r}; choose one of {', '.join(lb.FORMATS)}")
+    if top is not None and top < 1:
+        raise FerkaggleError(f"--top must be at least 1, not {top}")
+    sections = lb.leaderboard(kind=kind, top=top, include_all=all_runs, current_split=current_split_fingerprint())
+    if format == "csv":
+        typer.echo(lb.to_csv(sections), nl=False)
+        return
+    if format == "json":
+        typer.echo(lb.to_json(sections), nl=False)
+        return
+    if not any(s.rows for s in sections):
+        what = f" of kind {kind!r}" if kind else ""
+        console.print(f"no {'' if all_runs else 'completed '}runs{what} in {escape(str(runs_root()))}/ yet: "
+                      "start with `ferkaggle baseline` or `ferkaggle search`")
+        return
+    if format == "markdown":
+        typer.echo(lb.to_markdown(sections), nl=False)
+        return
+    if len(sections) > 1:
+        console.print(f"[yellow]{len(sections)} different data splits[/yellow]: runs are ranked within each split only")
+    for section in sections:
+        rows = [lb.cells(row) for row in section.rows]
+        columns = _fitting_columns(rows, console.width)
+        table = Table(title=f"[bold]{escape(lb.section_title(section))}[/bold]", title_justify="left")
+        for name in columns:
+            # Only the model description (and, on a narrow terminal, the run id) wraps.
+            table.add_column(name, justify="right" if name in _NUMERIC else "left",
+                             no_wrap=name not in ("model", "run"), overflow="fold",
+                             min_width={"model": 14, "run": 12}.get(name))
+        for row, cells in zip(section.rows, rows):
+            # Runs that did not complete (--all) are dimmed, unranked and say their status.
+            table.add_row(*(escape(cells[lb.COLUMNS.index(name)]) for name in columns),
+                          style=None if row.status == "completed" else "dim")
+        console.print(table)
+        if section.hidden:
+            console.print(f"  {section.hidden} more not shown (--top {top})")
+    if any(row.selected_on_score for s in sections for row in s.rows):
+        console.print(f"[yellow]{lb.SELECTED_MARK}[/yellow]: {lb.SELECTED_NOTE}")
+
+
+_NUMERIC = ("#", "val acc", "val F1", "CV acc ± std", "time", "size")
+_OPTIONAL = ("data", "date", "kind", "size", "scored on")  # dropped in this order when the terminal is narrow
+
+
+def _fitting_columns(rows: list[list[str]], width: int) -> list[str]:
+    """The leaderboard columns that fit `width` characters, dropping the least useful first."""
+    need = {name: max([len(name)] + [len(r[i]) for r in rows]) + 3 for i, name in enumerate(lb.COLUMNS)}
+    need["model"] = 19  # wraps
+    columns = list(lb.COLUMNS)
+    for name in _OPTIONAL:
+        if sum(need[c] for c in columns) + 1 <= width:
+            break
+        columns.remove(name)
+    return columns
+
+
+def _resolve_run(ref: str):
+    from ferkaggle.runs import select_run
+
+    return select_run(ref)
 
 
 @app.command()
 def submit(
-    run: str = typer.Option("best", "--run", "-r", help="Run id (or a unique part of it), `best` (highest holdout accuracy on the current prepared data) or `latest`."),
+    run: str = typer.Option("best", "--run", "-r", help="Run id (or a unique part of it), `best` (top of the leaderboard) or `latest` (newest); both only among runs on the current prepared data."),
     out: Path = typer.Option(Path("submissions"), "--out", help="Folder for submission files."),
     kaggle: Optional[str] = typer.Option(None, "--kaggle", help="Also upload to this Kaggle competition (needs the kaggle package and credentials)."),
     message: str = typer.Option("", "--message", "-m", help="Kaggle submission message (default: the run id and its holdout accuracy)."),
@@ -94,52 +169,39 @@ def validate(
 
 @app.command()
 def ensemble(
-    runs: Optional[list[str]] = typer.Argument(None, help="Runs to combine (ids or unique parts). Default: the --top runs."),
-    top: int = typer.Option(3, "--top", "-k", help="With no runs named: combine the K best non-ensemble runs on the current prepared data."),
-    method: str = typer.Option("greedy", "--method", help="mean | weighted (by holdout accuracy) | greedy (Caruana forward selection)."),
+    runs: Optional[list[str]] = typer.Argument(None, help="Runs to combine (ids or unique parts), all of them members. Default: every run on the current prepared data, of which the --top best on each fitting half join."),
+    top: int = typer.Option(3, "--top", "-k", help="With no runs named: members are the K best runs on each fitting half (0 = all)."),
+    method: str = typer.Option("greedy", "--method", help="mean | weighted (by accuracy) | greedy (Caruana forward selection)."),
     rounds: int = typer.Option(40, "--rounds", help="Greedy selection steps (with replacement)."),
-    seed: int = typer.Option(42, "--seed", help="Seeds the split of the holdout into halves for honest scoring."),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seeds the split of the holdout into halves."),
 ) -> None:
     """Combine saved runs' probabilities into an ensemble, recorded as a run.
 
-    The reported holdout score is honest: weights are fitted on one half of the holdout and
-    scored on the other, and vice versa. The ensemble shows on the leaderboard and can be
-    submitted (`ferkaggle submit --run latest`). Runs made on different splits are refused.
+    The reported holdout score is cross-fitted: on each half of the holdout the ensemble
+    chooses its members (--top) and weights, and is scored on the other half, so no choice is
+    made on the rows it is scored on. The test ensemble is chosen the same way on the whole
+    holdout. The ensemble shows on the leaderboard and can be submitted (`ferkaggle submit
+    --run latest`). Runs made on different splits are refused.
 
     Example: ferkaggle ensemble --top 5 --method greedy
     """
-    from ferkaggle.ensemble import EnsembleConfig, run_ensemble
-    from ferkaggle.runs import list_runs, load_run
+    from ferkaggle.ensemble import EnsembleConfig, ensemble_stage
 
-    if method not in ("mean", "weighted", "greedy"):
-        raise FerkaggleError(f"--method must be mean, weighted or greedy, not {method!r}")
-    if runs:
-        members = [load_run(ref) for ref in runs]
-        if len({m.run_id for m in members}) < len(members):
-            raise FerkaggleError("the same run is named twice")
-    else:
-        split = current_split_fingerprint()
-        pool = [r for r in list_runs() if r.kind != "ensemble" and r.val_accuracy is not None
-                and r.has_proba("val") and r.has_proba("test") and (split is None or r.split_fingerprint == split)]
-        pool.sort(key=lambda r: r.val_accuracy, reverse=True)
-        members = pool[:top]
-        if len(members) < 2:
-            raise FerkaggleError(f"found {len(members)} usable run(s) on the current prepared data; an ensemble needs two")
-    for m in members:
-        if m.status != "completed":
-            raise FerkaggleError(f"run {m.run_id} is {m.status}, not completed")
-    run, result = run_ensemble(members, EnsembleConfig(method=method, greedy_rounds=rounds, seed=seed))
-    table = Table(title=f"ensemble {run.run_id}")
-    table.add_column("member")
-    table.add_column("holdout acc", justify="right")
-    table.add_column("weight", justify="right")
-    for m, w in zip(members, result.weights):
-        table.add_row(m.run_id, f"{m.val_accuracy:.4f}", f"{w:.3f}")
-    console.print(table)
+    cfg = EnsembleConfig(method=method, greedy_rounds=rounds, top=top, seed=seed)  # type: ignore[arg-type]
+    run, result = ensemble_stage(runs, cfg)
     metrics = result.metrics
-    console.print(f"honest holdout accuracy (cross-fitted halves): [bold]{metrics['val_accuracy']:.4f}[/bold] "
-                  f"(halves {metrics['val_accuracy_half_a']:.4f} / {metrics['val_accuracy_half_b']:.4f}; "
-                  f"best single member {metrics['best_member_val_accuracy']:.4f}; in-sample {metrics['val_accuracy_in_sample']:.4f})")
+    table = Table(title=f"ensemble {run.run_id}")
+    for column, justify in (("candidate", "left"), ("holdout acc", "right"), ("in A", "center"), ("in B", "center"),
+                            ("test weight", "right")):
+        table.add_column(column, justify=justify)
+    for run_id, acc in metrics["candidates"].items():
+        table.add_row(run_id, lb.fmt_acc(acc), "✓" if run_id in metrics["members_used_on_half_a"] else "",
+                      "✓" if run_id in metrics["members_used_on_half_b"] else "", f"{metrics['weights'][run_id]:.3f}")
+    console.print(table)
+    console.print(f"holdout accuracy, cross-fitted (members and weights chosen on the other half): "
+                  f"[bold]{metrics['val_accuracy']:.4f}[/bold] (halves {metrics['val_accuracy_half_a']:.4f} / "
+                  f"{metrics['val_accuracy_half_b']:.4f}; best single candidate {metrics['best_member_val_accuracy']:.4f}; "
+                  f"in-sample {metrics['val_accuracy_in_sample']:.4f})")
     if "test_accuracy" in metrics:
         console.print(f"local test accuracy: {metrics['test_accuracy']:.4f}")
     console.print(f"recorded as run {run.run_id}; submit it with `ferkaggle submit --run {run.run_id}`")

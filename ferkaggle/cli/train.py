@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from ferkaggle import DEFAULT_SEED
 from ferkaggle.cli.app import app
 from ferkaggle.console import console
 
@@ -54,7 +55,7 @@ def _quiet_tensorflow(threads: int, inter_threads: int) -> dict:
 def train(
     config: str = typer.Option("simple", "--config", "-c", help="CNN preset name (configs/<name>.toml) or path to a .toml."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
-    seed: int = typer.Option(0, "--seed", help="Seeds Python, NumPy and Keras."),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seeds Python, NumPy, Keras, the stop split, shuffling and augmentation (recorded in run.json)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Max epochs (overrides the preset; also the LR schedule's horizon)."),
     folds: bool = typer.Option(False, "--folds", help="Train one model per CV fold: out-of-fold probabilities, cv_mean/cv_std."),
     threads: int = typer.Option(0, "--threads", help="TensorFlow intra-op threads; 0 = TensorFlow's default (all cores)."),
@@ -62,8 +63,10 @@ def train(
 ) -> None:
     """Train one CNN configuration and record it as a run (it then shows on the leaderboard).
 
-    Early stopping restores the best epoch; val/test probabilities use the preset's
-    test-time augmentation (hflip by default).
+    The model fits on 90% of the training rows and early-stops / keeps its best epoch on the
+    other 10% (the stop split), never on the holdout its score is computed on. Val/test
+    probabilities use the preset's test-time augmentation (hflip by default). The same seed
+    gives the same run on the CPU.
 
     Example: ferkaggle train --config simple --epochs 20
     """
@@ -77,7 +80,7 @@ def train(
                   f"{len(prepared.val_idx)} val · TF {runtime['tensorflow']}, {runtime['intra_op_threads'] or 'default'} threads")
     run = train_config(prepared, cfg, seed=seed, epochs=epochs, folds=folds)
     m = run.metrics
-    line = (f"[green]done[/green] {run.run_id}: val accuracy [bold]{m['val_accuracy']:.4f}[/bold] "
+    line = (f"[green]done[/green] {run.run_id}: holdout accuracy [bold]{m['val_accuracy']:.4f}[/bold] "
             f"(macro-F1 {m['val_macro_f1']:.4f}), {m['epochs']} epochs in {m['train_seconds']:.0f}s")
     if "cv_mean" in m:
         line += f", CV {m['cv_mean']:.4f} ± {m['cv_std']:.4f}"
