@@ -78,13 +78,13 @@ def test_astronaut_one_face_with_the_runs_own_probabilities(world, detector):
 
 
 def test_crop_pads_at_the_border_and_keeps_the_face_centred():
-    gray = np.zeros((100, 100), np.uint8)
+    gray = np.full((100, 100), 120, np.uint8)
     gray[:, 50:] = 200
-    # a box reaching past the left edge: the crop is padded with the edge colour, not black
+    # a box reaching 10 px past the left edge: those columns repeat the edge colour (120), not black
     crop = crop_face(gray, (-10, 20, 40, 40), margin=0.0)
-    assert crop.shape == (48, 48)
-    inside = crop_face(gray, (30, 30, 40, 40), margin=0.0)  # x 30..70: half dark, half bright
-    assert inside[:, :20].max() == 0 and inside[:, 28:].min() == 200
+    assert crop.shape == (48, 48) and crop[:, :10].min() == 120 and crop.max() == 120
+    inside = crop_face(gray, (30, 30, 40, 40), margin=0.0)  # x 30..70: left half 120, right half 200
+    assert inside[:, :20].max() == 120 and inside[:, 28:].min() == 200
 
 
 def test_the_cat_has_no_face(world, detector):
