@@ -81,7 +81,7 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, max_side: int = 1600):
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, max_side: int = 1024):
         import cv2
 
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
@@ -91,7 +91,10 @@ class HaarDetector:
                                  "reinstall opencv-python-headless 4.x (pip install 'opencv-python-headless<5')")
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
-        self.max_side = max_side  # larger photos are searched at this size (time grows with pixels)
+        # Larger photos are searched at this size: time grows with pixels, and at full size a
+        # phone photo's fine textures give the cascade more false faces. Faces smaller than
+        # 1/25 of the short side at this size (31 px at 1024x768) are not looked for.
+        self.max_side = max_side
 
     def detect(self, rgb: np.ndarray) -> list[Box]:
         import cv2
@@ -131,11 +134,16 @@ class MtcnnDetector:
 DETECTORS: dict[str, Callable[[], Detector]] = {"haar": HaarDetector, "mtcnn": MtcnnDetector}
 
 
-def make_detector(name: str) -> Detector:
+def make_detector(name: str, min_neighbors: int | None = None) -> Detector:
+    """A detector by name; `min_neighbors` (haar only) trades missed faces (higher) for false ones (lower)."""
     try:
         factory = DETECTORS[name]
     except KeyError:
         raise FerkaggleError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}") from None
+    if min_neighbors is not None and name == "haar":
+        if min_neighbors < 1:
+            raise FerkaggleError(f"--min-neighbors must be at least 1, not {min_neighbors}")
+        return HaarDetector(min_neighbors=min_neighbors)
     return factory()
 
 

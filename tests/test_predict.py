@@ -87,6 +87,12 @@ def test_crop_pads_at_the_border_and_keeps_the_face_centred():
     assert inside[:, :20].max() == 120 and inside[:, 28:].min() == 200
 
 
+def test_large_photos_are_searched_smaller_and_boxes_come_back_in_photo_pixels():
+    rgb = np.asarray(Image.fromarray(astronaut_rgb()).resize((2048, 2048), Image.Resampling.BILINEAR))
+    (box,) = HaarDetector(min_neighbors=8).detect(rgb)  # 8: the enlarged photo's smooth texture fools 5
+    assert iou(box, tuple(4 * v for v in ASTRONAUT_FACE)) > 0.7, box
+
+
 def test_the_cat_has_no_face(world, detector):
     result = predict_photo(world["photos"]["chelsea"], Predictor.from_run(world["cnn"]), detector)
     assert result.faces == [] and result.error is None and result.size == (451, 300)

@@ -31,6 +31,7 @@ def predict(
     fmt: str = typer.Option("table", "--format", "-f", help="table (on screen) | json (to stdout)."),
     detector: str = typer.Option("haar", "--detector", help="haar (OpenCV cascade) | mtcnn (needs `pip install 'ferkaggle[mtcnn]'`)."),
     margin: float = typer.Option(0.15, "--margin", help="Extra border around each detected face, as a share of its size on each side."),
+    min_neighbors: int = typer.Option(5, "--min-neighbors", help="haar: overlapping detections a face needs; raise it (8) if it finds faces in patterns, lower it (3) if it misses faces."),
 ) -> None:
     """Find the faces in photos and predict each one's emotion with a trained run.
 
@@ -56,7 +57,8 @@ def predict(
         raise FerkaggleError("no photos to predict")
     chosen = _predict_run(run)
     predictor = Predictor.from_run(chosen)
-    results = predict_photos(files, predictor, make_detector(detector), margin=margin, keep_images=out is not None)
+    results = predict_photos(files, predictor, make_detector(detector, min_neighbors), margin=margin,
+                             keep_images=out is not None)
     errors = [r for r in results if r.error]
     if fmt == "json":
         payload = {"run": chosen.run_id, "detector": detector, "photos": [r.to_json() for r in results]}
