@@ -113,21 +113,19 @@ class HaarDetector:
 
 
 class MtcnnDetector:
-    """The `mtcnn` package's detector (weights ship in its wheel); faces with confidence >= min_confidence."""
+    """The `mtcnn` package's detector (weights ship in its wheel), with its own confidence thresholds."""
 
     name = "mtcnn"
 
-    def __init__(self, min_confidence: float = 0.9):
+    def __init__(self):
         try:
             from mtcnn import MTCNN
         except ImportError:
             raise FerkaggleError("--detector mtcnn needs the mtcnn package: pip install 'ferkaggle[mtcnn]'") from None
         self.model = MTCNN()
-        self.min_confidence = min_confidence
 
     def detect(self, rgb: np.ndarray) -> list[Box]:
-        found = self.model.detect_faces(rgb)
-        boxes = [tuple(int(v) for v in f["box"]) for f in found if f.get("confidence", 0) >= self.min_confidence]
+        boxes = [tuple(int(v) for v in found["box"]) for found in self.model.detect_faces(rgb)]
         return sorted(boxes, key=lambda b: (b[0], b[1]))
 
 

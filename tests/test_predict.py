@@ -93,6 +93,26 @@ def test_large_photos_are_searched_smaller_and_boxes_come_back_in_photo_pixels()
     assert iou(box, tuple(4 * v for v in ASTRONAUT_FACE)) > 0.7, box
 
 
+def test_mtcnn_missing_is_one_clear_line(monkeypatch):
+    import sys
+
+    from ferkaggle.faces import make_detector
+
+    monkeypatch.setitem(sys.modules, "mtcnn", None)  # as if the optional extra were not installed
+    with pytest.raises(FerkaggleError, match=r"pip install 'ferkaggle\[mtcnn\]'"):
+        make_detector("mtcnn")
+    with pytest.raises(FerkaggleError, match="unknown detector 'dlib'; choose one of haar, mtcnn"):
+        make_detector("dlib")
+
+
+def test_mtcnn_finds_the_astronaut():
+    pytest.importorskip("mtcnn", reason="the optional mtcnn extra is not installed")
+    from ferkaggle.faces import make_detector
+
+    (box,) = make_detector("mtcnn").detect(astronaut_rgb())
+    assert iou(box, ASTRONAUT_FACE) > 0.6, box
+
+
 def test_the_cat_has_no_face(world, detector):
     result = predict_photo(world["photos"]["chelsea"], Predictor.from_run(world["cnn"]), detector)
     assert result.faces == [] and result.error is None and result.size == (451, 300)
