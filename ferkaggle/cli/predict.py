@@ -29,7 +29,7 @@ def predict(
     run: str = typer.Option("best", "--run", "-r", help="Run id (or a unique part), or `best`: the best run on the current prepared data that has a saved model."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write predictions.csv and annotated copies of the photos to this folder."),
     fmt: str = typer.Option("table", "--format", "-f", help="table (on screen) | json (to stdout)."),
-    detector: str = typer.Option("haar", "--detector", help="haar (OpenCV cascade) | mtcnn (needs `pip install 'ferkaggle[mtcnn]'`)."),
+    detector: str = typer.Option("haar", "--detector", help="haar (OpenCV cascade) | mtcnn (needs `pip install 'ferkaggle\\[mtcnn]'`)."),
     margin: float = typer.Option(0.15, "--margin", help="Extra border around each detected face, as a share of its size on each side."),
     min_neighbors: int = typer.Option(5, "--min-neighbors", help="haar: overlapping detections a face needs; raise it (8) if it finds faces in patterns, lower it (3) if it misses faces."),
 ) -> None:
