@@ -186,6 +186,8 @@ class PhotoResult:
             out["width"], out["height"] = self.size
         if self.error:
             out["error"] = self.error
+        elif not self.faces:
+            out["message"] = "no face found"
         return out
 
 

@@ -77,8 +77,6 @@ class App:
                 raise BadRequest(str(exc)) from None
         out = result.to_json()
         out["run"] = self.predictor.run.run_id
-        if not result.faces:
-            out["message"] = "no face found"
         return out
 
 

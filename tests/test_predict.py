@@ -175,7 +175,7 @@ def test_predict_cli_json_and_folders(world, tmp_path, monkeypatch):
     (face,) = payload["photos"][0]["faces"]
     assert len(face["box"]) == 4 and set(face["probabilities"]) == set(EMOTIONS)
     assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
-    assert payload["photos"][1]["faces"] == []
+    assert payload["photos"][1]["faces"] == [] and payload["photos"][1]["message"] == "no face found"
 
 
 def test_run_without_a_model_is_one_clear_line(world, tmp_path, monkeypatch):

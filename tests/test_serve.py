@@ -116,7 +116,9 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900",
+                 # Chromium's built-in test camera (a moving pattern, no face), allowed without a prompt
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
@@ -161,3 +163,19 @@ def test_page_in_a_real_browser_shows_the_face_and_its_emotion(server, browser, 
     browser.find_element(By.ID, "file").send_keys(str(server["photos"]["chelsea"]))
     wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "No face found in chelsea.png"))
     assert browser.find_elements(By.CSS_SELECTOR, "#faces .face") == []
+
+
+def test_webcam_snapshot_is_sent_and_answered(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server["url"] + "/")
+    wait = WebDriverWait(browser, 60)
+    wait.until(ec.element_to_be_clickable((By.ID, "camera"))).click()
+    wait.until(lambda d: d.execute_script("return document.getElementById('video').videoWidth") > 0)
+    wait.until(ec.element_to_be_clickable((By.ID, "snap"))).click()
+    # the fake camera shows a test pattern: the snapshot reaches the server, which finds no face in it
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "No face found in webcam.jpg"))
+    width = browser.execute_script("return document.getElementById('canvas').width")
+    assert width == browser.execute_script("return document.getElementById('video').videoWidth")
