@@ -42,6 +42,9 @@ def standalone_model(run: Run):
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels", dtype="float32")
     outputs = []
     for index, (weight, model, tta) in enumerate(predictor.parts):
+        if len(predictor.parts) > 1:
+            # Members often share a builder name ("vgg"); a model's parts must be uniquely named.
+            model = keras.Model(model.input, model.output, name=f"member_{index}")
         out = model(inputs)
         if tta == "hflip":
             out = keras.layers.Average(name=f"tta_{index}")([out, model(keras.ops.flip(inputs, axis=2))])

@@ -178,6 +178,19 @@ def test_predict_cli_json_and_folders(world, tmp_path, monkeypatch):
     assert payload["photos"][1]["faces"] == [] and payload["photos"][1]["message"] == "no face found"
 
 
+def test_missing_files_and_empty_folders(world, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FERKAGGLE_RUNS_DIR", str(world["runs"]))
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["predict", "nowhere.jpg", "empty", str(world["photos"]["astronaut"]),
+                                 "--run", world["cnn"].run_id])
+    assert result.exit_code == 1
+    assert "nowhere.jpg: no such file" in result.output
+    assert "empty: no images" in result.output and "1 face(s) in 1 photo(s)" in result.output
+    result = runner.invoke(app, ["predict", "empty", "--run", world["cnn"].run_id])
+    assert result.exit_code == 1 and "no photos to predict" in result.output
+
+
 def test_run_without_a_model_is_one_clear_line(world, tmp_path, monkeypatch):
     monkeypatch.setenv("FERKAGGLE_RUNS_DIR", str(tmp_path / "runs"))
     copy = tmp_path / "runs" / world["cnn"].run_id
@@ -260,6 +273,41 @@ def test_export_keras_and_tflite_equal_the_runs_probabilities(world, tmp_path, m
             got = tflite_predict(path, faces)
         assert got.shape == (len(faces), 7)
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=fmt)
+
+
+def test_export_of_a_cnn_ensemble_is_one_model_with_its_weights(world, tmp_path):
+    import dataclasses
+
+    import keras
+
+    from ferkaggle.ensemble import EnsembleConfig, run_ensemble
+    from ferkaggle.export import export_run
+    from ferkaggle.train import load_train_config, train_config
+
+    cfg = dataclasses.replace(load_train_config(_tiny_config()), name="tiny-b")
+    second = train_config(world["prepared"], cfg, seed=1, root=world["runs"])
+    ensemble, result = run_ensemble([world["cnn"], second], EnsembleConfig(method="weighted"), runs_root=world["runs"])
+    try:
+        path = export_run(ensemble, "keras", tmp_path / "ensemble.keras")
+        faces = np.asarray(world["prepared"].x_test)
+        got = keras.models.load_model(path).predict(faces.reshape(-1, 48, 48, 1).astype("float32"), verbose=0)
+        # the ensemble's recorded test probabilities: its weights over the members' own saved ones
+        np.testing.assert_allclose(got, ensemble.proba("test"), atol=1e-5)
+        w = result.weights / result.weights.sum()
+        np.testing.assert_allclose(got, w[0] * world["cnn"].proba("test") + w[1] * second.proba("test"), atol=1e-5)
+        from ferkaggle.export import tflite_predict
+
+        lite = tflite_predict(export_run(ensemble, "tflite", tmp_path / "ensemble.tflite"), faces)
+        np.testing.assert_allclose(lite, ensemble.proba("test"), atol=1e-5)
+    finally:
+        shutil.rmtree(ensemble.dir)
+        shutil.rmtree(second.dir)
+
+
+def _tiny_config():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1] / "configs" / "tiny.toml"
 
 
 def test_export_refuses_forest_runs_and_bad_formats(world, tmp_path, monkeypatch):

@@ -95,6 +95,14 @@ def test_bad_uploads_get_400_and_the_server_stays_up(server):
     assert status == 200 and len(reply["faces"]) == 1
 
 
+def test_a_busy_port_is_one_clear_line(server):
+    from ferkaggle.errors import FerkaggleError
+
+    port = int(server["url"].rsplit(":", 1)[1])
+    with pytest.raises(FerkaggleError, match=f"cannot listen on 127.0.0.1:{port} .*try another --port"):
+        make_server(server["app"], "127.0.0.1", port)
+
+
 def _browser_or_skip():
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
     try:
