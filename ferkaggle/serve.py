@@ -84,6 +84,7 @@ def make_handler(app: App, quiet: bool = False):
     class Handler(BaseHTTPRequestHandler):
         server_version = "ferkaggle"
         protocol_version = "HTTP/1.1"
+        timeout = 60  # seconds a client may stall mid-request before its thread gives up
 
         def log_message(self, fmt, *args):  # noqa: D401 - http.server API
             if not quiet:

@@ -95,6 +95,19 @@ def test_bad_uploads_get_400_and_the_server_stays_up(server):
     assert status == 200 and len(reply["faces"]) == 1
 
 
+def test_an_oversized_upload_is_refused_without_reading_it(server):
+    import socket
+
+    host, port = server["url"].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: 999999999\r\n\r\n")  # announces ~1 GB, sends nothing
+        reply = sock.makefile("rb").read()
+    assert reply.startswith(b"HTTP/1.1 413") and b"at most 20,971,520" in reply
+    with urllib.request.urlopen(server["url"] + "/health", timeout=10) as response:
+        assert response.status == 200
+
+
 def test_a_busy_port_is_one_clear_line(server):
     from ferkaggle.errors import FerkaggleError
 
