@@ -4,6 +4,8 @@ Writes under `reports/<run_id>/`:
   confusion_counts.png, confusion_normalized.png   holdout-val confusion matrices
   learning_curves.png                              loss / accuracy per epoch (runs with history)
   misclassified.png                                a grid of holdout faces it got wrong
+  feature_importance.png                           forest runs with a saved model: where on the
+                                                   48x48 face the trees look (mean over folds)
   per_class.csv                                    precision / recall / F1 / support per class
   report.md                                        a summary linking all of the above
 Everything is computed from the run's saved `val_proba.npy` and the prepared holdout.
@@ -106,6 +108,72 @@ def _plot_misclassified(x: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, c
     return len(wrong)
 
 
+def feature_importance_grid(model) -> np.ndarray | None:
+    """A forest's impurity importances over the 48x48 face (mean over the fold models), or None.
+
+    `model` is a baseline run's model.joblib (`FoldEnsemble`). Pixel features map one to one
+    onto the grid; a HOG feature's importance is spread over the 8x8-pixel cells of its
+    block. Models without `feature_importances_` (logreg, knn, ...) or with PCA give None.
+    """
+    from ferkaggle import IMAGE_SIZE
+
+    grids = []
+    for pipeline in getattr(model, "models", []):
+        steps = dict(getattr(pipeline, "named_steps", {}))
+        estimator = steps.get("model")
+        if estimator is None or "pca" in steps or not hasattr(estimator, "feature_importances_"):
+            return None
+        importances = np.asarray(estimator.feature_importances_, np.float64)
+        if model.features == "pixels" and importances.size == IMAGE_SIZE * IMAGE_SIZE:
+            grids.append(importances.reshape(IMAGE_SIZE, IMAGE_SIZE))
+        elif model.features == "hog":
+            cell, per_block, orientations = model.hog.pixels_per_cell, model.hog.cells_per_block, model.hog.orientations
+            cells = IMAGE_SIZE // cell
+            blocks = cells - per_block + 1
+            shaped = importances.reshape(blocks, blocks, per_block, per_block, orientations).sum(axis=-1)
+            grid = np.zeros((cells, cells))
+            for by in range(blocks):
+                for bx in range(blocks):
+                    grid[by:by + per_block, bx:bx + per_block] += shaped[by, bx]
+            full = np.zeros((IMAGE_SIZE, IMAGE_SIZE))
+            full[:cells * cell, :cells * cell] = np.kron(grid, np.ones((cell, cell))) / (cell * cell)
+            grids.append(full)
+        else:
+            return None
+    return np.mean(grids, axis=0) if grids else None
+
+
+def _plot_importance(grid: np.ndarray, mean_face: np.ndarray, title: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2), dpi=100)
+    image = left.imshow(grid, cmap="hot")
+    fig.colorbar(image, ax=left, fraction=0.046)
+    left.set_title("feature importance (mean over folds)", fontsize=9)
+    right.imshow(mean_face, cmap="gray", vmin=0, vmax=255)
+    right.imshow(grid, cmap="hot", alpha=0.55)
+    right.set_title("over the mean holdout face", fontsize=9)
+    for axis in (left, right):
+        axis.set_xticks([])
+        axis.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _importance_for(run: Run) -> np.ndarray | None:
+    model_file = run.model_file()
+    if run.kind != "baseline" or model_file is None or model_file.suffix != ".joblib":
+        return None
+    import joblib
+
+    try:
+        return feature_importance_grid(joblib.load(model_file))
+    except Exception:  # a damaged or foreign model file only costs this one figure
+        return None
+
+
 def write_report(run: Run, out_dir: str | Path = DEFAULT_DIR) -> ReportResult:
     import matplotlib
 
@@ -135,6 +203,11 @@ def write_report(run: Run, out_dir: str | Path = DEFAULT_DIR) -> ReportResult:
         shown = _plot_misclassified(np.asarray(prepared.x_val), y_true, y_pred, proba.max(axis=1), tmp / "misclassified.png")
         if shown:
             files.append("misclassified.png")
+        importance = _importance_for(run)
+        if importance is not None:
+            _plot_importance(importance, np.asarray(prepared.x_val, np.float64).mean(axis=0),
+                             f"{run.run_id}: where the forest looks", tmp / "feature_importance.png")
+            files.append("feature_importance.png")
         csv_lines = ["class,precision,recall,f1,support"] + [
             f"{r['class']},{r['precision']:.4f},{r['recall']:.4f},{r['f1']:.4f},{r['support']}" for r in table]
         atomic_write_text(tmp / "per_class.csv", "\n".join(csv_lines) + "\n")
@@ -153,6 +226,8 @@ def write_report(run: Run, out_dir: str | Path = DEFAULT_DIR) -> ReportResult:
             md.append("![learning curves](learning_curves.png)")
         if "misclassified.png" in files:
             md.append("![misclassified](misclassified.png)")
+        if "feature_importance.png" in files:
+            md.append("![feature importance](feature_importance.png)")
         atomic_write_text(tmp / "report.md", "\n".join(md) + "\n")
         files.append("report.md")
     return ReportResult(final, files, accuracy, macro_f1, table)

@@ -1,0 +1,163 @@
+"""Commands that use a run on new photos: predict, serve, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ferkaggle import EMOTIONS
+from ferkaggle.cli.app import app
+from ferkaggle.console import console, err_console
+from ferkaggle.errors import FerkaggleError
+
+
+def _predict_run(ref: str):
+    from ferkaggle.data.prepared import current_split_fingerprint
+    from ferkaggle.predict import resolve_predict_run
+
+    return resolve_predict_run(ref, split_fingerprint=current_split_fingerprint() if ref == "best" else None)
+
+
+@app.command()
+def predict(
+    paths: list[Path] = typer.Argument(..., help="Photos (jpg, png, webp, bmp; any size, colour or grey) and folders of them."),
+    run: str = typer.Option("best", "--run", "-r", help="Run id (or a unique part), or `best`: the best run on the current prepared data that has a saved model."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write predictions.csv and annotated copies of the photos to this folder."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table (on screen) | json (to stdout)."),
+    detector: str = typer.Option("haar", "--detector", help="haar (OpenCV cascade) | mtcnn (needs `pip install 'ferkaggle\\[mtcnn]'`)."),
+    margin: float = typer.Option(0.15, "--margin", help="Extra border around each detected face, as a share of its size on each side."),
+    min_neighbors: int = typer.Option(5, "--min-neighbors", help="haar: overlapping detections a face needs; raise it (8) if it finds faces in patterns, lower it (3) if it misses faces."),
+) -> None:
+    """Find the faces in photos and predict each one's emotion with a trained run.
+
+    Each face is cut square with a margin, made 48x48 grey like the training faces and given
+    to the run's model (with its test-time augmentation; an ensemble uses its members' models).
+    A photo with no face is listed with no rows. A file that is not a readable image gets one
+    line and the rest go on; the exit code is then 1.
+
+    Example: ferkaggle predict photos/ --run best --out predictions/
+    """
+    from ferkaggle.faces import expand_paths, make_detector
+    from ferkaggle.predict import Predictor, predict_photos, write_outputs
+
+    if fmt not in ("table", "json"):
+        raise FerkaggleError(f"--format must be table or json, not {fmt!r}")
+    if not 0.0 <= margin <= 1.0:
+        raise FerkaggleError(f"--margin must be between 0 and 1, not {margin}")
+    files = expand_paths(paths)
+    empty = [p for p in paths if p.is_dir() and not any(f.is_relative_to(p) for f in files)]
+    for folder in empty:
+        err_console.print(f"[yellow]note:[/yellow] {escape(str(folder))}: no images (jpg, png, webp, bmp) in this folder")
+    if not files:
+        raise FerkaggleError("no photos to predict")
+    chosen = _predict_run(run)
+    predictor = Predictor.from_run(chosen)
+    results = predict_photos(files, predictor, make_detector(detector, min_neighbors), margin=margin,
+                             keep_images=out is not None)
+    errors = [r for r in results if r.error]
+    if fmt == "json":
+        payload = {"run": chosen.run_id, "detector": detector, "photos": [r.to_json() for r in results]}
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        _print_table(results, chosen.run_id)
+    for r in errors:
+        err_console.print(f"[bold red]error:[/bold red] {escape(r.error)}")
+    if out is not None:
+        written = write_outputs(results, out)
+        (err_console if fmt == "json" else console).print(
+            f"wrote {escape(str(written[0]))} and {len(written) - 1} annotated photo(s) to {escape(str(out))}/")
+    if errors:
+        raise typer.Exit(1)
+
+
+def _short_names(files: list[str]) -> dict[str, str]:
+    """Paths relative to the folder all of them share, so that long paths do not fold the table."""
+    import os
+
+    try:
+        common = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+    except ValueError:
+        return {f: f for f in files}
+    return {f: os.path.relpath(os.path.abspath(f), common) for f in files}
+
+
+def _print_table(results, run_id: str) -> None:
+    names = _short_names([r.file for r in results])
+    table = Table(title=f"emotions by run {run_id}")
+    for column in ("file", "face", "box x,y,w,h", "emotion", *EMOTIONS):
+        table.add_column(column, justify="right" if column in EMOTIONS or column == "face" else "left")
+    for r in results:
+        if r.error:
+            continue
+        if not r.faces:
+            table.add_row(escape(names[r.file]), "-", "", "[dim]no face found[/dim]", *[""] * len(EMOTIONS))
+        for index, face in enumerate(r.faces):
+            probabilities = [f"[bold]{p:.2f}[/bold]" if k == int(face.probabilities.argmax()) else f"{p:.2f}"
+                             for k, p in enumerate(face.probabilities)]
+            table.add_row(escape(names[r.file]), str(index), ",".join(map(str, face.box)), face.emotion, *probabilities)
+    console.print(table)
+    faces = sum(len(r.faces) for r in results)
+    no_face = [names[r.file] for r in results if not r.error and not r.faces]
+    line = f"{faces} face(s) in {sum(1 for r in results if not r.error)} photo(s)"
+    if no_face:
+        line += f"; no face found in {len(no_face)}: " + ", ".join(escape(f) for f in no_face[:5]) + (", ..." if len(no_face) > 5 else "")
+    console.print(line)
+
+
+@app.command()
+def serve(
+    run: str = typer.Option("best", "--run", "-r", help="Run id (or a unique part), or `best`."),
+    port: int = typer.Option(8000, "--port", "-p", help="TCP port to listen on (0 = any free port)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default is this machine only."),
+    detector: str = typer.Option("haar", "--detector", help="haar | mtcnn."),
+) -> None:
+    """A local web page: drop a photo (or take a webcam snapshot) and see each face's emotion.
+
+    The page shows the photo with a box and label on every face and a bar chart of each
+    face's seven probabilities. The JSON API is POST /predict with the image in the
+    multipart field `file`. Stop with Ctrl-C.
+
+    Example: ferkaggle serve --run best --port 8000, then open http://127.0.0.1:8000/
+    """
+    from ferkaggle.faces import make_detector
+    from ferkaggle.predict import Predictor
+    from ferkaggle.serve import App, make_server
+
+    chosen = _predict_run(run)
+    app_ = App(Predictor.from_run(chosen), make_detector(detector))
+    server = make_server(app_, host, port)
+    bound_host, bound_port = server.server_address[:2]
+    console.print(f"serving run {chosen.run_id} on [bold]http://{bound_host}:{bound_port}/[/bold] (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        server.server_close()
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help="Run id (or a unique part), or `best`."),
+    fmt: str = typer.Option("keras", "--format", "-f", help="keras (.keras file) | tflite (TensorFlow Lite)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file or folder (default: ./<run_id>.<format>)."),
+) -> None:
+    """Write a run's model as one standalone file: 48x48x1 grey pixels in 0..255 in, 7 probabilities out.
+
+    The run's test-time augmentation (and an ensemble's weighting) is built into the file,
+    so it returns the run's own probabilities. Classes are in the order
+    angry, disgust, fear, happy, sad, surprise, neutral.
+
+    Example: ferkaggle export best --format tflite --out fer.tflite
+    """
+    from ferkaggle.export import export_run
+
+    chosen = _predict_run(run)
+    path = export_run(chosen, fmt, out)
+    console.print(f"[green]wrote[/green] {escape(str(path))} ({path.stat().st_size / 1e6:.2f} MB) from run {chosen.run_id}: "
+                  "input float32 [batch, 48, 48, 1] pixels 0..255, output [batch, 7] probabilities")
