@@ -124,3 +124,17 @@ def test_version_and_help_read_well():
                     "ensemble", "submit", "validate", "report", "download"):
         assert command in listing, command
         assert "Example" in runner.invoke(app, [command, "--help"]).output, command
+
+
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    from ferkaggle.fsutil import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "out.csv", "id,emotion\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
