@@ -533,8 +533,7 @@ class _Worker:
         from optuna.storages._heartbeat import get_heartbeat_thread
         from optuna.trial import TrialState
 
-        trial = self.study.ask()
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")  # we drive it ourselves
+        trial = self.ask()
         with get_heartbeat_thread(trial._trial_id, self.study._storage):
             try:
                 value = self.objective(trial)
@@ -548,7 +547,9 @@ class _Worker:
                 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
                 frozen = self.study._storage.get_trial(trial._trial_id)
-                RetryHeartbeatStaleTrialCallback()(self.study, frozen)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "experimental"
+                    RetryHeartbeatStaleTrialCallback()(self.study, frozen)
                 trial.set_user_attr("interrupted", True)
                 self.study.tell(trial, state=TrialState.FAIL)
                 raise
@@ -558,6 +559,28 @@ class _Worker:
         self.study.tell(trial, value)
         self.ran.append(trial.number)
         self._cleanup(trial)
+
+    def ask(self):
+        """Continuations of interrupted or dead trials first (oldest first), then the queue and the sampler.
+
+        Claiming is the storage's atomic WAITING -> RUNNING update, the one Study.ask uses, so two
+        workers never take the same trial."""
+        import optuna
+        from optuna.trial import TrialState
+
+        storage = self.study._storage
+        for t in storage.get_all_trials(self.study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
+            if "failed_trial" not in t.system_attrs:
+                continue
+            try:
+                if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                    self.study._thread_local.cached_all_trials = None
+                    return optuna.Trial(self.study, t._trial_id)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat is meant for Study.optimize": we drive it
+            return self.study.ask()
 
     def _key(self, trial) -> tuple[str, int | None]:
         origin = self.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
