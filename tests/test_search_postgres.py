@@ -149,6 +149,7 @@ def test_workers_creating_one_study_at_once_in_a_fresh_database(pg_url, prepared
             conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
+@pytest.mark.slow  # ~75 s on 2 shared cores (three TensorFlow processes); .ci/run runs it explicitly
 def test_three_workers_share_one_study(pg_url, study_name, prepared_path, tmp_path):
     from optuna.trial import TrialState
 
@@ -156,7 +157,7 @@ def test_three_workers_share_one_study(pg_url, study_name, prepared_path, tmp_pa
 
     runs = tmp_path / "runs"
     space = tmp_path / "pg.toml"
-    space.write_text(SPACE.format(max_epochs=3, pruner="asha", n_trials=7))
+    space.write_text(SPACE.format(max_epochs=2, pruner="asha", n_trials=6))
     args = search_args(prepared_path, space, pg_url, study_name, "--budget", "4m", "--heartbeat", "5")
     procs = [worker(args, runs, tmp_path / f"w{i}.log") for i in range(3)]
     for p in procs:
@@ -165,7 +166,7 @@ def test_three_workers_share_one_study(pg_url, study_name, prepared_path, tmp_pa
     assert all(p.returncode == 0 for p in procs), logs
     trials = load(pg_url, study_name).get_trials()
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) >= 7 and not [t for t in trials if t.state not in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) >= 6 and not [t for t in trials if t.state not in (TrialState.COMPLETE, TrialState.PRUNED)]
     # no trial trained twice: one run per trial, and every finished trial has its run
     by_key = runs_by_key(runs)
     assert all(len(v) == 1 for v in by_key.values()), {k: [r.run_id for r in v] for k, v in by_key.items()}
@@ -187,7 +188,6 @@ def test_three_workers_share_one_study(pg_url, study_name, prepared_path, tmp_pa
         assert mine == ({int(n) for n in ran.group(2).split(",")} if ran.group(2) != "none" else set())
 
 
-@pytest.mark.slow
 def test_sigkilled_worker_trial_is_failed_as_stale_and_continued_by_another(pg_url, study_name, prepared_path, tmp_path):
     from optuna.trial import TrialState
 
