@@ -169,6 +169,9 @@ def test_ctrl_c_in_a_later_rung_under_pruning_then_rerun_loses_nothing(prepared,
 
     run = read_run(root / continuation["run_id"])
     assert [e["epoch"] for e in run.metrics["history"]] == [1, 2, 3, 4]  # one history across both processes
+    # the pruner sees the continuation's whole past, replayed from the checkpoint's history
+    retried = next(t for t in study_trials(root, doc["study"]) if t.system_attrs.get("failed_trial") == 0)
+    assert retried.intermediate_values == pytest.approx({e["epoch"]: e["val_accuracy"] for e in run.metrics["history"]})
     assert trials[0]["status"] == "interrupted"
     # a third run of the same command trains nothing: the study is complete
     again = []
