@@ -285,7 +285,9 @@ def open_storage(url: str | None = None, *, root: str | Path | None = None, hear
         # before typical server idle timeouts; waits for a free slot rather than failing.
         engine_kwargs.update(pool_size=2, max_overflow=1, pool_recycle=300, pool_timeout=120)
         if parsed.get_backend_name() == "postgresql":
-            engine_kwargs["connect_args"] = {"connect_timeout": int(connect_timeout_s)}
+            # application_name: pg_stat_activity shows which worker holds which connection.
+            engine_kwargs["connect_args"] = {"connect_timeout": int(connect_timeout_s),
+                                             "application_name": f"ferkaggle-search:{os.getpid()}"}
     if heartbeat_s < 1:
         raise FerkaggleError("--heartbeat must be at least 1 second")
     deadline, pause, attempt = time.time() + 60.0, 0.5, 0

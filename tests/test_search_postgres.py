@@ -149,6 +149,29 @@ def test_workers_creating_one_study_at_once_in_a_fresh_database(pg_url, prepared
             conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
+def test_connections_the_server_dropped_are_replaced_and_few_are_held(pg_url):
+    """An idle pooled connection killed by the server (timeouts, restarts, proxies) is replaced by
+    pool_pre_ping instead of failing the worker; a worker holds at most 3 connections."""
+    import psycopg
+
+    from ferkaggle.search import open_storage
+
+    storage = open_storage(pg_url, heartbeat_s=5)
+    storage.get_all_studies()
+    me = f"ferkaggle-search:{os.getpid()}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                               (me,)).fetchall()
+        assert killed  # the pooled connection existed and is now dead
+        time.sleep(0.5)
+        storage.get_all_studies()  # would raise OperationalError without pool_pre_ping
+        held = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (me,)).fetchone()[0]
+    assert 1 <= held <= 3
+    pool = storage.engine.pool
+    assert pool.size() + pool._max_overflow <= 3
+    storage.engine.dispose()
+
+
 @pytest.mark.slow  # ~75 s on 2 shared cores (three TensorFlow processes); .ci/run runs it explicitly
 def test_three_workers_share_one_study(pg_url, study_name, prepared_path, tmp_path):
     from optuna.trial import TrialState
