@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import json
 import math
@@ -264,6 +265,7 @@ def open_storage(url: str | None = None, *, root: str | Path | None = None, hear
     (`pool_pre_ping`), a server at its connection limit (small pool per worker; connecting
     is retried with backoff for up to a minute), an unreachable server (one clear error).
     """
+    import optuna
     import sqlalchemy
     import sqlalchemy.exc as sa_exc
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -306,11 +308,18 @@ def open_storage(url: str | None = None, *, root: str | Path | None = None, hear
             if attempt >= 8:
                 raise FerkaggleError(f"--storage {_safe_url(url)}: cannot create the study tables: "
                                      f"{str(exc).splitlines()[0]}") from None
-        except sa_exc.OperationalError as exc:
-            message = str(exc).splitlines()[0]
+        except (optuna.exceptions.StorageInternalError, sa_exc.OperationalError) as exc:
+            # Optuna wraps errors raised inside its sessions; look at what the server said.
+            cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ else exc
+            message = str(cause).splitlines()[0]
+            if not isinstance(cause, sa_exc.OperationalError):
+                raise FerkaggleError(f"--storage {_safe_url(url)}: {message}") from None
             busy = "too many" in message.lower() or "remaining connection slots" in message.lower()
             if not busy and attempt >= 3 or time.time() > deadline:
                 raise FerkaggleError(f"cannot reach the study storage {_safe_url(url)}: {message}") from None
+        # A failed attempt may hold a pooled connection in its engine (kept alive by the traceback's
+        # reference cycles): collect it now, or it keeps taking the very slot we are waiting for.
+        gc.collect()
         time.sleep(pause * (1 + random.random()))
         pause = min(pause * 2, 8.0)
 

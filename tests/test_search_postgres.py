@@ -149,6 +149,37 @@ def test_workers_creating_one_study_at_once_in_a_fresh_database(pg_url, prepared
             conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
+def test_a_worker_at_the_connection_limit_waits_for_a_slot(pg_url):
+    """The server refuses a connection ("too many connections"): the worker retries with backoff
+    until a slot frees instead of dying."""
+    import threading
+
+    import psycopg
+
+    from ferkaggle.search import open_storage
+
+    role = f"ferk_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 3")
+        admin.execute(f"GRANT ALL ON SCHEMA public TO {role}")
+        admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        admin.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    url = re.sub(r"//[^@/]*@", f"//{role}@", pg_url)
+    try:
+        blockers = [psycopg.connect(url) for _ in range(3)]  # take every slot the role has
+        threading.Timer(3.0, lambda: [b.close() for b in blockers]).start()
+        t0 = time.time()
+        storage = open_storage(url, heartbeat_s=5)
+        assert time.time() - t0 >= 2.5  # it waited for the slot rather than failing at once
+        storage.get_all_studies()
+        storage.engine.dispose()
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+            admin.execute(f"DROP OWNED BY {role}")  # revokes its grants
+            admin.execute(f"DROP ROLE {role}")
+
+
 def test_connections_the_server_dropped_are_replaced_and_few_are_held(pg_url):
     """An idle pooled connection killed by the server (timeouts, restarts, proxies) is replaced by
     pool_pre_ping instead of failing the worker; a worker holds at most 3 connections."""
