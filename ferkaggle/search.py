@@ -624,6 +624,8 @@ class _Worker:
     def objective(self, trial) -> float:
         import optuna
 
+        from rich.markup import escape
+
         from ferkaggle.runs import trial_state_dir
         from ferkaggle.train import fit_trial, read_state, release_memory, summarize
 
@@ -644,7 +646,8 @@ class _Worker:
         state = read_state(state_dir)
         start = state["epochs_done"]
         note = f" (continues trial {origin} from epoch {start})" if origin is not None else ""
-        self.tracker.print(f"trial {trial.number} [bold]{cfg.name}[/bold] on {self.worker}{note}: {summarize(cfg)}")
+        self.tracker.print(f"trial {trial.number} [bold]{escape(cfg.name)}[/bold] on {escape(self.worker)}{note}: "
+                           f"{escape(summarize(cfg))}")
         for h in state["history"]:  # the new attempt's pruner history is the checkpoint's
             if h.get("val_accuracy") is not None:
                 trial.report(h["val_accuracy"], h["epoch"])

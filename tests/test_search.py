@@ -133,11 +133,26 @@ def test_every_trial_is_a_run_and_selection_ignores_the_holdout(prepared, tmp_pa
         # the holdout score is recorded from the run's own holdout probabilities
         assert run.metrics["val_accuracy"] == pytest.approx(
             scores(prepared.y_val, run.proba("val"))["accuracy"])
+    assert all("completed_rung_0" in t.system_attrs for t in finished)  # ASHA saw every trial at its first rung
     done = [t for t in finished if t.state.name == "COMPLETE"]
     best = max(done, key=lambda t: (t.value, -t.number))
     assert doc["winner"]["number"] == best.number
     on_disk = json.loads((root / "searches" / doc["study"] / "search.json").read_text())
     assert on_disk["winner"] == doc["winner"] and on_disk["study"] == doc["study"]
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "none"])
+def test_other_pruners(prepared, tmp_path, pruner):
+    root = tmp_path / "runs"
+    doc = run_search(prepared, write_space(tmp_path, name=f"p-{pruner}", max_epochs=2, pruner=pruner, n_trials=3),
+                     root=root)
+    trials = study_trials(root, doc["study"])
+    assert [t.state.name for t in trials].count("FAIL") == 0 and len(trials) == 3
+    if pruner == "none":  # no pruner: nothing reported to one, nothing pruned, every trial to max_epochs
+        assert all(t.state.name == "COMPLETE" and not t.intermediate_values for t in trials)
+        assert all(t["epochs"] == 2 for t in doc["trials"])
+    else:
+        assert all(sorted(t.intermediate_values) == list(range(1, 1 + t.user_attrs["epochs"])) for t in trials)
 
 
 def test_ctrl_c_in_a_later_rung_under_pruning_then_rerun_loses_nothing(prepared, tmp_path):
@@ -157,8 +172,9 @@ def test_ctrl_c_in_a_later_rung_under_pruning_then_rerun_loses_nothing(prepared,
     assert [t["status"] for t in study["trials"]] == ["interrupted", "waiting", "waiting", "waiting"]
     assert study["trials"][3]["retry_of"] == 0  # the continuation is queued first
 
-    resumed = []
-    doc = run_search(prepared, space, budget_s=600, root=root, on_epoch=lambda n, e: resumed.append((n, e["epoch"])))
+    resumed = []  # --resume finds the study of this prepared data without being told the space
+    doc = run_search(prepared, None, resume=True, budget_s=600, root=root,
+                     on_epoch=lambda n, e: resumed.append((n, e["epoch"])))
     assert doc["status"] == "completed"
     assert resumed[0] == ("w8", 4)  # continued from its epoch-3 checkpoint: no finished epoch lost
     assert not set(seen) & set(resumed)  # nothing trained twice
@@ -173,7 +189,7 @@ def test_ctrl_c_in_a_later_rung_under_pruning_then_rerun_loses_nothing(prepared,
     retried = next(t for t in study_trials(root, doc["study"]) if t.system_attrs.get("failed_trial") == 0)
     assert retried.intermediate_values == pytest.approx({e["epoch"]: e["val_accuracy"] for e in run.metrics["history"]})
     assert trials[0]["status"] == "interrupted"
-    # a third run of the same command trains nothing: the study is complete
+    # a third run of the first command trains nothing: the study is complete
     again = []
     doc2 = run_search(prepared, space, budget_s=600, root=root, on_epoch=lambda n, e: again.append(n))
     assert again == [] and len(doc2["trials"]) == len(doc["trials"])
