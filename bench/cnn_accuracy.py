@@ -1,7 +1,7 @@
 """CNN accuracy on FER2013 under a time budget: the default search, its leaderboard and timing.
 
     python bench/cnn_accuracy.py --data data/prepared/<key> --budget 60m            # run the search
-    python bench/cnn_accuracy.py --summarize runs/searches/<search_id>              # only report one
+    python bench/cnn_accuracy.py --summarize runs/searches/<study>                  # only report one
 
 Inputs: prepared FER2013 data (stratified holdout-val), a space (default `default`) and a
 budget. Output: the search's trials as a Markdown table (holdout-val accuracy with and
@@ -41,8 +41,8 @@ def main() -> None:
     ap.add_argument("--data", default=None)
     ap.add_argument("--space", default="default")
     ap.add_argument("--budget", default="60m")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--summarize", default="", help="a runs/searches/<id> folder to report without training")
+    ap.add_argument("--seed", type=int, default=42)  # ferkaggle.DEFAULT_SEED
+    ap.add_argument("--summarize", default="", help="a runs/searches/<study> folder to report without training")
     args = ap.parse_args()
     if args.summarize:
         doc = json.loads((Path(args.summarize) / "search.json").read_text())

@@ -395,3 +395,57 @@ def prepared_for_run(run: Run) -> Prepared:
             f"(split {prepared.split_fingerprint} != {recorded['split_fingerprint']})"
         )
     return prepared
+
+
+# ----------------------------------------------------------------------------- searches
+# runs/searches/ belongs to the registry too: the embedded Optuna study file, and one folder per
+# study with its summary and the trials' epoch checkpoints (removed once a trial is a run).
+
+STUDY_DB = "studies.db"
+
+
+def embedded_study_url(root: str | Path | None = None) -> str:
+    """The SQLAlchemy URL of the embedded study file (runs/searches/studies.db), created on demand."""
+    folder = searches_root(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(folder / STUDY_DB).resolve()}"
+
+
+def search_dir(study_name: str, root: str | Path | None = None) -> Path:
+    """runs/searches/<study>/: search.json (the summary) and trials/<key>/ (epoch checkpoints)."""
+    return searches_root(root) / study_name
+
+
+def trial_state_dir(study_name: str, trial_key: str, root: str | Path | None = None) -> Path:
+    return search_dir(study_name, root) / "trials" / trial_key
+
+
+def archive_run(run: Run, dest_dir: Path) -> Path:
+    """A zip of a run folder (for Optuna's artifact store); returns its path."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.make_archive(str(dest_dir / run.run_id), "zip", root_dir=run.dir))
+
+
+def import_run_archive(archive: Path, run_id: str, root: str | Path | None = None) -> Run | None:
+    """Unpack a run zip into the registry as runs/<run_id>/ unless that run is already there;
+    returns the new Run, or None when it was present. Atomic: unpacked beside, then renamed."""
+    root = runs_root(root)
+    target = root / run_id
+    if target.exists():
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", run_id):
+        raise FerkaggleError(f"refusing to import a run with the id {run_id!r}")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".import-{run_id}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.unpack_archive(str(archive), str(tmp), "zip")
+    run = read_run(tmp)
+    if run is None or run.run_id != run_id:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FerkaggleError(f"{archive}: not an archive of run {run_id}")
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None
+    return read_run(target)

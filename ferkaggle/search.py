@@ -1,38 +1,56 @@
-"""Search CNN configurations within a time budget; pick the best by holdout-val accuracy.
+"""Search CNN configurations with Optuna within a time budget, on one machine or many.
 
 Inputs: prepared data, a search space (TOML under configs/spaces/: a base preset, named
-trials and/or a grid of dotted keys, sampled fully or at random), a budget in seconds.
-Outputs: one completed `cnn` run per trial (so the leaderboard shows them all) and
-`runs/searches/<search_id>/search.json`: every trial with its score, epochs and seconds,
-the rungs, the budget spent and the winner.
+trials, and distributions over dotted config keys), a per-worker budget in seconds, and a
+study storage (an embedded SQLite file under runs/searches/ by default, or any SQLAlchemy
+URL such as postgresql://user@host/db shared by many workers).
+Outputs: one completed `cnn` run per finished or pruned trial (pruned ones say so in
+run.json `search.state` and in their summary), the Optuna study (trials, parameters,
+per-epoch values, which worker ran what), and `runs/searches/<study>/search.json`, a
+summary of the study as this worker last saw it.
 
-Strategy `halving` (default) is successive halving: every trial trains `min_epochs`,
-the best 1/eta go on to min_epochs*eta, and so on up to `max_epochs`; a trial continues
-from its checkpoint (no retraining). When a rung would not fit in what is left of the
-budget, promotion happens early; the last survivor gets the remaining time, with its LR
-schedule planned to end exactly there (so cosine/one-cycle anneal rather than being cut
-off). Epoch cost is estimated from observed epochs; a trial stops cleanly when its next
-epoch would overrun. `full` trains every trial to max_epochs in turn.
+The engine: the space's named trials are enqueued first (once, by the worker that creates
+the study); then the sampler (TPE by default) proposes configurations from the
+distributions. After every epoch the Keras pruning callback of optuna-integration reports
+the early-stopping-set accuracy to the pruner (asynchronous successive halving by default,
+Hyperband optional), which stops weak trials at rungs min_epochs * eta^k. Selection never
+looks at the holdout: the objective and the pruner see only `Prepared.stopping_split`'s
+stop rows; the holdout-val score of each run is recorded (by `train.record_run`) for the
+leaderboard alone.
 
-Resumable: trial checkpoints are written after every epoch and search.json after every
-change, so Ctrl-C or a crash loses at most the epoch in progress; `resume=True`
-continues the same search, never retraining finished trials.
+Budget: each worker stops when the next trial's first rung (or a resumed trial's next epoch)
+no longer fits, and a trial never starts an epoch it cannot finish. Every trial plans its LR
+schedule toward max_epochs or the end of the budget, whichever comes first (re-planned each
+epoch from its pace), so the worker's last trial anneals with the budget.
+
+Resumable and fault tolerant: trials checkpoint every epoch (runs/searches/<study>/trials/).
+Ctrl-C puts the interrupted trial's continuation at the head of the study's queue; a worker
+that dies (SIGKILL, power loss) stops its heartbeat, and after the grace period another
+worker fails the trial as stale and retries it (RetryHeartbeatStaleTrialCallback). Either
+way the continuation resumes from the original trial's last epoch checkpoint when it can see
+it (same machine or a shared runs directory): at most the epoch in progress is lost.
+Re-running the same command continues the study; finished trials are never retrained.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
+import gc
+import hashlib
 import json
 import math
+import os
 import random
 import re
-import shutil
+import socket
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+from ferkaggle import DEFAULT_SEED
 from ferkaggle.config import from_dict, read_toml, resolve_preset, to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.errors import FerkaggleError
@@ -41,16 +59,16 @@ from ferkaggle.fsutil import atomic_write_json
 
 @dataclass(frozen=True)
 class SpaceConfig:
-    name: str = "search"                         # label of the search (search id suffix)
-    base: str = "simple"                         # preset (configs/<base>.toml) every trial starts from
-    strategy: Literal["halving", "full"] = "halving"  # successive halving, or every trial to max_epochs
-    eta: int = 3                                 # halving: keep the best 1/eta at each rung (>= 2)
-    min_epochs: int = 2                          # halving: epochs of the first rung
-    max_epochs: int = 30                         # epochs of the last rung; also every trial's `epochs` (LR horizon)
-    sampler: Literal["grid", "random"] = "grid"  # grid: every combination of `grid`; random: `samples` draws
-    samples: int = 0                             # random sampler: number of configurations to draw
+    name: str = "search"                         # label of the search (default study name prefix, trial names)
+    base: str = "simple"                         # preset (configs/<base>.toml) every sampled trial starts from
+    min_epochs: int = 2                          # first rung: epochs before the pruner first compares trials
+    max_epochs: int = 30                         # every trial's `epochs` (and LR horizon) when the budget allows
+    eta: int = 3                                 # pruner reduction factor: keep the best 1/eta at each rung (>= 2)
+    pruner: Literal["asha", "hyperband", "none"] = "asha"  # asha = SuccessiveHalvingPruner (asynchronous)
+    sampler: Literal["tpe", "random"] = "tpe"    # how configurations are proposed after the named trials
+    n_trials: int = 20                           # trials (finished + pruned) the study aims for; --trials overrides
     trials: list = field(default_factory=list)   # [[trials]] named configs: name, optional preset, overrides
-    grid: dict = field(default_factory=dict)     # "dotted.key" = [values...] combined over the base preset
+    params: dict = field(default_factory=dict)   # "dotted.key" = {type = "float"|"int"|"log"|"categorical", ...}
 
 
 def parse_budget(text: str | float | int | None) -> float | None:
@@ -71,20 +89,84 @@ def parse_budget(text: str | float | int | None) -> float | None:
     return seconds
 
 
+# ----------------------------------------------------------------------------- spaces
+
+def space_from_dict(values: dict[str, Any], where: str) -> SpaceConfig:
+    space = from_dict(SpaceConfig, values, where)
+    if space.eta < 2 or space.min_epochs < 1 or space.max_epochs < space.min_epochs:
+        raise FerkaggleError(f"{where}: need eta >= 2 and 1 <= min_epochs <= max_epochs")
+    if space.n_trials < 1:
+        raise FerkaggleError(f"{where}: n_trials must be >= 1")
+    return space
+
+
 def load_space(name_or_path: str | Path) -> tuple[SpaceConfig, Path]:
     path = resolve_preset(name_or_path, "spaces")
-    space = from_dict(SpaceConfig, read_toml(path), str(path))
-    if space.eta < 2 or space.min_epochs < 1 or space.max_epochs < space.min_epochs:
-        raise FerkaggleError(f"{path}: need eta >= 2 and 1 <= min_epochs <= max_epochs")
-    return space, path
+    return space_from_dict(read_toml(path), str(path)), path
 
 
-def expand_trials(space: SpaceConfig, where: str, seed: int = 0) -> list[tuple[str, Any]]:
-    """The (name, TrainConfig) of every trial: named trials first, then grid combinations."""
-    from ferkaggle.train import TrainConfig, load_train_config, override
+def distributions(space: SpaceConfig, where: str) -> dict[str, Any]:
+    """The Optuna distribution of every dotted key in `params`, each checked against TrainConfig."""
+    import optuna.distributions as od
+
+    from ferkaggle.train import load_train_config, override
 
     base = load_train_config(space.base)
-    out: list[tuple[str, TrainConfig]] = []
+    out: dict[str, Any] = {}
+    for key, spec in space.params.items():
+        at = f"{where}: params.{key}"
+        if isinstance(spec, list):
+            spec = {"type": "categorical", "choices": spec}
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise FerkaggleError(f"{at} must be a list of choices or a table with a type (float, int, log, categorical)")
+        spec = dict(spec)
+        kind = spec.pop("type")
+        allowed = {"categorical": {"choices"}, "float": {"low", "high", "log", "step"},
+                   "log": {"low", "high"}, "int": {"low", "high", "log", "step"}}
+        if kind not in allowed:
+            raise FerkaggleError(f"{at}: type must be one of float, int, log, categorical, not {kind!r}")
+        unknown = set(spec) - allowed[kind]
+        if unknown:
+            raise FerkaggleError(f"{at}: unknown field {sorted(unknown)[0]!r}; allowed for {kind}: {', '.join(sorted(allowed[kind]))}")
+        try:
+            if kind == "categorical":
+                choices = spec.get("choices")
+                if not isinstance(choices, list) or not choices:
+                    raise FerkaggleError(f"{at}: choices must be a non-empty list")
+                if any(not isinstance(c, (str, int, float, bool)) for c in choices):
+                    raise FerkaggleError(f"{at}: choices must be strings, numbers or booleans")
+                dist = od.CategoricalDistribution(choices)
+                samples = choices
+            elif kind == "int":
+                if not all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
+                    raise FerkaggleError(f"{at}: int needs integer low and high")
+                dist = od.IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log", False)),
+                                          step=int(spec.get("step", 1)))
+                samples = [spec["low"], spec["high"]]
+            else:
+                if not all(isinstance(spec.get(k), (int, float)) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
+                    raise FerkaggleError(f"{at}: {kind} needs numeric low and high")
+                step = spec.get("step")
+                dist = od.FloatDistribution(float(spec["low"]), float(spec["high"]),
+                                            log=kind == "log" or bool(spec.get("log", False)),
+                                            step=None if step is None else float(step))
+                samples = [float(spec["low"]), float(spec["high"])]
+        except ValueError as exc:
+            if isinstance(exc, FerkaggleError):
+                raise
+            raise FerkaggleError(f"{at}: {exc}") from None
+        for value in samples:  # the key must exist in TrainConfig and accept these values
+            override(base, {key: value}, at)
+        out[key] = dist
+    return out
+
+
+def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
+    """The (name, TrainConfig) of every named trial, in order."""
+    from ferkaggle.train import load_train_config, override
+
+    base = load_train_config(space.base)
+    out: list[tuple[str, Any]] = []
     for i, entry in enumerate(space.trials):
         if not isinstance(entry, dict) or "name" not in entry:
             raise FerkaggleError(f"{where}: trials[{i}] needs a name")
@@ -92,29 +174,26 @@ def expand_trials(space: SpaceConfig, where: str, seed: int = 0) -> list[tuple[s
         name = str(entry.pop("name"))
         preset = entry.pop("preset", None)
         cfg = load_train_config(preset) if preset else base
-        out.append((name, override(cfg, {**entry, "name": name}, f"{where}: trial {name!r}")))
-    if space.grid:
-        keys = list(space.grid)
-        for k in keys:
-            if not isinstance(space.grid[k], list) or not space.grid[k]:
-                raise FerkaggleError(f"{where}: grid.{k} must be a non-empty list of values")
-        combos = list(itertools.product(*(space.grid[k] for k in keys)))
-        if space.sampler == "random" and space.samples and space.samples < len(combos):
-            combos = random.Random(seed).sample(combos, space.samples)
-        for j, combo in enumerate(combos):
-            name = f"{space.name}-{j + 1:02d}"
-            out.append((name, override(base, {**dict(zip(keys, combo)), "name": name}, f"{where}: grid")))
-    if not out:
-        raise FerkaggleError(f"{where}: the space has no trials (add [[trials]] or a [grid])")
+        cfg = override(cfg, {**entry, "name": name}, f"{where}: trial {name!r}")
+        out.append((name, override(cfg, {"epochs": space.max_epochs})))
     names = [n for n, _ in out]
     if len(set(names)) != len(names):
         raise FerkaggleError(f"{where}: trial names must be unique")
-    out = [(n, override(c, {"epochs": space.max_epochs})) for n, c in out]
     return out
 
 
+def expand_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
+    """Named trials, after checking the whole space (distributions included)."""
+    distributions(space, where)
+    trials = named_trials(space, where)
+    if not trials and not space.params:
+        raise FerkaggleError(f"{where}: the space has no trials (add [[trials]] or [params])")
+    return trials
+
+
 def rungs(space: SpaceConfig) -> list[int]:
-    if space.strategy == "full":
+    """Epoch counts at which the pruner compares trials (the last is max_epochs)."""
+    if space.pruner == "none":
         return [space.max_epochs]
     out, r = [], space.min_epochs
     while r < space.max_epochs:
@@ -123,253 +202,260 @@ def rungs(space: SpaceConfig) -> list[int]:
     return out + [space.max_epochs]
 
 
-def searches_root(root: str | Path | None = None) -> Path:
-    from ferkaggle.runs import searches_root as registry_searches_root
-
-    return registry_searches_root(root)
+def _fingerprint(values: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def find_resumable(root: str | Path | None = None, space_name: str | None = None) -> Path | None:
-    """The newest search folder that did not complete (optionally for one space)."""
-    folder = searches_root(root)
-    if not folder.is_dir():
-        return None
-    for d in sorted(folder.iterdir(), reverse=True):
-        try:
-            doc = json.loads((d / "search.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if doc.get("status") != "completed" and (space_name is None or doc["space"]["name"] == space_name):
-            return d
-    return None
+def _get_dotted(cfg: Any, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
 
 
-class _Search:
-    """The mutable search state behind search.json."""
+def _fits(dist: Any, value: Any) -> bool:
+    import optuna.distributions as od
 
-    def __init__(self, folder: Path, doc: dict[str, Any]):
-        self.folder, self.doc = folder, doc
-
-    def save(self) -> None:
-        atomic_write_json(self.folder / "search.json", self.doc)
-
-    def trial(self, name: str) -> dict[str, Any]:
-        return next(t for t in self.doc["trials"] if t["name"] == name)
-
-    def state_dir(self, name: str) -> Path:
-        return self.folder / "trials" / name
+    if isinstance(dist, od.CategoricalDistribution):
+        return any(type(value) is type(c) and value == c for c in dist.choices)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(dist, od.IntDistribution) and not isinstance(value, int):
+        return False
+    return dist.low <= value <= dist.high
 
 
-def run_search(prepared: Prepared, space_ref: str | Path | None = None, *, budget_s: float | None = None,
-               seed: int = 0, resume: bool = False, root: str | Path | None = None, tracker=None,
-               on_epoch: Callable[[str, dict], None] | None = None) -> dict[str, Any]:
-    """The `ferkaggle search` stage; returns the search summary (the content of search.json)."""
-    from ferkaggle.console import track
+def _suggest(trial, key: str, dist: Any) -> Any:
+    import optuna.distributions as od
 
-    if tracker is None:
-        with track() as t:
-            return run_search(prepared, space_ref, budget_s=budget_s, seed=seed, resume=resume, root=root,
-                              tracker=t, on_epoch=on_epoch)
-    search = _open_search(prepared, space_ref, budget_s, seed, resume, root)
-    doc = search.doc
+    if isinstance(dist, od.CategoricalDistribution):
+        return trial.suggest_categorical(key, list(dist.choices))
+    if isinstance(dist, od.IntDistribution):
+        return trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+# ----------------------------------------------------------------------------- storage and study
+
+STUDY_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+
+
+def worker_id() -> str:
+    """host:pid, shown for every trial a worker runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _safe_url(url: str) -> str:
     try:
-        _drive(search, prepared, root, tracker, on_epoch)
-    except KeyboardInterrupt:
-        doc["status"] = "interrupted"
-        search.save()
-        raise
-    except Exception as exc:
-        doc["status"], doc["error"] = "failed", f"{type(exc).__name__}: {exc}"
-        search.save()
-        raise
-    done = [t for t in doc["trials"] if t.get("val_accuracy") is not None]
-    best = max(done, key=lambda t: (t["val_accuracy"], t.get("val_macro_f1", 0.0)), default=None)
-    doc["winner"] = None if best is None else {k: best[k] for k in ("name", "run_id", "val_accuracy", "summary")}
-    doc["status"], doc["ended"] = "completed", dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    search.save()
-    return doc
+        import sqlalchemy
+
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for messages
+        return "<storage>"
 
 
-def _open_search(prepared, space_ref, budget_s, seed, resume, root) -> _Search:
-    if resume:
-        space_name = None
-        if space_ref is not None:
-            space_name = load_space(space_ref)[0].name
-        folder = find_resumable(root, space_name)
-        if folder is None:
-            raise FerkaggleError(f"no unfinished search to resume in {searches_root(root)}/")
-        search = _Search(folder, json.loads((folder / "search.json").read_text()))
-        if search.doc["data"]["split_fingerprint"] != prepared.split_fingerprint:
-            raise FerkaggleError(f"search {folder.name} ran on other prepared data ({search.doc['data']['prepared']}); "
-                                 "pass the same --data to resume it")
-        if budget_s is not None:
-            search.doc["budget_s"] = budget_s  # a new --budget replaces the old total
-        search.doc["status"] = "running"
-        search.doc.setdefault("resumed", []).append(dt.datetime.now().astimezone().isoformat(timespec="seconds"))
-        search.save()
-        return search
-    if space_ref is None:
-        raise FerkaggleError("give a search space (--space NAME|PATH), or --resume")
-    space, path = load_space(space_ref)
-    trials = expand_trials(space, str(path), seed)
-    from ferkaggle.train import summarize
+def open_storage(url: str | None = None, *, root: str | Path | None = None, heartbeat_s: int = 60,
+                 connect_timeout_s: float = 10.0):
+    """An Optuna RDBStorage with heartbeats and stale-trial retries.
 
-    folder_root = searches_root(root)
-    folder_root.mkdir(parents=True, exist_ok=True)
-    base_id = f"{dt.datetime.now():%Y-%m-%d_%H%M%S}_{space.name}"
-    search_id, n = base_id, 2
-    while (folder_root / search_id).exists():
-        search_id, n = f"{base_id}-{n}", n + 1
-    folder = folder_root / search_id
-    folder.mkdir()
-    doc = {
-        "search_id": search_id, "status": "running", "seed": seed, "budget_s": budget_s, "spent_s": 0.0,
-        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "space": {"name": space.name, "path": str(path), **to_dict(space)},
-        "rungs": rungs(space),
-        "data": {"prepared": str(prepared.path), "split_fingerprint": prepared.split_fingerprint},
-        "trials": [{"name": name, "summary": summarize(cfg), "config": to_dict(cfg), "status": "active",
-                    "epochs": 0, "seconds": 0.0, "best_val_no_tta": None, "stopped": None,
-                    "run_id": None, "val_accuracy": None, "rung": 0} for name, cfg in trials],
-        "winner": None,
-    }
-    search = _Search(folder, doc)
-    search.save()
-    return search
+    None = the embedded SQLite file under runs/searches/. Handles what many workers hit:
+    simultaneous table creation (retried), idle connections dropped by the server
+    (`pool_pre_ping`), a server at its connection limit (small pool per worker; connecting
+    is retried with backoff for up to a minute), an unreachable server (one clear error).
+    """
+    import optuna
+    import sqlalchemy
+    import sqlalchemy.exc as sa_exc
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    from ferkaggle.runs import embedded_study_url
+
+    url = url or embedded_study_url(root)
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sa_exc.ArgumentError:
+        raise FerkaggleError(f"--storage {url!r} is not a database URL (e.g. postgresql://user@host:5432/db "
+                             "or sqlite:///path/study.db)") from None
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        # Several local workers may share the file: wait for its lock instead of failing.
+        engine_kwargs["connect_args"] = {"timeout": 120}
+    else:
+        # Two connections per worker at most (the main thread + the heartbeat thread), recycled
+        # before typical server idle timeouts; waits for a free slot rather than failing.
+        engine_kwargs.update(pool_size=2, max_overflow=1, pool_recycle=300, pool_timeout=120)
+        if parsed.get_backend_name() == "postgresql":
+            # application_name: pg_stat_activity shows which worker holds which connection.
+            engine_kwargs["connect_args"] = {"connect_timeout": int(connect_timeout_s),
+                                             "application_name": f"ferkaggle-search:{os.getpid()}"}
+    if heartbeat_s < 1:
+        raise FerkaggleError("--heartbeat must be at least 1 second")
+    deadline, pause, attempt = time.time() + 60.0, 0.5, 0
+    while True:
+        attempt += 1
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeat_interval is marked experimental
+                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=int(heartbeat_s),
+                                  grace_period=int(2 * heartbeat_s + 1),
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+        except (ImportError, sa_exc.NoSuchModuleError) as exc:
+            raise FerkaggleError(f"--storage {_safe_url(url)}: no database driver for it ({exc})") from None
+        except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.InternalError) as exc:
+            # Two workers creating Optuna's tables at the same moment (PostgreSQL pg_type race).
+            if attempt >= 8:
+                raise FerkaggleError(f"--storage {_safe_url(url)}: cannot create the study tables: "
+                                     f"{str(exc).splitlines()[0]}") from None
+        except (optuna.exceptions.StorageInternalError, sa_exc.OperationalError) as exc:
+            # Optuna wraps errors raised inside its sessions; look at what the server said.
+            cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ else exc
+            message = str(cause).splitlines()[0]
+            if not isinstance(cause, sa_exc.OperationalError):
+                raise FerkaggleError(f"--storage {_safe_url(url)}: {message}") from None
+            busy = "too many" in message.lower() or "remaining connection slots" in message.lower()
+            if not busy and attempt >= 3 or time.time() > deadline:
+                raise FerkaggleError(f"cannot reach the study storage {_safe_url(url)}: {message}") from None
+        # A failed attempt may hold a pooled connection in its engine (kept alive by the traceback's
+        # reference cycles): collect it now, or it keeps taking the very slot we are waiting for.
+        gc.collect()
+        time.sleep(pause * (1 + random.random()))
+        pause = min(pause * 2, 8.0)
 
 
-def _drive(search: _Search, prepared: Prepared, root, tracker, on_epoch) -> None:
-    from ferkaggle.train import TrainConfig, fit_trial, read_state
+def _sampler(space: SpaceConfig, seed: int | None):
+    import optuna
 
-    doc = search.doc
-    budget = doc["budget_s"]
-    t_start, spent0 = time.time(), float(doc["spent_s"])
-    deadline = None if budget is None else t_start + budget - spent0
-    margin = 0.0 if budget is None else min(60.0, 0.03 * budget)  # for recording runs at the end
-    fit_idx, stop_idx = prepared.stopping_split(doc["seed"])  # selection never looks at the holdout
-    x_tr, y_tr, x_val, y_val = prepared.x[fit_idx], prepared.y[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx]
-    cfgs = {t["name"]: from_dict(TrainConfig, t["config"], f"search {doc['search_id']}") for t in doc["trials"]}
-    all_rungs = doc["rungs"]
-    trial_task = tracker.add("trials", total=len(doc["trials"]))
-    tracker.advance(trial_task, sum(t["status"] == "done" for t in doc["trials"]), "")
+    if space.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # constant_liar: running trials count as bad, so parallel workers do not propose the same point.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
-    def remaining() -> float:
-        return math.inf if deadline is None else deadline - margin - time.time()
 
-    def epoch_cost(name: str) -> float | None:
-        hist = read_state(search.state_dir(name))["history"]
-        if hist:
-            return hist[-1]["seconds"]
-        seen = [read_state(search.state_dir(t["name"]))["history"] for t in doc["trials"]]
-        seen = [h[-1]["seconds"] for h in seen if h]
-        return max(seen) if seen else None
+def _pruner(space: SpaceConfig):
+    import optuna
 
-    def sync(name: str) -> None:
-        state = read_state(search.state_dir(name))
-        t = search.trial(name)
-        t["epochs"], t["seconds"], t["stopped"] = state["epochs_done"], state["train_seconds"], state["stopped"]
-        accs = [h.get("stop_accuracy") for h in state["history"] if h.get("stop_accuracy") is not None]
-        t["best_val_no_tta"] = max(accs) if accs else None
-        doc["spent_s"] = round(spent0 + time.time() - t_start, 1)
-        search.save()
+    if space.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=space.min_epochs, max_resource=space.max_epochs,
+                                              reduction_factor=space.eta)
+    if space.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=space.min_epochs, reduction_factor=space.eta)
 
-    def finalize(name: str) -> None:
-        from ferkaggle.runs import drop_checkpoint_models
-        from ferkaggle.train import record_run
 
-        t = search.trial(name)
-        if t["status"] == "done":
-            return
-        sync(name)
-        if t["epochs"] == 0:
-            t["status"] = "skipped"
+def _study_space(study) -> tuple[SpaceConfig, dict[str, Any]]:
+    attrs = study.user_attrs
+    return space_from_dict(attrs["space"], f"study {study.study_name}"), attrs
+
+
+def find_study(storage, prepared: Prepared) -> str | None:
+    """The newest study in the storage made on this prepared split (for --resume without --space)."""
+    import optuna
+
+    best = None
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if s.user_attrs.get("split_fingerprint") == prepared.split_fingerprint:
+            if best is None or s._study_id > best._study_id:
+                best = s
+    return None if best is None else best.study_name
+
+
+def open_study(storage, prepared: Prepared, space_ref: str | Path | None, study_name: str | None, *,
+               seed: int = DEFAULT_SEED, resume: bool = False):
+    """Create the study (enqueueing the named trials) or join it; returns (study, space, created)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = raw = path = None
+    if space_ref is not None:
+        space, path = load_space(space_ref)
+        raw = read_toml(path)
+        expand_trials(space, str(path))
+    if study_name is None:
+        if space is None:
+            study_name = find_study(storage, prepared) if resume else None
+            if study_name is None:
+                raise FerkaggleError("no search to resume in this study storage for the current prepared data; "
+                                     "give --space (and --study)" if resume else "give a search space (--space NAME|PATH)")
         else:
-            run = record_run(prepared, cfgs[name], search.state_dir(name), seed=doc["seed"], root=root,
-                             extra={"search": {"id": doc["search_id"], "trial": name}})
-            t.update(status="done", run_id=run.run_id, val_accuracy=run.metrics["val_accuracy"],
-                     val_macro_f1=run.metrics["val_macro_f1"])
-            drop_checkpoint_models(search.state_dir(name))  # the run folder holds model.keras now
-        search.save()
-        tracker.advance(trial_task, 1, f"{name} {t['val_accuracy'] or 0:.3f}")
-
-    def train(name: str, target: int, horizon, until: float | None = None) -> None:
-        t = search.trial(name)
-        cfg = cfgs[name]
-        task = tracker.add(f"{name} → {target} ep", total=target)
-        tracker.advance(task, t["epochs"], "")
-
-        def report(entry, state):
-            from ferkaggle.train import epoch_reporter
-
-            epoch_reporter(tracker, task)(entry, state)
-            sync(name)
-            if on_epoch is not None:
-                on_epoch(name, entry)
-
-        fit_trial(x_tr, y_tr, x_val, y_val, cfg, search.state_dir(name), seed=doc["seed"],
-                  target_epochs=target, horizon=horizon,
-                  deadline=until if until is not None else (None if deadline is None else deadline - margin),
-                  on_epoch=report)
-        sync(name)
-
-    def alive() -> list[str]:
-        return [t["name"] for t in doc["trials"] if t["status"] == "active"]
-
-    def rank(names: list[str]) -> list[str]:
-        return sorted(names, key=lambda n: -(search.trial(n)["best_val_no_tta"] or 0.0))
-
-    for r, target in enumerate(all_rungs):
-        last_rung = r == len(all_rungs) - 1
-        names = alive()
-        if not names or remaining() <= 0:
+            study_name = f"{space.name}-{prepared.split_fingerprint[:8]}"
+    if not re.fullmatch(STUDY_NAME_RE, study_name):
+        raise FerkaggleError(f"--study {study_name!r}: use letters, digits, '.', '_' and '-' (up to 100)")
+    created = False
+    if space is not None:
+        try:
+            # The creator seeds the sampler with --seed; joiners mix in their pid (different proposals).
+            study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+                                        sampler=_sampler(space, seed), pruner=_pruner(space))
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            pass
+    if created:
+        study.set_user_attr("space", raw)
+        study.set_user_attr("space_path", str(path))
+        study.set_user_attr("space_fingerprint", _fingerprint(to_dict(space)))
+        study.set_user_attr("split_fingerprint", prepared.split_fingerprint)
+        study.set_user_attr("prepared", str(prepared.path))
+        study.set_user_attr("seed", seed)
+        study.set_user_attr("created", dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+        dists = distributions(space, str(path))
+        for name, cfg in named_trials(space, str(path)):
+            fixed = {k: _get_dotted(cfg, k) for k, d in dists.items() if _fits(d, _get_dotted(cfg, k))}
+            study.enqueue_trial(fixed, user_attrs={"named": name})
+        study.set_user_attr("ready", True)  # joiners wait for this: the named trials are queued
+        return study, space, True
+    try:
+        probe = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise FerkaggleError(f"no study named {study_name!r} in {_safe_url(storage.url)}; give --space to create it") from None
+    for _ in range(600):  # the creator may still be writing its attributes
+        if probe.user_attrs.get("ready"):
             break
-        # Promote early while this rung cannot fit in what is left of the budget.
-        while len(names) > 1 and deadline is not None:
-            costs = [epoch_cost(n) for n in names]
-            if any(c is None for c in costs):
-                break
-            need = sum(max(target - search.trial(n)["epochs"], 0) * c for n, c in zip(names, costs))
-            if need <= remaining():
-                break
-            keep = rank(names)[: max(1, math.ceil(len(names) / doc["space"]["eta"]))]
-            if len(keep) == len(names):
-                keep = keep[:-1]
-            for n in names:
-                if n not in keep:
-                    finalize(n)
-            names = keep
-            last_rung = last_rung or len(names) == 1
-        if len(names) == 1 and deadline is not None:
-            last_rung = True
-        doc["rung_now"] = r
-        for i, name in enumerate(names):
-            t = search.trial(name)
-            if t["stopped"] == "early" or remaining() <= 0:
-                continue
-            goal, horizon = target, float(doc["space"]["max_epochs"])
-            if last_rung:
-                goal = doc["space"]["max_epochs"]
-                if deadline is not None:
-                    # Share what is left among the trials still to train in this rung; plan the LR to end there.
-                    until = time.time() + remaining() / (len(names) - i)
-                    horizon = _budget_horizon(until, goal, epoch_cost(name))
-            t["rung"] = r
-            train(name, goal, horizon, until if last_rung and deadline is not None else None)
-            if last_rung or doc["space"]["strategy"] == "full":
-                finalize(name)
-        if last_rung:
-            break
-        names = [n for n in alive()]
-        keep = rank(names)[: max(1, math.ceil(len(names) / doc["space"]["eta"]))]
-        for n in names:
-            if n not in keep:
-                finalize(n)
-    for n in alive():
-        finalize(n)
+        time.sleep(0.1)
+        probe = optuna.load_study(study_name=study_name, storage=storage)
+    else:
+        raise FerkaggleError(f"study {study_name!r} exists but was never set up by ferkaggle")
+    stored, attrs = _study_space(probe)
+    if space is not None and _fingerprint(to_dict(space)) != attrs["space_fingerprint"]:
+        raise FerkaggleError(f"study {study_name!r} searches another space ({attrs.get('space_path')}); "
+                             "give the same --space, or another --study")
+    if attrs["split_fingerprint"] != prepared.split_fingerprint:
+        raise FerkaggleError(f"study {study_name!r} runs on other prepared data ({attrs.get('prepared')}, split "
+                             f"{attrs['split_fingerprint'][:8]}); pass the same --data")
+    joiner_seed = (int(attrs.get("seed", seed)) * 1_000_003 + os.getpid() + len(probe.trials)) % 2**31
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=_sampler(stored, joiner_seed),
+                              pruner=_pruner(stored))
+    return study, stored, False
+
+
+# ----------------------------------------------------------------------------- the worker
+
+def _pruning_callback(trial, max_epochs: int, monitor: str = "val_accuracy"):
+    """optuna-integration's KerasPruningCallback (it subclasses keras.callbacks.Callback, which is
+    Keras 3 here), reporting the step as epochs completed so that rungs are in epochs. The last
+    epoch is reported but never pruned: the trial has already paid for it."""
+    from optuna_integration.keras import KerasPruningCallback
+
+    class EpochsDonePruning(KerasPruningCallback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 >= max_epochs:
+                value = (logs or {}).get(monitor)
+                if value is not None:
+                    self._trial.report(float(value), step=epoch + 1)
+                return
+            super().on_epoch_end(epoch + 1, logs)
+
+    return EpochsDonePruning(trial, monitor)
+
+
+def _stop_value(state: dict) -> float | None:
+    accs = [h["stop_accuracy"] for h in state["history"] if h.get("stop_accuracy") is not None]
+    return max(accs) if accs else None
 
 
 def _budget_horizon(until: float, max_epochs: int, first_cost: float | None):
-    """LR horizon for a last-rung trial: the epochs it can still reach by `until`, re-planned at
+    """LR horizon for a trial under a budget: the epochs it can still reach by `until`, re-planned at
     every epoch from its recent pace (mean of the last 3 epochs), so cosine/one-cycle end with the
     budget whether the machine speeds up or slows down (a fixed plan ends early or gets cut off)."""
 
@@ -383,20 +469,376 @@ def _budget_horizon(until: float, max_epochs: int, first_cost: float | None):
     return horizon
 
 
+class _Worker:
+    """One `ferkaggle search` process pulling trials from a study until the budget or the study ends."""
+
+    def __init__(self, study, space: SpaceConfig, prepared: Prepared, *, budget_s: float | None, n_trials: int | None,
+                 root, artifacts: str | None, tracker, on_epoch):
+        from ferkaggle.train import load_train_config
+
+        self.study, self.space, self.prepared, self.root = study, space, prepared, root
+        self.tracker, self.on_epoch = tracker, on_epoch
+        self.where = f"study {study.study_name}"
+        self.dists = distributions(space, self.where)
+        self.named = dict(named_trials(space, self.where))
+        self.base = load_train_config(space.base)
+        self.seed = int(study.user_attrs.get("seed", DEFAULT_SEED))
+        self.total = n_trials or space.n_trials
+        if not space.params:
+            self.total = min(self.total, len(self.named))  # nothing to sample beyond the named trials
+        self.worker = worker_id()
+        self.t_start = time.time()
+        self.deadline = None if budget_s is None else self.t_start + budget_s
+        self.margin = 0.0 if budget_s is None else min(60.0, 0.03 * budget_s)  # recording the last run
+        self.epoch_costs: list[float] = []
+        self.ran: list[int] = []
+        self.artifacts = None
+        if artifacts:
+            from optuna.artifacts import FileSystemArtifactStore
+
+            Path(artifacts).mkdir(parents=True, exist_ok=True)
+            self.artifacts = FileSystemArtifactStore(artifacts)
+        fit_idx, stop_idx = prepared.stopping_split(self.seed)  # selection never looks at the holdout
+        self.data = (prepared.x[fit_idx], prepared.y[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx])
+
+    def remaining(self) -> float:
+        return math.inf if self.deadline is None else self.deadline - self.margin - time.time()
+
+    def epoch_cost(self) -> float | None:
+        if self.epoch_costs:
+            return max(self.epoch_costs[-5:])
+        seen = [t.user_attrs["epoch_s"] for t in self.study.get_trials(deepcopy=False) if "epoch_s" in t.user_attrs]
+        return max(seen) if seen else None
+
+    def loop(self) -> None:
+        import optuna
+        from optuna.trial import TrialState
+
+        storage = self.study._storage
+        heartbeat = storage.get_heartbeat_interval()
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                optuna.storages.fail_stale_trials(self.study)  # a dead worker's trial -> failed, retried
+            trials = self.study.get_trials(deepcopy=False)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+            if not waiting and finished + running >= self.total:
+                if running and self.remaining() > 0:
+                    # Another worker's trial may still die and need a retry: wait for it to finish or go stale.
+                    time.sleep(min(float(heartbeat or 5), 5.0))
+                    continue
+                return
+            cost = self.epoch_cost()
+            need = (cost or 0.0) * (1 if waiting else self.space.min_epochs)
+            if self.remaining() <= 0 or (cost is not None and need > self.remaining()):
+                self.tracker.print(f"{self.worker}: budget spent, stopping (study {self.study.study_name} goes on)")
+                return
+            self.run_one()
+
+    def run_one(self) -> None:
+        import optuna
+        from optuna.storages._heartbeat import get_heartbeat_thread
+        from optuna.trial import TrialState
+
+        trial = self.ask()
+        with get_heartbeat_thread(trial._trial_id, self.study._storage):
+            try:
+                value = self.objective(trial)
+            except optuna.TrialPruned:
+                self.study.tell(trial, state=TrialState.PRUNED)
+                self.ran.append(trial.number)
+                self._cleanup(trial)
+                return
+            except KeyboardInterrupt:
+                # Queue the continuation first, then fail this attempt: the next run resumes it.
+                from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+                frozen = self.study._storage.get_trial(trial._trial_id)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "experimental"
+                    RetryHeartbeatStaleTrialCallback()(self.study, frozen)
+                trial.set_user_attr("interrupted", True)
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise
+            except BaseException:
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise
+        self.study.tell(trial, value)
+        self.ran.append(trial.number)
+        self._cleanup(trial)
+
+    def ask(self):
+        """Continuations of interrupted or dead trials first (oldest first), then the queue and the sampler.
+
+        Claiming is the storage's atomic WAITING -> RUNNING update, the one Study.ask uses, so two
+        workers never take the same trial."""
+        import optuna
+        from optuna.trial import TrialState
+
+        storage = self.study._storage
+        for t in storage.get_all_trials(self.study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
+            if "failed_trial" not in t.system_attrs:
+                continue
+            try:
+                if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                    self.study._thread_local.cached_all_trials = None
+                    return optuna.Trial(self.study, t._trial_id)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat is meant for Study.optimize": we drive it
+            return self.study.ask()
+
+    def _key(self, trial) -> tuple[str, int | None]:
+        origin = self.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+        return f"t{(origin if origin is not None else trial.number):05d}", origin
+
+    def _cleanup(self, trial) -> None:
+        from ferkaggle.runs import remove_checkpoint, trial_state_dir
+
+        key, _ = self._key(trial)
+        remove_checkpoint(trial_state_dir(self.study.study_name, key, self.root))
+
+    def config(self, trial, key: str):
+        from ferkaggle.train import override
+
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        named = trial.user_attrs.get("named")
+        if named is not None:
+            if named not in self.named:
+                raise FerkaggleError(f"{self.where}: queued trial {named!r} is not in the space")
+            fixed = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
+            for key in fixed:
+                if key in self.dists:
+                    _suggest(trial, key, self.dists[key])
+            return self.named[named]
+        params = {key: _suggest(trial, key, dist) for key, dist in self.dists.items()}
+        # Named by the original trial's key, so a retry records under the same name.
+        cfg = override(self.base, {**params, "name": f"{self.space.name}-{key}"}, self.where)
+        return override(cfg, {"epochs": self.space.max_epochs})
+
+    def objective(self, trial) -> float:
+        import optuna
+
+        from rich.markup import escape
+
+        from ferkaggle.runs import trial_state_dir
+        from ferkaggle.train import fit_trial, read_state, release_memory, summarize
+
+        key, origin = self._key(trial)
+        cfg = self.config(trial, key)
+        state_dir = trial_state_dir(self.study.study_name, key, self.root)
+        trial.set_user_attr("name", cfg.name)
+        trial.set_user_attr("summary", summarize(cfg))
+        trial.set_user_attr("worker", self.worker)
+        marker = state_dir / "recorded.json"
+        if marker.is_file():  # recorded by an attempt that died before telling the study
+            done = json.loads(marker.read_text())
+            for k, v in done["attrs"].items():
+                trial.set_user_attr(k, v)
+            if done["state"] == "pruned":
+                raise optuna.TrialPruned(f"pruned at epoch {done['attrs']['epochs']}")
+            return float(done["value"])
+        state = read_state(state_dir)
+        start = state["epochs_done"]
+        note = f" (continues trial {origin} from epoch {start})" if origin is not None else ""
+        self.tracker.print(f"trial {trial.number} [bold]{escape(cfg.name)}[/bold] on {escape(self.worker)}{note}: "
+                           f"{escape(summarize(cfg))}")
+        for h in state["history"]:  # the new attempt's pruner history is the checkpoint's
+            if h.get("stop_accuracy") is not None:
+                trial.report(h["stop_accuracy"], h["epoch"])
+        if start and state["stopped"] != "early" and start < cfg.epochs and trial.should_prune():
+            return self.record(trial, cfg, state_dir, "pruned")
+        task = self.tracker.add(f"t{trial.number} {cfg.name}", total=cfg.epochs)
+        self.tracker.advance(task, start, "")
+
+        def report(entry, st):
+            from ferkaggle.train import epoch_reporter
+
+            self.epoch_costs.append(entry["seconds"])
+            epoch_reporter(self.tracker, task)(entry, st)
+            if self.on_epoch is not None:
+                self.on_epoch(cfg.name, entry)
+
+        callbacks = [] if self.space.pruner == "none" else [_pruning_callback(trial, cfg.epochs)]
+        horizon = (float(cfg.epochs) if self.deadline is None
+                   else _budget_horizon(self.deadline - self.margin, cfg.epochs, self.epoch_cost()))
+        x_fit, y_fit, x_stop, y_stop = self.data
+        try:
+            if start < cfg.epochs and state["stopped"] != "early":
+                fit_trial(x_fit, y_fit, x_stop, y_stop, cfg, state_dir, seed=self.seed, target_epochs=cfg.epochs,
+                          horizon=horizon, deadline=None if self.deadline is None else self.deadline - self.margin,
+                          on_epoch=report, callbacks=callbacks)
+        except optuna.TrialPruned:
+            release_memory()
+            return self.record(trial, cfg, state_dir, "pruned")
+        except BaseException:
+            release_memory()
+            raise
+        return self.record(trial, cfg, state_dir, "complete")
+
+    def record(self, trial, cfg, state_dir: Path, outcome: str) -> float:
+        """The trial's run in the registry (holdout-val scored by record_run), then its study attributes."""
+        import optuna
+
+        from ferkaggle.runs import archive_run, read_run
+        from ferkaggle.train import read_state, record_run, summarize
+
+        state = read_state(state_dir)
+        value = _stop_value(state)
+        if value is None:
+            raise FerkaggleError(f"trial {trial.number}: no epoch with a stopping-set accuracy to record")
+        summary = summarize(cfg) + (f", pruned at epoch {state['epochs_done']}" if outcome == "pruned" else "")
+        run = record_run(self.prepared, cfg, state_dir, seed=self.seed, root=self.root, extra={
+            "summary": summary,
+            "search": {"study": self.study.study_name, "trial": trial.number, "state": outcome,
+                       "worker": self.worker, "stop_accuracy": value, "key": state_dir.name}})
+        run = read_run(run.dir)
+        attrs = {"run_id": run.run_id, "val_accuracy": run.metrics["val_accuracy"], "epochs": state["epochs_done"],
+                 "seconds": state["train_seconds"], "stopped": state["stopped"],
+                 "epoch_s": round(max(h["seconds"] for h in state["history"]), 2)}
+        if self.artifacts is not None:
+            from optuna.artifacts import upload_artifact
+
+            with tempfile.TemporaryDirectory() as tmp:
+                attrs["artifact_id"] = upload_artifact(artifact_store=self.artifacts, study_or_trial=trial,
+                                                       file_path=str(archive_run(run, Path(tmp))))
+        atomic_write_json(state_dir / "recorded.json", {"state": outcome, "value": value, "attrs": attrs})
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        if outcome == "pruned":
+            raise optuna.TrialPruned(f"pruned at epoch {state['epochs_done']}")
+        return value
+
+
+# ----------------------------------------------------------------------------- the stage
+
+def run_search(prepared: Prepared, space_ref: str | Path | None = None, *, budget_s: float | None = None,
+               seed: int = DEFAULT_SEED, resume: bool = False, root: str | Path | None = None,
+               storage: str | None = None, study_name: str | None = None, n_trials: int | None = None,
+               heartbeat_s: int = 60, artifacts: str | None = None, tracker=None,
+               on_epoch: Callable[[str, dict], None] | None = None) -> dict[str, Any]:
+    """The `ferkaggle search` stage (one worker); returns the study summary (also search.json)."""
+    from ferkaggle.console import track
+
+    if tracker is None:
+        with track() as t:
+            return run_search(prepared, space_ref, budget_s=budget_s, seed=seed, resume=resume, root=root,
+                              storage=storage, study_name=study_name, n_trials=n_trials, heartbeat_s=heartbeat_s,
+                              artifacts=artifacts, tracker=t, on_epoch=on_epoch)
+    if len(prepared.val_idx) == 0:
+        raise FerkaggleError(f"{prepared.path}: no holdout-val rows; the search records holdout scores for the leaderboard")
+    store = open_storage(storage, root=root, heartbeat_s=heartbeat_s)
+    study, space, created = open_study(store, prepared, space_ref, study_name, seed=seed, resume=resume)
+    tracker.print(f"study {study.study_name} ({'created' if created else 'joined'}) in {_safe_url(store.url)} "
+                  f"· worker {worker_id()} · sampler {space.sampler}, pruner {space.pruner}, rungs {rungs(space)}")
+    worker = _Worker(study, space, prepared, budget_s=budget_s, n_trials=n_trials, root=root, artifacts=artifacts,
+                     tracker=tracker, on_epoch=on_epoch)
+    status = "completed"
+    try:
+        worker.loop()
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        doc = study_summary(study, space, budget_s=budget_s, spent_s=time.time() - worker.t_start,
+                            status=status, worker=worker.worker, ran=worker.ran, total=worker.total)
+        from ferkaggle.runs import search_dir
+
+        folder = search_dir(study.study_name, root)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / "search.json", doc)
+    return doc
+
+
+def study_summary(study, space: SpaceConfig, *, budget_s=None, spent_s=0.0, status="completed", worker="",
+                  ran=(), total=None) -> dict[str, Any]:
+    """Every trial of the study (all workers) in the shape of search.json; the winner is the best
+    finished trial by its objective, the stopping-set accuracy (never the holdout)."""
+    from optuna.trial import TrialState
+
+    states = {TrialState.COMPLETE: "done", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
+              TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        state = states[t.state]
+        if state == "failed" and t.user_attrs.get("interrupted"):
+            state = "interrupted"
+        trials.append({
+            "number": t.number, "name": t.user_attrs.get("name", t.user_attrs.get("named", f"t{t.number}")),
+            "status": state, "worker": t.user_attrs.get("worker"), "retry_of": t.system_attrs.get("failed_trial"),
+            "run_id": t.user_attrs.get("run_id"), "val_accuracy": t.user_attrs.get("val_accuracy"),
+            "best_val_no_tta": t.value if t.state == TrialState.COMPLETE else (
+                max(t.intermediate_values.values()) if t.intermediate_values else None),
+            "epochs": t.user_attrs.get("epochs", max(t.intermediate_values, default=0)),
+            "seconds": t.user_attrs.get("seconds", 0.0), "stopped": t.user_attrs.get("stopped"),
+            "summary": t.user_attrs.get("summary", ""), "params": dict(t.params),
+        })
+    done = [t for t in trials if t["status"] == "done" and t["run_id"]]
+    best = max(done, key=lambda t: (t["best_val_no_tta"], -t["number"]), default=None)
+    return {
+        "search_id": study.study_name, "study": study.study_name, "status": status, "worker": worker,
+        "ran_here": list(ran), "budget_s": budget_s, "spent_s": round(spent_s, 1), "n_trials": total,
+        "space": {"name": space.name, **to_dict(space)}, "rungs": rungs(space),
+        "data": {"prepared": study.user_attrs.get("prepared"), "split_fingerprint": study.user_attrs.get("split_fingerprint")},
+        "trials": trials,
+        "winner": None if best is None else {k: best[k] for k in ("name", "number", "run_id", "val_accuracy",
+                                                                    "best_val_no_tta", "summary")},
+        "ended": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+def pull_runs(storage: str | None, study_name: str, artifacts: str, *, root: str | Path | None = None) -> dict[str, int]:
+    """Copy every recorded trial's run of a study from the artifact store into this registry."""
+    import optuna
+    from optuna.artifacts import FileSystemArtifactStore, download_artifact
+
+    from ferkaggle.runs import import_run_archive
+
+    if not Path(artifacts).is_dir():
+        raise FerkaggleError(f"--artifacts {artifacts}: no such folder")
+    store = open_storage(storage, root=root)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=store)
+    except KeyError:
+        raise FerkaggleError(f"no study named {study_name!r} in {_safe_url(store.url)}") from None
+    artifact_store = FileSystemArtifactStore(artifacts)
+    counts = {"pulled": 0, "present": 0, "missing": 0}
+    for t in study.get_trials(deepcopy=False):
+        run_id, artifact_id = t.user_attrs.get("run_id"), t.user_attrs.get("artifact_id")
+        if not run_id:
+            continue
+        if not artifact_id:
+            counts["missing"] += 1
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "run.zip"
+            download_artifact(artifact_store=artifact_store, file_path=str(path), artifact_id=artifact_id)
+            counts["pulled" if import_run_archive(path, run_id, root) is not None else "present"] += 1
+    return counts
+
+
 def search_table(doc: dict[str, Any]):
-    """A rich table of the trials, best first."""
+    """A rich table of the study's trials, best first (by the stopping-set objective)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"search {doc['search_id']} · spent {doc['spent_s']:.0f}s"
+    table = Table(title=f"study {doc['search_id']} · this worker spent {doc['spent_s']:.0f}s"
                         + (f" of {doc['budget_s']:.0f}s" if doc.get("budget_s") else ""))
-    for col in ("trial", "val acc", "val (no TTA)", "epochs", "seconds", "stopped", "config"):
-        table.add_column(col, justify="right" if col not in ("trial", "config", "stopped") else "left")
-    winner = (doc.get("winner") or {}).get("name")
-    order = sorted(doc["trials"], key=lambda t: -(t.get("val_accuracy") or t.get("best_val_no_tta") or 0.0))
+    for col in ("#", "trial", "state", "worker", "stop acc", "holdout acc", "epochs", "seconds", "config"):
+        table.add_column(col, justify="right" if col in ("#", "stop acc", "holdout acc", "epochs", "seconds") else "left")
+    winner = (doc.get("winner") or {}).get("number")
+    order = sorted(doc["trials"], key=lambda t: (-(t.get("best_val_no_tta") or 0.0), t["number"]))
+    fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
     for t in order:
-        mark = "★ " if t["name"] == winner else ""
-        fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
-        table.add_row(mark + t["name"], fmt(t.get("val_accuracy")), fmt(t.get("best_val_no_tta")), str(t["epochs"]),
-                      f"{t['seconds']:.0f}", t.get("stopped") or ("skipped" if t["status"] == "skipped" else ""),
-                      t["summary"])
+        mark = "★ " if t["number"] == winner else ""
+        state = t["status"] + (f" (retry of {t['retry_of']})" if t.get("retry_of") is not None else "")
+        table.add_row(str(t["number"]), mark + escape(t["name"]), state, escape(t.get("worker") or "–"),
+                      fmt(t.get("best_val_no_tta")), fmt(t.get("val_accuracy")), str(t["epochs"]),
+                      f"{t['seconds']:.0f}", escape(t["summary"]))
     return table

@@ -347,7 +347,8 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
               target_epochs: int | None = None, horizon: float | Callable[[dict], float] | None = None,
               deadline: float | None = None,
               on_epoch: Callable[[dict, dict], None] | None = None,
-              should_stop: Callable[[dict], bool] | None = None) -> dict[str, Any]:
+              should_stop: Callable[[dict], bool] | None = None,
+              callbacks: list | None = None) -> dict[str, Any]:
     """Train toward `target_epochs` (default cfg.epochs), resuming from state_dir's last checkpoint.
 
     Fits on (x_train, y_train); early stopping and the best checkpoint watch (x_stop, y_stop),
@@ -357,6 +358,8 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     function of the state re-evaluated at every epoch start;
     `deadline` (time.time()) stops cleanly when the next epoch would pass it. Returns the
     state: epochs_done, history, best_score/best_epoch, stopped ('early', 'budget' or None).
+    `callbacks` (Keras callbacks, e.g. the search's pruning callback) run after the epoch's
+    checkpoint is written, so an exception they raise never loses the finished epoch.
     """
     import keras
 
@@ -377,8 +380,9 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     train_ds = make_dataset(x_train, y_train, cfg, training=True, seed=seed + state["epochs_done"], weights=weights)
     stop_ds = make_dataset(x_stop, y_stop, cfg, training=False, batch_size=256)
     steps = math.ceil(len(x_train) / cfg.batch_size)
+    extra_callbacks = list(callbacks or [])
     callbacks = _make_callbacks(cfg, state_dir, state, horizon if callable(horizon) else float(horizon or cfg.epochs),
-                                steps, deadline, on_epoch, should_stop)
+                                steps, deadline, on_epoch, should_stop) + extra_callbacks
     with warnings.catch_warnings():
         # Keras warns that its shuffle flag is ignored for datasets; ours shuffles itself.
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")

@@ -16,7 +16,6 @@ runner = CliRunner()
 TINY_SPACE = """
 name = "e2e"
 base = "tiny"
-strategy = "halving"
 eta = 2
 min_epochs = 1
 max_epochs = 2

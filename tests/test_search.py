@@ -1,46 +1,64 @@
-"""Search: picks the best trial by holdout-val accuracy, respects a budget, resumes after a real Ctrl-C."""
+"""Search on Optuna with the embedded study file: spaces, every trial a run, selection on the
+stopping set (never the holdout), the budget, Ctrl-C under pruning and resume, artifacts and pull."""
 
 import json
 
+import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
+pytest.importorskip("optuna")
 
 from conftest import make_tiny_prepared  # noqa: E402
 from ferkaggle.errors import FerkaggleError  # noqa: E402
-from ferkaggle.search import expand_trials, load_space, parse_budget, rungs, run_search  # noqa: E402
+from ferkaggle.search import (  # noqa: E402
+    distributions, expand_trials, load_space, parse_budget, rungs, run_search,
+)
 
 SPACE = """
 name = "{name}"
 base = "tiny"
-strategy = "{strategy}"
-eta = 3
 min_epochs = 1
 max_epochs = {max_epochs}
+eta = 2
+pruner = "{pruner}"
+n_trials = {n_trials}
 
 [[trials]]
-name = "w4"
+name = "w8"
+
+[[trials]]
+name = "w4-lr-high"
 model = {{ width = 4 }}
-
-[[trials]]
-name = "w8-lr-high"
 optim = {{ learning_rate = 1e-2 }}
 
 [[trials]]
 name = "mlp"
 model = {{ architecture = "mlp", depth = 1, dense_units = 16 }}
+
+[params]
+"optim.learning_rate" = {{ type = "log", low = 1e-3, high = 1e-2 }}
+"model.width" = {{ type = "int", low = 4, high = 8, step = 4 }}
 """
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    return make_tiny_prepared(tmp_path_factory.mktemp("data") / "prepared", n=200, n_test=40)
+    return make_tiny_prepared(tmp_path_factory.mktemp("data") / "prepared", n=120, n_test=20)
 
 
-def write_space(folder, name="t3", strategy="halving", max_epochs=3):
+def write_space(folder, name="t3", max_epochs=3, pruner="asha", n_trials=3):
     path = folder / f"{name}.toml"
-    path.write_text(SPACE.format(name=name, strategy=strategy, max_epochs=max_epochs))
+    path.write_text(SPACE.format(name=name, max_epochs=max_epochs, pruner=pruner, n_trials=n_trials))
     return path
+
+
+def study_trials(root, study_name):
+    import optuna
+
+    from ferkaggle.runs import embedded_study_url
+
+    return optuna.load_study(study_name=study_name, storage=embedded_study_url(root)).get_trials()
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("60m", 3600), ("2h", 7200), ("1h30m", 5400), ("45", 45)])
@@ -54,84 +72,189 @@ def test_parse_budget_rejects_nonsense(text):
         parse_budget(text)
 
 
-def test_spaces_expand(tmp_path):
+def test_spaces_load_with_their_distributions(tmp_path):
+    import optuna.distributions as od
+
     for name in ("quick", "default"):
         space, path = load_space(name)
         trials = expand_trials(space, str(path))
         assert len(trials) >= 3 and all(cfg.epochs == space.max_epochs for _, cfg in trials)
+        assert space.params and space.pruner == "asha" and space.sampler == "tpe"
     assert rungs(load_space("default")[0]) == [3, 9, 27, 60]
-    grid = tmp_path / "g.toml"
-    grid.write_text('base = "tiny"\nsampler = "random"\nsamples = 2\n[grid]\n"optim.learning_rate" = [1e-3, 3e-3, 1e-2]\n"model.width" = [4, 8]\n')
-    space, path = load_space(grid)
-    trials = expand_trials(space, str(path), seed=1)
-    assert len(trials) == 2 and {c.optim.learning_rate for _, c in trials} <= {1e-3, 3e-3, 1e-2}
+    space, path = load_space(write_space(tmp_path))
+    dists = distributions(space, str(path))
+    assert dists["optim.learning_rate"] == od.FloatDistribution(1e-3, 1e-2, log=True)
+    assert dists["model.width"] == od.IntDistribution(4, 8, step=4)
+    short = tmp_path / "short.toml"
+    short.write_text('base = "tiny"\n[params]\n"label_smoothing" = [0.0, 0.1]\n')
+    assert distributions(*load_space(short)[:1], "x")["label_smoothing"] == od.CategoricalDistribution([0.0, 0.1])
+
+
+@pytest.mark.parametrize("params, message", [
+    ('"model.depht" = [2, 3]', "depht"),                               # unknown dotted key
+    ('"optim.learning_rate" = { type = "log", low = 1e-3 }', "low and high"),
+    ('"model.width" = { type = "int", low = 4.5, high = 8 }', "integer"),
+    ('"optim.optimizer" = ["adam", "lion"]', "lion"),                 # a choice the config refuses
+    ('"model.width" = { type = "uniform", low = 1, high = 2 }', "type must be"),
+    ('"model.width" = { type = "int", low = 4, high = 8, lgo = true }', "lgo"),
+])
+def test_bad_space_params_fail_loudly(tmp_path, params, message):
     bad = tmp_path / "bad.toml"
-    bad.write_text('base = "tiny"\n[[trials]]\nname = "x"\nmodel = { depht = 2 }\n')
-    with pytest.raises(FerkaggleError, match="depht"):
+    bad.write_text(f'base = "tiny"\n[params]\n{params}\n')
+    with pytest.raises(FerkaggleError, match=message):
         expand_trials(*load_space(bad)[:1], str(bad))
 
 
-def test_search_picks_the_best_by_val_accuracy(prepared, tmp_path):
-    doc = run_search(prepared, write_space(tmp_path), budget_s=600, root=tmp_path / "runs")
-    assert doc["status"] == "completed"
-    done = [t for t in doc["trials"] if t["status"] == "done"]
-    assert len(done) == 3  # every trial ends up as a run
-    best = max(done, key=lambda t: t["val_accuracy"])
-    assert doc["winner"]["name"] == best["name"] and doc["winner"]["val_accuracy"] == best["val_accuracy"]
-    on_disk = json.loads((tmp_path / "runs" / "searches" / doc["search_id"] / "search.json").read_text())
-    assert on_disk["winner"] == doc["winner"] and all("seconds" in t and "epochs" in t for t in on_disk["trials"])
-    # successive halving: one survivor trained to max_epochs, the others stopped at rung 1
-    assert sorted(t["epochs"] for t in done) == [1, 1, 3]
+def test_every_trial_is_a_run_and_selection_ignores_the_holdout(prepared, tmp_path):
+    from ferkaggle.metrics import scores
     from ferkaggle.runs import list_runs
 
-    assert {r.run_id for r in list_runs(tmp_path / "runs")} == {t["run_id"] for t in done}
-
-
-def test_interrupted_search_resumes_without_retraining(prepared, tmp_path):
     root = tmp_path / "runs"
-    space = write_space(tmp_path, name="full3", strategy="full", max_epochs=2)
-    epochs_seen = []
+    doc = run_search(prepared, write_space(tmp_path, max_epochs=4, n_trials=5), budget_s=600, root=root)
+    assert doc["status"] == "completed"
+    trials = study_trials(root, doc["study"])
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 5 and len(trials) == 5
+    # the three named trials ran first, in order, then two sampled ones
+    assert [t.user_attrs.get("named") for t in trials[:3]] == ["w8", "w4-lr-high", "mlp"]
+    assert all("optim.learning_rate" in t.params for t in trials[3:])
+    runs = {r.run_id: r for r in list_runs(root)}
+    assert sorted(runs) == sorted(t.user_attrs["run_id"] for t in finished)  # one run per trial, no more
+    for t in finished:
+        run = runs[t.user_attrs["run_id"]]
+        pruned = t.state.name == "PRUNED"
+        assert run.info["search"]["state"] == ("pruned" if pruned else "complete")
+        assert ("pruned at epoch" in run.info["summary"]) == pruned
+        # the objective (and every value the pruner saw) is the stopping-set accuracy of the history
+        history = run.metrics["history"]
+        assert {e["epoch"]: e["val_accuracy"] for e in history} == pytest.approx(t.intermediate_values)
+        if not pruned:
+            assert t.value == pytest.approx(max(e["val_accuracy"] for e in history))
+        # the holdout score is recorded from the run's own holdout probabilities
+        assert run.metrics["val_accuracy"] == pytest.approx(
+            scores(prepared.y_val, run.proba("val"))["accuracy"])
+    assert all("completed_rung_0" in t.system_attrs for t in finished)  # ASHA saw every trial at its first rung
+    done = [t for t in finished if t.state.name == "COMPLETE"]
+    best = max(done, key=lambda t: (t.value, -t.number))
+    assert doc["winner"]["number"] == best.number
+    on_disk = json.loads((root / "searches" / doc["study"] / "search.json").read_text())
+    assert on_disk["winner"] == doc["winner"] and on_disk["study"] == doc["study"]
 
-    def ctrl_c_in_second_trial(name, entry):
-        epochs_seen.append((name, entry["epoch"]))
-        if name == "w8-lr-high" and entry["epoch"] == 1:
-            raise KeyboardInterrupt  # a real interrupt, raised inside model.fit
+
+@pytest.mark.parametrize("pruner", ["hyperband", "none"])
+def test_other_pruners(prepared, tmp_path, pruner):
+    root = tmp_path / "runs"
+    doc = run_search(prepared, write_space(tmp_path, name=f"p-{pruner}", max_epochs=2, pruner=pruner, n_trials=3),
+                     root=root)
+    trials = study_trials(root, doc["study"])
+    assert [t.state.name for t in trials].count("FAIL") == 0 and len(trials) == 3
+    if pruner == "none":  # no pruner: nothing reported to one, nothing pruned, every trial to max_epochs
+        assert all(t.state.name == "COMPLETE" and not t.intermediate_values for t in trials)
+        assert all(t["epochs"] == 2 for t in doc["trials"])
+    else:
+        assert all(sorted(t.intermediate_values) == list(range(1, 1 + t.user_attrs["epochs"])) for t in trials)
+
+
+def test_ctrl_c_in_a_later_rung_under_pruning_then_rerun_loses_nothing(prepared, tmp_path):
+    root = tmp_path / "runs"
+    space = write_space(tmp_path, name="ctrlc", max_epochs=4, n_trials=3)  # rungs at 1, 2, then 4
+    seen = []
+
+    def ctrl_c_after_epoch_3(name, entry):
+        seen.append((name, entry["epoch"]))
+        if name == "w8" and entry["epoch"] == 3:
+            raise KeyboardInterrupt  # a real interrupt, raised inside model.fit, past rungs 1 and 2
 
     with pytest.raises(KeyboardInterrupt):
-        run_search(prepared, space, budget_s=600, root=root, on_epoch=ctrl_c_in_second_trial)
-    doc = json.loads(next((root / "searches").iterdir()).joinpath("search.json").read_text())
-    assert doc["status"] == "interrupted"
-    first = doc["trials"][0]
-    assert first["status"] == "done" and first["run_id"]
-    assert doc["trials"][1]["epochs"] == 1  # the finished epoch of the interrupted trial is kept
+        run_search(prepared, space, budget_s=600, root=root, on_epoch=ctrl_c_after_epoch_3)
+    study = json.loads(next((root / "searches").glob("*/search.json")).read_text())
+    assert study["status"] == "interrupted"
+    assert [t["status"] for t in study["trials"]] == ["interrupted", "waiting", "waiting", "waiting"]
+    assert study["trials"][3]["retry_of"] == 0  # the continuation is queued first
 
-    resumed = []
-    doc = run_search(prepared, None, resume=True, root=root, on_epoch=lambda n, e: resumed.append((n, e["epoch"])))
-    assert doc["status"] == "completed" and doc["search_id"] == doc["search_id"]
-    assert resumed == [("w8-lr-high", 2), ("mlp", 1), ("mlp", 2)]  # nothing retrained
-    assert doc["trials"][0]["run_id"] == first["run_id"]
-    assert all(t["status"] == "done" and t["epochs"] == 2 for t in doc["trials"])
-    with pytest.raises(FerkaggleError, match="no unfinished search"):
-        run_search(prepared, None, resume=True, root=root)
+    resumed = []  # --resume finds the study of this prepared data without being told the space
+    doc = run_search(prepared, None, resume=True, budget_s=600, root=root,
+                     on_epoch=lambda n, e: resumed.append((n, e["epoch"])))
+    assert doc["status"] == "completed"
+    assert resumed[0] == ("w8", 4)  # continued from its epoch-3 checkpoint: no finished epoch lost
+    assert not set(seen) & set(resumed)  # nothing trained twice
+    trials = {t["number"]: t for t in doc["trials"]}
+    continuation = next(t for t in doc["trials"] if t["retry_of"] == 0)
+    assert continuation["status"] == "done" and continuation["epochs"] == 4
+    from ferkaggle.runs import read_run
+
+    run = read_run(root / continuation["run_id"])
+    assert [e["epoch"] for e in run.metrics["history"]] == [1, 2, 3, 4]  # one history across both processes
+    # the pruner sees the continuation's whole past, replayed from the checkpoint's history
+    retried = next(t for t in study_trials(root, doc["study"]) if t.system_attrs.get("failed_trial") == 0)
+    assert retried.intermediate_values == pytest.approx({e["epoch"]: e["val_accuracy"] for e in run.metrics["history"]})
+    assert trials[0]["status"] == "interrupted"
+    # a third run of the first command trains nothing: the study is complete
+    again = []
+    doc2 = run_search(prepared, space, budget_s=600, root=root, on_epoch=lambda n, e: again.append(n))
+    assert again == [] and len(doc2["trials"]) == len(doc["trials"])
+    assert not any((root / "searches" / doc["study"] / "trials").iterdir())  # checkpoints of recorded trials gone
 
 
 def test_budget_stops_trials_cleanly(prepared, tmp_path):
-    doc = run_search(prepared, write_space(tmp_path, max_epochs=50), budget_s=12, root=tmp_path / "runs")
-    assert doc["status"] == "completed" and doc["spent_s"] <= 12 + 20  # recording the runs may add a little
-    assert max(t["epochs"] for t in doc["trials"]) < 50
+    import time
+
+    t0 = time.time()
+    doc = run_search(prepared, write_space(tmp_path, name="bud", max_epochs=200, pruner="none", n_trials=3),
+                     budget_s=10, root=tmp_path / "runs")
+    wall = time.time() - t0
+    assert doc["status"] == "completed" and wall <= 10 + 25  # TF start-up and recording the run add a little
+    assert max(t["epochs"] for t in doc["trials"]) < 200
+    stopped = [t for t in doc["trials"] if t["stopped"] == "budget"]
+    assert stopped and all(t["status"] == "done" for t in stopped)  # a budget-stopped trial is a finished run
 
 
-def test_cli_search(tiny_prepared, tmp_path):
+def test_two_workers_two_run_folders_pulled_into_one(prepared, tmp_path):
+    from ferkaggle.runs import list_runs
+    from ferkaggle.search import pull_runs
+
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    artifacts = tmp_path / "artifacts"
+    space = write_space(tmp_path, name="pull", max_epochs=1, pruner="none", n_trials=2)
+    a = run_search(prepared, space, storage=storage, study_name="pull-s", artifacts=str(artifacts),
+                   root=tmp_path / "runs-a")
+    b = run_search(prepared, space, storage=storage, study_name="pull-s", artifacts=str(artifacts),
+                   root=tmp_path / "runs-b", n_trials=5)
+    assert len(a["ran_here"]) == 3 and len(b["ran_here"]) == 2  # the named trials always run: all 3 on a
+    ids_a = {r.run_id for r in list_runs(tmp_path / "runs-a")}
+    ids_b = {r.run_id for r in list_runs(tmp_path / "runs-b")}
+    assert len(ids_a) == 3 and len(ids_b) == 2 and not ids_a & ids_b
+    counts = pull_runs(storage, "pull-s", str(artifacts), root=tmp_path / "hub")
+    assert counts == {"pulled": 5, "present": 0, "missing": 0}
+    hub = {r.run_id: r for r in list_runs(tmp_path / "hub")}
+    assert set(hub) == ids_a | ids_b
+    for run in hub.values():  # the probabilities travelled intact
+        src = tmp_path / ("runs-a" if run.run_id in ids_a else "runs-b") / run.run_id
+        assert np.array_equal(run.proba("test"), np.load(src / "test_proba.npy"))
+    assert pull_runs(storage, "pull-s", str(artifacts), root=tmp_path / "hub")["present"] == 5
+
+
+def test_cli_search_and_bad_input(tiny_prepared, tmp_path):
     from typer.testing import CliRunner
 
     from ferkaggle.cli import app
 
-    space = write_space(tmp_path, name="cli3", max_epochs=1)
+    space = write_space(tmp_path, name="cli3", max_epochs=1, n_trials=2)
     result = CliRunner().invoke(app, ["search", "--space", str(space), "--budget", "5m"])
     assert result.exit_code == 0, result.output
-    assert "winner" in result.output and "search.json" in result.output
-    result = CliRunner().invoke(app, ["search", "--space", "default", "--budget", "soon"])
-    assert result.exit_code == 1 and "not a duration" in result.output
+    assert "best trial" in result.output and "search.json" in result.output and "ran trials: 0, 1" in result.output
+    other = write_space(tmp_path / "other", name="cli3", max_epochs=2) if (tmp_path / "other").mkdir() is None else None
+    for args, message in [
+        (["--space", str(space), "--budget", "soon"], "not a duration"),
+        (["--space", str(space), "--storage", "not a url"], "not a database URL"),
+        (["--space", str(space), "--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot reach the study storage"),
+        (["--space", str(space), "--study", "bad name!"], "--study"),
+        (["--space", str(other)], "another space"),  # same study name, different space
+        (["--study", "nosuch"], "no study named"),
+    ]:
+        result = CliRunner().invoke(app, ["search", *args])
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
 
 
 def test_last_trial_horizon_is_replanned_from_its_pace():

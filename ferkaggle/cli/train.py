@@ -1,7 +1,7 @@
 """Commands for CNNs: `train` (one configuration) and `search` (several, within a budget).
 
-Thin: resolve the preset / space and the prepared data, call `train.train_config` or
-`search.run_search`, render the result with rich. TensorFlow is imported inside the
+Thin: resolve the preset / space and the prepared data, call `train.train_config`,
+`search.run_search` or `search.pull_runs`, render the result with rich. TensorFlow is imported inside the
 commands so that `ferkaggle --help` stays instant.
 """
 
@@ -19,6 +19,7 @@ from rich.markup import escape
 from ferkaggle import DEFAULT_SEED
 from ferkaggle.cli.app import app
 from ferkaggle.console import console
+from ferkaggle.errors import FerkaggleError
 
 
 @contextlib.contextmanager
@@ -92,34 +93,65 @@ def train(
 @app.command()
 def search(
     space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space name (configs/spaces/<name>.toml) or path; default: 'quick' on the demo data, else 'default'."),
-    budget: Optional[str] = typer.Option(None, "--budget", "-b", help="Time budget for the whole search: 90s, 60m, 2h (default: none)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished search (of --space, if given)."),
+    budget: Optional[str] = typer.Option(None, "--budget", "-b", help="Wall-time budget of this worker: 90s, 60m, 2h (default: none)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the newest study of the current data (no --space needed). Re-running the same command continues its study too."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
-    seed: int = typer.Option(0, "--seed", help="Seeds every trial and the random sampler."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Study storage, any SQLAlchemy URL (postgresql://user@host:5432/db); default: the embedded runs/searches/studies.db."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name shared by all workers (default: <space name>-<split fingerprint>)."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Finished + pruned trials the study aims for (default: the space's n_trials)."),
+    heartbeat: int = typer.Option(60, "--heartbeat", help="Seconds between a worker's heartbeats; a trial silent for 2x this + 1 is failed as stale and retried."),
+    artifacts: Optional[str] = typer.Option(None, "--artifacts", help="Folder of an Optuna artifact store (shared by the workers) to upload every trial's run to; `ferkaggle pull` brings them into one runs/."),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seeds every trial and the sampler (recorded in the study: its creator's seed wins)."),
     threads: int = typer.Option(0, "--threads", help="TensorFlow intra-op threads; 0 = TensorFlow's default (all cores)."),
     inter_threads: int = typer.Option(0, "--inter-threads", help="TensorFlow inter-op threads; 0 = default."),
 ) -> None:
-    """Train several CNN configurations within a budget; the best holdout-val accuracy wins.
+    """Search CNN configurations with Optuna (TPE + asynchronous successive halving) within a budget.
 
-    Successive halving by default: short runs for all, longer ones for the best, never past
-    the budget. Every trial becomes a run on the leaderboard; the summary is written to
-    runs/searches/<search_id>/search.json. Interrupted? `ferkaggle search --resume`.
+    The space's named trials run first, then sampled ones; weak trials are pruned on the
+    early-stopping-set accuracy (never the holdout). Every finished or pruned trial becomes a
+    run on the leaderboard. Interrupted? Run the same command again (or --resume): finished
+    trials are kept and the interrupted one continues from its last epoch. More workers: run
+    the same command with the same --storage and --study on any machine.
 
     Example: ferkaggle search --space default --budget 60m
     """
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.search import parse_budget, run_search, search_table, searches_root
+    from ferkaggle.runs import search_dir
+    from ferkaggle.search import parse_budget, run_search, search_table
 
     budget_s = parse_budget(budget)
+    if trials is not None and trials < 1:
+        raise FerkaggleError("--trials must be at least 1")
     prepared = load_prepared(data, mmap=True)
-    if space is None and not resume:
+    if space is None and not resume and study is None:
         # The demo competition is small: the real-data space would spend minutes per rung on it.
         space = "quick" if prepared.manifest.get("demo") else "default"
         console.print(f"search space: {space} ({'demo data' if space == 'quick' else 'competition data'}; --space to choose)")
     _quiet_tensorflow(threads, inter_threads)
-    doc = run_search(prepared, space, budget_s=budget_s, seed=seed, resume=resume)
+    doc = run_search(prepared, space, budget_s=budget_s, seed=seed, resume=resume, storage=storage,
+                     study_name=study, n_trials=trials, heartbeat_s=heartbeat, artifacts=artifacts)
     console.print(search_table(doc))
     w = doc.get("winner")
     if w:
-        console.print(f"[green]winner[/green] {escape(w['name'])} → run {w['run_id']}: val accuracy [bold]{w['val_accuracy']:.4f}[/bold]")
-    console.print(f"summary: {searches_root() / doc['search_id'] / 'search.json'}")
+        console.print(f"[green]best trial[/green] {escape(w['name'])} → run {w['run_id']}: stopping-set accuracy "
+                      f"{w['best_val_no_tta']:.4f}, holdout val accuracy [bold]{w['val_accuracy']:.4f}[/bold]")
+    here = ", ".join(str(n) for n in doc["ran_here"]) or "none"
+    console.print(f"worker {escape(doc['worker'])} ran trials: {here}")
+    console.print(f"summary: {search_dir(doc['study']) / 'search.json'}")
+
+
+@app.command()
+def pull(
+    study: str = typer.Option(..., "--study", help="Study name."),
+    artifacts: str = typer.Option(..., "--artifacts", help="The artifact store folder the workers uploaded to."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Study storage URL (default: the embedded study file)."),
+) -> None:
+    """Bring every recorded trial's run of a study from the artifact store into this runs/ folder.
+
+    Example: ferkaggle pull --storage postgresql://user@db/optuna --study fer --artifacts /mnt/fer-artifacts
+    """
+    from ferkaggle.search import pull_runs
+
+    counts = pull_runs(storage, study, artifacts)
+    console.print(f"pulled {counts['pulled']} runs ({counts['present']} already here"
+                  + (f", {counts['missing']} recorded without an artifact" if counts["missing"] else "") + ")")
