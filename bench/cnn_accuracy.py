@@ -26,7 +26,7 @@ def markdown(doc: dict, wall_s: float | None = None) -> str:
     trials = sorted(doc["trials"], key=lambda t: -(t.get("val_accuracy") or 0.0))
     for t in trials:
         va = "–" if t.get("val_accuracy") is None else f"{t['val_accuracy']:.4f}"
-        nt = "–" if t.get("best_val_no_tta") is None else f"{t['best_val_no_tta']:.4f}"
+        nt = "–" if t.get("stop_accuracy") is None else f"{t['stop_accuracy']:.4f}"
         star = " ★" if (doc.get("winner") or {}).get("name") == t["name"] else ""
         lines.append(f"| {t['name']}{star} | {t['summary']} | {va} | {nt} | {t['epochs']} | {t['seconds']:.0f} |")
     budget = doc.get("budget_s")

@@ -773,14 +773,14 @@ def study_summary(study, space: SpaceConfig, *, budget_s=None, spent_s=0.0, stat
             "number": t.number, "name": t.user_attrs.get("name", t.user_attrs.get("named", f"t{t.number}")),
             "status": state, "worker": t.user_attrs.get("worker"), "retry_of": t.system_attrs.get("failed_trial"),
             "run_id": t.user_attrs.get("run_id"), "val_accuracy": t.user_attrs.get("val_accuracy"),
-            "best_val_no_tta": t.value if t.state == TrialState.COMPLETE else (
+            "stop_accuracy": t.value if t.state == TrialState.COMPLETE else (
                 max(t.intermediate_values.values()) if t.intermediate_values else None),
             "epochs": t.user_attrs.get("epochs", max(t.intermediate_values, default=0)),
             "seconds": t.user_attrs.get("seconds", 0.0), "stopped": t.user_attrs.get("stopped"),
             "summary": t.user_attrs.get("summary", ""), "params": dict(t.params),
         })
     done = [t for t in trials if t["status"] == "done" and t["run_id"]]
-    best = max(done, key=lambda t: (t["best_val_no_tta"], -t["number"]), default=None)
+    best = max(done, key=lambda t: (t["stop_accuracy"], -t["number"]), default=None)
     return {
         "search_id": study.study_name, "study": study.study_name, "status": status, "worker": worker,
         "ran_here": list(ran), "budget_s": budget_s, "spent_s": round(spent_s, 1), "n_trials": total,
@@ -788,7 +788,7 @@ def study_summary(study, space: SpaceConfig, *, budget_s=None, spent_s=0.0, stat
         "data": {"prepared": study.user_attrs.get("prepared"), "split_fingerprint": study.user_attrs.get("split_fingerprint")},
         "trials": trials,
         "winner": None if best is None else {k: best[k] for k in ("name", "number", "run_id", "val_accuracy",
-                                                                    "best_val_no_tta", "summary")},
+                                                                    "stop_accuracy", "summary")},
         "ended": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
 
@@ -833,12 +833,12 @@ def search_table(doc: dict[str, Any]):
     for col in ("#", "trial", "state", "worker", "stop acc", "holdout acc", "epochs", "seconds", "config"):
         table.add_column(col, justify="right" if col in ("#", "stop acc", "holdout acc", "epochs", "seconds") else "left")
     winner = (doc.get("winner") or {}).get("number")
-    order = sorted(doc["trials"], key=lambda t: (-(t.get("best_val_no_tta") or 0.0), t["number"]))
+    order = sorted(doc["trials"], key=lambda t: (-(t.get("stop_accuracy") or 0.0), t["number"]))
     fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
     for t in order:
         mark = "★ " if t["number"] == winner else ""
         state = t["status"] + (f" (retry of {t['retry_of']})" if t.get("retry_of") is not None else "")
         table.add_row(str(t["number"]), mark + escape(t["name"]), state, escape(t.get("worker") or "–"),
-                      fmt(t.get("best_val_no_tta")), fmt(t.get("val_accuracy")), str(t["epochs"]),
+                      fmt(t.get("stop_accuracy")), fmt(t.get("val_accuracy")), str(t["epochs"]),
                       f"{t['seconds']:.0f}", escape(t["summary"]))
     return table

@@ -127,9 +127,9 @@ def test_every_trial_is_a_run_and_selection_ignores_the_holdout(prepared, tmp_pa
         assert ("pruned at epoch" in run.info["summary"]) == pruned
         # the objective (and every value the pruner saw) is the stopping-set accuracy of the history
         history = run.metrics["history"]
-        assert {e["epoch"]: e["val_accuracy"] for e in history} == pytest.approx(t.intermediate_values)
+        assert {e["epoch"]: e["stop_accuracy"] for e in history} == pytest.approx(t.intermediate_values)
         if not pruned:
-            assert t.value == pytest.approx(max(e["val_accuracy"] for e in history))
+            assert t.value == pytest.approx(max(e["stop_accuracy"] for e in history))
         # the holdout score is recorded from the run's own holdout probabilities
         assert run.metrics["val_accuracy"] == pytest.approx(
             scores(prepared.y_val, run.proba("val"))["accuracy"])
@@ -187,7 +187,7 @@ def test_ctrl_c_in_a_later_rung_under_pruning_then_rerun_loses_nothing(prepared,
     assert [e["epoch"] for e in run.metrics["history"]] == [1, 2, 3, 4]  # one history across both processes
     # the pruner sees the continuation's whole past, replayed from the checkpoint's history
     retried = next(t for t in study_trials(root, doc["study"]) if t.system_attrs.get("failed_trial") == 0)
-    assert retried.intermediate_values == pytest.approx({e["epoch"]: e["val_accuracy"] for e in run.metrics["history"]})
+    assert retried.intermediate_values == pytest.approx({e["epoch"]: e["stop_accuracy"] for e in run.metrics["history"]})
     assert trials[0]["status"] == "interrupted"
     # a third run of the first command trains nothing: the study is complete
     again = []

@@ -5,7 +5,6 @@ Thin: parse options into a config, call `baseline.run_baseline`, render the resu
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer

@@ -134,7 +134,7 @@ def search(
     w = doc.get("winner")
     if w:
         console.print(f"[green]best trial[/green] {escape(w['name'])} → run {w['run_id']}: stopping-set accuracy "
-                      f"{w['best_val_no_tta']:.4f}, holdout val accuracy [bold]{w['val_accuracy']:.4f}[/bold]")
+                      f"{w['stop_accuracy']:.4f}, holdout val accuracy [bold]{w['val_accuracy']:.4f}[/bold]")
     here = ", ".join(str(n) for n in doc["ran_here"]) or "none"
     console.print(f"worker {escape(doc['worker'])} ran trials: {here}")
     console.print(f"summary: {search_dir(doc['study']) / 'search.json'}")
