@@ -30,403 +30,32 @@ worker fails the trial as stale and retries it (RetryHeartbeatStaleTrialCallback
 way the continuation resumes from the original trial's last epoch checkpoint when it can see
 it (same machine or a shared runs directory): at most the epoch in progress is lost.
 Re-running the same command continues the study; finished trials are never retrained.
+
+The pieces: `ferkaggle.spaces` reads the user's TOML spaces, `ferkaggle.study` opens the
+storage and the study (this module re-exports their public names); here are the worker that
+runs trials and the `ferkaggle search` stage.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import gc
-import hashlib
 import json
 import math
-import os
-import random
-import re
-import socket
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from ferkaggle import DEFAULT_SEED
-from ferkaggle.config import from_dict, read_toml, resolve_preset, to_dict
+from ferkaggle.config import to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_write_json
-
-
-@dataclass(frozen=True)
-class SpaceConfig:
-    name: str = "search"                         # label of the search (default study name prefix, trial names)
-    base: str = "simple"                         # preset (configs/<base>.toml) every sampled trial starts from
-    min_epochs: int = 2                          # first rung: epochs before the pruner first compares trials
-    max_epochs: int = 30                         # every trial's `epochs` (and LR horizon) when the budget allows
-    eta: int = 3                                 # pruner reduction factor: keep the best 1/eta at each rung (>= 2)
-    pruner: Literal["asha", "hyperband", "none"] = "asha"  # asha = SuccessiveHalvingPruner (asynchronous)
-    sampler: Literal["tpe", "random"] = "tpe"    # how configurations are proposed after the named trials
-    n_trials: int = 20                           # trials (finished + pruned) the study aims for; --trials overrides
-    trials: list = field(default_factory=list)   # [[trials]] named configs: name, optional preset, overrides
-    params: dict = field(default_factory=dict)   # "dotted.key" = {type = "float"|"int"|"log"|"categorical", ...}
-
-
-def parse_budget(text: str | float | int | None) -> float | None:
-    """'90s', '60m', '2h', '1h30m', or plain seconds -> seconds; None/'' -> no budget."""
-    if text is None or text == "":
-        return None
-    if isinstance(text, (int, float)):
-        return float(text)
-    s = str(text).strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", s):
-        return float(s)
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", s)
-    if not parts or re.sub(r"\s", "", "".join(n + u for n, u in parts)) != re.sub(r"\s", "", s):
-        raise FerkaggleError(f"budget {text!r} is not a duration; use e.g. 90s, 60m, 2h or 1h30m")
-    seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-    if seconds <= 0:
-        raise FerkaggleError(f"budget {text!r} must be positive")
-    return seconds
-
-
-# ----------------------------------------------------------------------------- spaces
-
-def space_from_dict(values: dict[str, Any], where: str) -> SpaceConfig:
-    space = from_dict(SpaceConfig, values, where)
-    if space.eta < 2 or space.min_epochs < 1 or space.max_epochs < space.min_epochs:
-        raise FerkaggleError(f"{where}: need eta >= 2 and 1 <= min_epochs <= max_epochs")
-    if space.n_trials < 1:
-        raise FerkaggleError(f"{where}: n_trials must be >= 1")
-    return space
-
-
-def load_space(name_or_path: str | Path) -> tuple[SpaceConfig, Path]:
-    path = resolve_preset(name_or_path, "spaces")
-    return space_from_dict(read_toml(path), str(path)), path
-
-
-def distributions(space: SpaceConfig, where: str) -> dict[str, Any]:
-    """The Optuna distribution of every dotted key in `params`, each checked against TrainConfig."""
-    import optuna.distributions as od
-
-    from ferkaggle.train import load_train_config, override
-
-    base = load_train_config(space.base)
-    out: dict[str, Any] = {}
-    for key, spec in space.params.items():
-        at = f"{where}: params.{key}"
-        if isinstance(spec, list):
-            spec = {"type": "categorical", "choices": spec}
-        if not isinstance(spec, dict) or "type" not in spec:
-            raise FerkaggleError(f"{at} must be a list of choices or a table with a type (float, int, log, categorical)")
-        spec = dict(spec)
-        kind = spec.pop("type")
-        allowed = {"categorical": {"choices"}, "float": {"low", "high", "log", "step"},
-                   "log": {"low", "high"}, "int": {"low", "high", "log", "step"}}
-        if kind not in allowed:
-            raise FerkaggleError(f"{at}: type must be one of float, int, log, categorical, not {kind!r}")
-        unknown = set(spec) - allowed[kind]
-        if unknown:
-            raise FerkaggleError(f"{at}: unknown field {sorted(unknown)[0]!r}; allowed for {kind}: {', '.join(sorted(allowed[kind]))}")
-        try:
-            if kind == "categorical":
-                choices = spec.get("choices")
-                if not isinstance(choices, list) or not choices:
-                    raise FerkaggleError(f"{at}: choices must be a non-empty list")
-                if any(not isinstance(c, (str, int, float, bool)) for c in choices):
-                    raise FerkaggleError(f"{at}: choices must be strings, numbers or booleans")
-                dist = od.CategoricalDistribution(choices)
-                samples = choices
-            elif kind == "int":
-                if not all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
-                    raise FerkaggleError(f"{at}: int needs integer low and high")
-                dist = od.IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log", False)),
-                                          step=int(spec.get("step", 1)))
-                samples = [spec["low"], spec["high"]]
-            else:
-                if not all(isinstance(spec.get(k), (int, float)) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
-                    raise FerkaggleError(f"{at}: {kind} needs numeric low and high")
-                step = spec.get("step")
-                dist = od.FloatDistribution(float(spec["low"]), float(spec["high"]),
-                                            log=kind == "log" or bool(spec.get("log", False)),
-                                            step=None if step is None else float(step))
-                samples = [float(spec["low"]), float(spec["high"])]
-        except ValueError as exc:
-            if isinstance(exc, FerkaggleError):
-                raise
-            raise FerkaggleError(f"{at}: {exc}") from None
-        for value in samples:  # the key must exist in TrainConfig and accept these values
-            override(base, {key: value}, at)
-        out[key] = dist
-    return out
-
-
-def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
-    """The (name, TrainConfig) of every named trial, in order."""
-    from ferkaggle.train import load_train_config, override
-
-    base = load_train_config(space.base)
-    out: list[tuple[str, Any]] = []
-    for i, entry in enumerate(space.trials):
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise FerkaggleError(f"{where}: trials[{i}] needs a name")
-        entry = dict(entry)
-        name = str(entry.pop("name"))
-        preset = entry.pop("preset", None)
-        cfg = load_train_config(preset) if preset else base
-        cfg = override(cfg, {**entry, "name": name}, f"{where}: trial {name!r}")
-        out.append((name, override(cfg, {"epochs": space.max_epochs})))
-    names = [n for n, _ in out]
-    if len(set(names)) != len(names):
-        raise FerkaggleError(f"{where}: trial names must be unique")
-    return out
-
-
-def expand_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
-    """Named trials, after checking the whole space (distributions included)."""
-    distributions(space, where)
-    trials = named_trials(space, where)
-    if not trials and not space.params:
-        raise FerkaggleError(f"{where}: the space has no trials (add [[trials]] or [params])")
-    return trials
-
-
-def rungs(space: SpaceConfig) -> list[int]:
-    """Epoch counts at which the pruner compares trials (the last is max_epochs)."""
-    if space.pruner == "none":
-        return [space.max_epochs]
-    out, r = [], space.min_epochs
-    while r < space.max_epochs:
-        out.append(r)
-        r *= space.eta
-    return out + [space.max_epochs]
-
-
-def _fingerprint(values: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _get_dotted(cfg: Any, key: str) -> Any:
-    node = cfg
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
-
-
-def _fits(dist: Any, value: Any) -> bool:
-    import optuna.distributions as od
-
-    if isinstance(dist, od.CategoricalDistribution):
-        return any(type(value) is type(c) and value == c for c in dist.choices)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    if isinstance(dist, od.IntDistribution) and not isinstance(value, int):
-        return False
-    return dist.low <= value <= dist.high
-
-
-def _suggest(trial, key: str, dist: Any) -> Any:
-    import optuna.distributions as od
-
-    if isinstance(dist, od.CategoricalDistribution):
-        return trial.suggest_categorical(key, list(dist.choices))
-    if isinstance(dist, od.IntDistribution):
-        return trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
-    return trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)
-
-
-# ----------------------------------------------------------------------------- storage and study
-
-STUDY_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
-
-
-def worker_id() -> str:
-    """host:pid, shown for every trial a worker runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _safe_url(url: str) -> str:
-    try:
-        import sqlalchemy
-
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for messages
-        return "<storage>"
-
-
-def open_storage(url: str | None = None, *, root: str | Path | None = None, heartbeat_s: int = 60,
-                 connect_timeout_s: float = 10.0):
-    """An Optuna RDBStorage with heartbeats and stale-trial retries.
-
-    None = the embedded SQLite file under runs/searches/. Handles what many workers hit:
-    simultaneous table creation (retried), idle connections dropped by the server
-    (`pool_pre_ping`), a server at its connection limit (small pool per worker; connecting
-    is retried with backoff for up to a minute), an unreachable server (one clear error).
-    """
-    import optuna
-    import sqlalchemy
-    import sqlalchemy.exc as sa_exc
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    from ferkaggle.runs import embedded_study_url
-
-    url = url or embedded_study_url(root)
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except sa_exc.ArgumentError:
-        raise FerkaggleError(f"--storage {url!r} is not a database URL (e.g. postgresql://user@host:5432/db "
-                             "or sqlite:///path/study.db)") from None
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite":
-        # Several local workers may share the file: wait for its lock instead of failing.
-        engine_kwargs["connect_args"] = {"timeout": 120}
-    else:
-        # Two connections per worker at most (the main thread + the heartbeat thread), recycled
-        # before typical server idle timeouts; waits for a free slot rather than failing.
-        engine_kwargs.update(pool_size=2, max_overflow=1, pool_recycle=300, pool_timeout=120)
-        if parsed.get_backend_name() == "postgresql":
-            # application_name: pg_stat_activity shows which worker holds which connection.
-            engine_kwargs["connect_args"] = {"connect_timeout": int(connect_timeout_s),
-                                             "application_name": f"ferkaggle-search:{os.getpid()}"}
-    if heartbeat_s < 1:
-        raise FerkaggleError("--heartbeat must be at least 1 second")
-    deadline, pause, attempt = time.time() + 60.0, 0.5, 0
-    while True:
-        attempt += 1
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # heartbeat_interval is marked experimental
-                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=int(heartbeat_s),
-                                  grace_period=int(2 * heartbeat_s + 1),
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
-        except (ImportError, sa_exc.NoSuchModuleError) as exc:
-            raise FerkaggleError(f"--storage {_safe_url(url)}: no database driver for it ({exc})") from None
-        except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.InternalError) as exc:
-            # Two workers creating Optuna's tables at the same moment (PostgreSQL pg_type race).
-            if attempt >= 8:
-                raise FerkaggleError(f"--storage {_safe_url(url)}: cannot create the study tables: "
-                                     f"{str(exc).splitlines()[0]}") from None
-        except (optuna.exceptions.StorageInternalError, sa_exc.OperationalError) as exc:
-            # Optuna wraps errors raised inside its sessions; look at what the server said.
-            cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ else exc
-            message = str(cause).splitlines()[0]
-            if not isinstance(cause, sa_exc.OperationalError):
-                raise FerkaggleError(f"--storage {_safe_url(url)}: {message}") from None
-            busy = "too many" in message.lower() or "remaining connection slots" in message.lower()
-            if not busy and attempt >= 3 or time.time() > deadline:
-                raise FerkaggleError(f"cannot reach the study storage {_safe_url(url)}: {message}") from None
-        # A failed attempt may hold a pooled connection in its engine (kept alive by the traceback's
-        # reference cycles): collect it now, or it keeps taking the very slot we are waiting for.
-        gc.collect()
-        time.sleep(pause * (1 + random.random()))
-        pause = min(pause * 2, 8.0)
-
-
-def _sampler(space: SpaceConfig, seed: int | None):
-    import optuna
-
-    if space.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    # constant_liar: running trials count as bad, so parallel workers do not propose the same point.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-
-
-def _pruner(space: SpaceConfig):
-    import optuna
-
-    if space.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=space.min_epochs, max_resource=space.max_epochs,
-                                              reduction_factor=space.eta)
-    if space.pruner == "none":
-        return optuna.pruners.NopPruner()
-    return optuna.pruners.SuccessiveHalvingPruner(min_resource=space.min_epochs, reduction_factor=space.eta)
-
-
-def _study_space(study) -> tuple[SpaceConfig, dict[str, Any]]:
-    attrs = study.user_attrs
-    return space_from_dict(attrs["space"], f"study {study.study_name}"), attrs
-
-
-def find_study(storage, prepared: Prepared) -> str | None:
-    """The newest study in the storage made on this prepared split (for --resume without --space)."""
-    import optuna
-
-    best = None
-    for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if s.user_attrs.get("split_fingerprint") == prepared.split_fingerprint:
-            if best is None or s._study_id > best._study_id:
-                best = s
-    return None if best is None else best.study_name
-
-
-def open_study(storage, prepared: Prepared, space_ref: str | Path | None, study_name: str | None, *,
-               seed: int = DEFAULT_SEED, resume: bool = False):
-    """Create the study (enqueueing the named trials) or join it; returns (study, space, created)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = raw = path = None
-    if space_ref is not None:
-        space, path = load_space(space_ref)
-        raw = read_toml(path)
-        expand_trials(space, str(path))
-    if study_name is None:
-        if space is None:
-            study_name = find_study(storage, prepared) if resume else None
-            if study_name is None:
-                raise FerkaggleError("no search to resume in this study storage for the current prepared data; "
-                                     "give --space (and --study)" if resume else "give a search space (--space NAME|PATH)")
-        else:
-            study_name = f"{space.name}-{prepared.split_fingerprint[:8]}"
-    if not re.fullmatch(STUDY_NAME_RE, study_name):
-        raise FerkaggleError(f"--study {study_name!r}: use letters, digits, '.', '_' and '-' (up to 100)")
-    created = False
-    if space is not None:
-        try:
-            # The creator seeds the sampler with --seed; joiners mix in their pid (different proposals).
-            study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
-                                        sampler=_sampler(space, seed), pruner=_pruner(space))
-            created = True
-        except optuna.exceptions.DuplicatedStudyError:
-            pass
-    if created:
-        study.set_user_attr("space", raw)
-        study.set_user_attr("space_path", str(path))
-        study.set_user_attr("space_fingerprint", _fingerprint(to_dict(space)))
-        study.set_user_attr("split_fingerprint", prepared.split_fingerprint)
-        study.set_user_attr("prepared", str(prepared.path))
-        study.set_user_attr("seed", seed)
-        study.set_user_attr("created", dt.datetime.now().astimezone().isoformat(timespec="seconds"))
-        dists = distributions(space, str(path))
-        for name, cfg in named_trials(space, str(path)):
-            fixed = {k: _get_dotted(cfg, k) for k, d in dists.items() if _fits(d, _get_dotted(cfg, k))}
-            study.enqueue_trial(fixed, user_attrs={"named": name})
-        study.set_user_attr("ready", True)  # joiners wait for this: the named trials are queued
-        return study, space, True
-    try:
-        probe = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        raise FerkaggleError(f"no study named {study_name!r} in {_safe_url(storage.url)}; give --space to create it") from None
-    for _ in range(600):  # the creator may still be writing its attributes
-        if probe.user_attrs.get("ready"):
-            break
-        time.sleep(0.1)
-        probe = optuna.load_study(study_name=study_name, storage=storage)
-    else:
-        raise FerkaggleError(f"study {study_name!r} exists but was never set up by ferkaggle")
-    stored, attrs = _study_space(probe)
-    if space is not None and _fingerprint(to_dict(space)) != attrs["space_fingerprint"]:
-        raise FerkaggleError(f"study {study_name!r} searches another space ({attrs.get('space_path')}); "
-                             "give the same --space, or another --study")
-    if attrs["split_fingerprint"] != prepared.split_fingerprint:
-        raise FerkaggleError(f"study {study_name!r} runs on other prepared data ({attrs.get('prepared')}, split "
-                             f"{attrs['split_fingerprint'][:8]}); pass the same --data")
-    joiner_seed = (int(attrs.get("seed", seed)) * 1_000_003 + os.getpid() + len(probe.trials)) % 2**31
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=_sampler(stored, joiner_seed),
-                              pruner=_pruner(stored))
-    return study, stored, False
+from ferkaggle.spaces import (  # noqa: F401  (re-exported: the search API in one place)
+    SpaceConfig, distributions, expand_trials, load_space, named_trials, parse_budget, rungs, suggest,
+)
+from ferkaggle.study import open_storage, open_study, safe_url, worker_id  # noqa: F401
 
 
 # ----------------------------------------------------------------------------- the worker
@@ -612,9 +241,9 @@ class _Worker:
             fixed = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
             for key in fixed:
                 if key in self.dists:
-                    _suggest(trial, key, self.dists[key])
+                    suggest(trial, key, self.dists[key])
             return self.named[named]
-        params = {key: _suggest(trial, key, dist) for key, dist in self.dists.items()}
+        params = {key: suggest(trial, key, dist) for key, dist in self.dists.items()}
         # Named by the original trial's key, so a retry records under the same name.
         cfg = override(self.base, {**params, "name": f"{self.space.name}-{key}"}, self.where)
         return override(cfg, {"epochs": self.space.max_epochs})
@@ -732,7 +361,7 @@ def run_search(prepared: Prepared, space_ref: str | Path | None = None, *, budge
         raise FerkaggleError(f"{prepared.path}: no holdout-val rows; the search records holdout scores for the leaderboard")
     store = open_storage(storage, root=root, heartbeat_s=heartbeat_s)
     study, space, created = open_study(store, prepared, space_ref, study_name, seed=seed, resume=resume)
-    tracker.print(f"study {study.study_name} ({'created' if created else 'joined'}) in {_safe_url(store.url)} "
+    tracker.print(f"study {study.study_name} ({'created' if created else 'joined'}) in {safe_url(store.url)} "
                   f"· worker {worker_id()} · sampler {space.sampler}, pruner {space.pruner}, rungs {rungs(space)}")
     worker = _Worker(study, space, prepared, budget_s=budget_s, n_trials=n_trials, root=root, artifacts=artifacts,
                      tracker=tracker, on_epoch=on_epoch)
@@ -806,7 +435,7 @@ def pull_runs(storage: str | None, study_name: str, artifacts: str, *, root: str
     try:
         study = optuna.load_study(study_name=study_name, storage=store)
     except KeyError:
-        raise FerkaggleError(f"no study named {study_name!r} in {_safe_url(store.url)}") from None
+        raise FerkaggleError(f"no study named {study_name!r} in {safe_url(store.url)}") from None
     artifact_store = FileSystemArtifactStore(artifacts)
     counts = {"pulled": 0, "present": 0, "missing": 0}
     for t in study.get_trials(deepcopy=False):
