@@ -7,6 +7,11 @@ Heavy libraries (TensorFlow, scikit-learn) are imported inside the commands so t
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import warnings
+
 import typer
 import typer.core
 from rich.markup import escape
@@ -57,3 +62,35 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """From raw FER2013-style competition files to a validated Kaggle submission."""
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null: TensorFlow's C++ start-up lines (oneDNN, 'no CUDA
+    drivers') are written there before its log level applies. FERKAGGLE_TF_LOGS=1 keeps them."""
+    if os.environ.get("FERKAGGLE_TF_LOGS"):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def quiet_tensorflow(threads: int = 0, inter_threads: int = 0) -> dict:
+    """Import TensorFlow without its C++ start-up noise and set its thread pools; every command
+    that runs a model calls this first."""
+    # 3 also hides the 'failed call to cuInit' line on machines without a GPU; real
+    # failures still surface as Python exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+    with _native_stderr_silenced():
+        import tensorflow  # noqa: F401
+    from ferkaggle.train import configure_threads
+
+    return configure_threads(threads, inter_threads)

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ferkaggle import EMOTIONS
-from ferkaggle.cli.app import app
+from ferkaggle.cli.app import app, quiet_tensorflow
 from ferkaggle.console import console, err_console
 from ferkaggle.errors import FerkaggleError
 
@@ -55,6 +55,7 @@ def predict(
         err_console.print(f"[yellow]note:[/yellow] {escape(str(folder))}: no images (jpg, png, webp, bmp) in this folder")
     if not files:
         raise FerkaggleError("no photos to predict")
+    quiet_tensorflow()
     chosen = _predict_run(run)
     predictor = Predictor.from_run(chosen)
     results = predict_photos(files, predictor, make_detector(detector, min_neighbors), margin=margin,
@@ -128,6 +129,7 @@ def serve(
     from ferkaggle.predict import Predictor
     from ferkaggle.serve import App, make_server
 
+    quiet_tensorflow()
     chosen = _predict_run(run)
     app_ = App(Predictor.from_run(chosen), make_detector(detector))
     server = make_server(app_, host, port)
@@ -157,7 +159,8 @@ def export(
     """
     from ferkaggle.export import export_run
 
+    quiet_tensorflow()
     chosen = _predict_run(run)
     path = export_run(chosen, fmt, out)
     console.print(f"[green]wrote[/green] {escape(str(path))} ({path.stat().st_size / 1e6:.2f} MB) from run {chosen.run_id}: "
-                  "input float32 [batch, 48, 48, 1] pixels 0..255, output [batch, 7] probabilities")
+                  + escape("input float32 [batch, 48, 48, 1] pixels 0..255, output [batch, 7] probabilities"))

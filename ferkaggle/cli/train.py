@@ -7,49 +7,15 @@ commands so that `ferkaggle --help` stays instant.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import warnings
 from typing import Optional
 
 import typer
 from rich.markup import escape
 
 from ferkaggle import DEFAULT_SEED
-from ferkaggle.cli.app import app
+from ferkaggle.cli.app import app, quiet_tensorflow
 from ferkaggle.console import console
 from ferkaggle.errors import FerkaggleError
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null: TensorFlow's C++ start-up lines (oneDNN, 'no CUDA
-    drivers') are written there before its log level applies. FERKAGGLE_TF_LOGS=1 keeps them."""
-    if os.environ.get("FERKAGGLE_TF_LOGS"):
-        yield
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _quiet_tensorflow(threads: int, inter_threads: int) -> dict:
-    # 3 also hides the 'failed call to cuInit' line on machines without a GPU; real
-    # failures still surface as Python exceptions.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-    with _native_stderr_silenced():
-        import tensorflow  # noqa: F401
-    from ferkaggle.train import configure_threads
-
-    return configure_threads(threads, inter_threads)
 
 
 @app.command()
@@ -76,7 +42,7 @@ def train(
 
     cfg = load_train_config(config)
     prepared = load_prepared(data, mmap=True)
-    runtime = _quiet_tensorflow(threads, inter_threads)
+    runtime = quiet_tensorflow(threads, inter_threads)
     console.print(f"[bold]{escape(cfg.name)}[/bold] on {escape(prepared.key)} · {len(prepared.train_idx)} train / "
                   f"{len(prepared.val_idx)} val · TF {runtime['tensorflow']}, {runtime['intra_op_threads'] or 'default'} threads")
     run = train_config(prepared, cfg, seed=seed, epochs=epochs, folds=folds)
@@ -127,7 +93,7 @@ def search(
         # The demo competition is small: the real-data space would spend minutes per rung on it.
         space = "quick" if prepared.manifest.get("demo") else "default"
         console.print(f"search space: {space} ({'demo data' if space == 'quick' else 'competition data'}; --space to choose)")
-    _quiet_tensorflow(threads, inter_threads)
+    quiet_tensorflow(threads, inter_threads)
     doc = run_search(prepared, space, budget_s=budget_s, seed=seed, resume=resume, storage=storage,
                      study_name=study, n_trials=trials, heartbeat_s=heartbeat, artifacts=artifacts)
     console.print(search_table(doc))
