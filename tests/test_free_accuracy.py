@@ -19,7 +19,7 @@ pytest.importorskip("tensorflow")
 from conftest import make_tiny_prepared  # noqa: E402
 from ferkaggle.errors import FerkaggleError  # noqa: E402
 from ferkaggle.train import (fit_trial, final_model, load_swa, load_train_config, override,  # noqa: E402
-                             predict_proba, recompute_bn, train_config)
+                             predict_proba, recompute_bn, swa_update, train_config)
 
 CORNERS = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]  # top-left, top-right, bottom-left, bottom-right, centre
 
@@ -133,6 +133,17 @@ def test_swa_weights_are_the_mean_of_the_last_epochs_weights(prepared, tmp_path)
     assert not np.allclose(per_epoch[1][0], per_epoch[2][0])  # the two epochs really differ
     for got, want in zip(model.get_weights(), expected):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    # An epoch end replayed after an interrupt counts once; a new epoch joins the mean.
+    other = keras.models.load_model(tmp_path / "last.keras", compile=False)
+    other.set_weights(per_epoch[0])
+    swa_update(tmp_path, other, 3)
+    for got, want in zip(load_swa(tmp_path, cfg)[0].get_weights(), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    swa_update(tmp_path, other, 4)
+    model, epochs = load_swa(tmp_path, cfg)
+    assert epochs == [2, 3, 4]
+    for got, a, b, c in zip(model.get_weights(), *per_epoch):
+        np.testing.assert_allclose(got, (a.astype(np.float64) + b + c) / 3, rtol=1e-6, atol=1e-7)
 
 
 def test_recompute_bn_sets_the_statistics_of_the_layer_inputs(tencrop_run, prepared):
@@ -174,10 +185,22 @@ def test_swa_is_chosen_on_the_stop_split_only(prepared, tmp_path):
     assert report["used"] is False and report["best_checkpoint_stop_accuracy"] == 1.0
 
 
-def test_swa_run_records_its_choice_and_stores_the_model_it_scored(prepared, tmp_path):
+@pytest.mark.parametrize("force", [False, True])
+def test_swa_run_records_its_choice_and_stores_the_model_it_scored(prepared, tmp_path, monkeypatch, force):
+    from ferkaggle import train
+
+    if force:  # whatever the stop split says, take the averaged model: model.keras must then be it
+        real = train.final_model
+
+        def always_swa(state_dir, cfg, x_fit, x_stop, y_stop):
+            model, report = real(state_dir, cfg, x_fit, x_stop, y_stop)
+            return load_swa(state_dir, cfg, x_fit)[0], {**report, "used": True}
+
+        monkeypatch.setattr(train, "final_model", always_swa)
     run = train_config(prepared, _swa_config(), seed=0, root=tmp_path)
     swa = run.metrics["swa"]
     assert swa["epochs"] == [2, 3] and swa["bn"] == "recompute" and isinstance(swa["used"], bool)
+    assert swa["used"] or not force
     assert "swa2" in run.info["summary"]
     np.testing.assert_allclose(predict_proba(_model(run), prepared.x_val, "hflip"), run.proba("val"), atol=1e-5)
     assert json.loads((run.dir / "metrics.json").read_text())["swa"] == swa
