@@ -5,7 +5,8 @@ Inputs: a `Prepared` set (uint8 faces, labels, folds, holdout-val, test) and a
 run in the registry (`ferkaggle.runs`): metrics.json (holdout-val accuracy/macro-F1 with
 TTA, per-epoch history, train seconds, test accuracy when the test set is labelled,
 cv_mean/cv_std for k-fold runs), val/test (and oof) probabilities, model.keras (the best
-epoch's weights).
+epoch's weights, or with `swa_epochs` the weights averaged over the schedule's last epochs
+when the stop split prefers them: `final_model`).
 
 Selection never looks at the holdout: a model fits on most of the training rows and
 early-stops / keeps its best checkpoint on a group-aware stratified 10% of them (the "stop
@@ -19,7 +20,8 @@ random ops keyed by (seed, batch number), every augmentation draw.
 
 The pieces, for the search to reuse: `fit_trial` trains (or resumes) a model in a state
 folder toward a target epoch count, checkpointing after every epoch so an interrupt loses
-at most the epoch in progress; `predict_proba` gives TTA probabilities; `record_run` turns
+at most the epoch in progress; `predict_proba` gives TTA probabilities (`tta_views`: the
+views each mode averages, shared with export.py); `record_run` turns
 a finished state folder into a run. The checkpoint folders and their file names belong to
 `ferkaggle.runs` (`checkpoint_dir`, `checkpoint_file`). TensorFlow is imported inside the
 functions.

@@ -211,3 +211,11 @@ def test_swa_epochs_beyond_epochs_is_refused(tmp_path):
     path.write_text("epochs = 3\nswa_epochs = 4\n")
     with pytest.raises(FerkaggleError, match="swa_epochs must be between 0 and epochs"):
         load_train_config(path)
+
+
+def test_kfold_run_reports_each_folds_swa_choice(tmp_path):
+    prepared = make_tiny_prepared(tmp_path / "prepared", n=100, n_test=10, folds=2)
+    run = train_config(prepared, _swa_config(), folds=True, root=tmp_path / "runs")
+    reports = run.metrics["swa_folds"]
+    assert len(reports) == 2 and all(r["epochs"] == [2, 3] and isinstance(r["used"], bool) for r in reports)
+    np.testing.assert_allclose(run.proba("oof").sum(axis=1), 1.0, atol=1e-4)
