@@ -5,8 +5,11 @@ float32 [batch, 48, 48, 1] grey pixels in 0..255 (a 48x48 face crop as it is, no
 the model rescales to [0, 1] itself) and returns float32 [batch, 7] probabilities in the
 order of `ferkaggle.EMOTIONS` (angry, disgust, fear, happy, sad, surprise, neutral).
 
-The run's test-time augmentation is built in: with `tta = "hflip"` the exported model
-returns the mean over the face and its mirror, so it gives exactly the run's probabilities.
+The run's test-time augmentation is built in, every mode of `train.TTA_MODES`: with
+`tta = "hflip"` the exported model returns the mean over the face and its mirror, with
+"tencrop" / "shift" the mean over the same ten views `train.predict_proba` averages (the
+views are made inside the graph by `train.tta_views`), so it gives exactly the run's
+probabilities.
 An ensemble becomes one model: its members' (TTA) outputs weighted as the ensemble recorded.
 Forest runs have no Keras graph and are refused (their model.joblib is already one file).
 
@@ -33,6 +36,7 @@ def standalone_model(run: Run):
     import keras
 
     from ferkaggle.predict import Predictor
+    from ferkaggle.train import tta_views
 
     predictor = Predictor.from_run(run)
     for _, model, tta in predictor.parts:
@@ -45,9 +49,8 @@ def standalone_model(run: Run):
         if len(predictor.parts) > 1:
             # Members often share a builder name ("vgg"); a model's parts must be uniquely named.
             model = keras.Model(model.input, model.output, name=f"member_{index}")
-        out = model(inputs)
-        if tta == "hflip":
-            out = keras.layers.Average(name=f"tta_{index}")([out, model(keras.ops.flip(inputs, axis=2))])
+        views = [model(view) for view in tta_views(inputs, tta)]
+        out = views[0] if len(views) == 1 else keras.layers.Average(name=f"tta_{index}")(views)
         if len(predictor.parts) > 1:
             out = keras.layers.Rescaling(weight, name=f"weight_{index}")(out)
         outputs.append(out)

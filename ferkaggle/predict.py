@@ -6,8 +6,8 @@ optionally `predictions.csv` and annotated copies of the photos.
 
 Which runs can predict (`Predictor.from_run`):
 - a CNN run (kind ``cnn``): its `model.keras` with the run's test-time augmentation (the mean
-  over the face and its mirror when the run used `tta = "hflip"`), exactly as it scored the
-  holdout. For a k-fold CNN run model.keras is the fold-1 model (what the run saved);
+  over the face and its mirror when the run used `tta = "hflip"`, over ten views with
+  "tencrop" / "shift": `train.tta_views`), exactly as it scored the holdout. For a k-fold CNN run model.keras is the fold-1 model (what the run saved);
 - a classical baseline (kind ``baseline``, e.g. the random forest) whose `model.joblib` was
   saved: the fold pipelines' mean on the run's features (pixels or HOG) of the 48x48 crop;
 - an ensemble run: its members' models combined with the weights the ensemble recorded

@@ -46,9 +46,10 @@ DEFAULT_ROOT = Path("runs")
 PROBA_FILES = {"val": "val_proba.npy", "test": "test_proba.npy", "oof": "oof_proba.npy"}
 STATUSES = ("running", "completed", "failed", "interrupted")
 
-CHECKPOINT_FILES = {"state": "state.json", "last": "last.keras", "best": "best.keras"}
+CHECKPOINT_FILES = {"state": "state.json", "last": "last.keras", "best": "best.keras", "swa": "swa.npz"}
 """A CNN checkpoint folder: state.json (epochs done, history, best score), last.keras (model +
-optimizer, to resume), best.keras (the weights of the best epoch on the stop split)."""
+optimizer, to resume), best.keras (the weights of the best epoch on the stop split), swa.npz
+(with `swa_epochs` on: the running mean of the weights of the schedule's last epochs)."""
 
 SELECTORS = ("best", "latest")
 """Run references resolved among the runs of the current prepared split (`select_run`)."""
@@ -294,7 +295,7 @@ def checkpoint_dir(run_dir: str | Path, fold: int | None = None) -> Path:
 
 
 def checkpoint_file(state_dir: str | Path, which: str) -> Path:
-    """`which` = state | last | best: that file of a checkpoint folder (any folder: the search keeps its own)."""
+    """`which` = state | last | best | swa: that file of a checkpoint folder (any folder: the search keeps its own)."""
     try:
         return Path(state_dir) / CHECKPOINT_FILES[which]
     except KeyError:
@@ -303,7 +304,7 @@ def checkpoint_file(state_dir: str | Path, which: str) -> Path:
 
 def drop_checkpoint_models(state_dir: str | Path) -> None:
     """Delete a checkpoint's model files (once recorded, the run folder holds model.keras); keep state.json."""
-    for which in ("last", "best"):
+    for which in ("last", "best", "swa"):
         checkpoint_file(state_dir, which).unlink(missing_ok=True)
 
 

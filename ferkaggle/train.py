@@ -5,7 +5,8 @@ Inputs: a `Prepared` set (uint8 faces, labels, folds, holdout-val, test) and a
 run in the registry (`ferkaggle.runs`): metrics.json (holdout-val accuracy/macro-F1 with
 TTA, per-epoch history, train seconds, test accuracy when the test set is labelled,
 cv_mean/cv_std for k-fold runs), val/test (and oof) probabilities, model.keras (the best
-epoch's weights).
+epoch's weights, or with `swa_epochs` the weights averaged over the schedule's last epochs
+when the stop split prefers them: `final_model`).
 
 Selection never looks at the holdout: a model fits on most of the training rows and
 early-stops / keeps its best checkpoint on a group-aware stratified 10% of them (the "stop
@@ -19,7 +20,8 @@ random ops keyed by (seed, batch number), every augmentation draw.
 
 The pieces, for the search to reuse: `fit_trial` trains (or resumes) a model in a state
 folder toward a target epoch count, checkpointing after every epoch so an interrupt loses
-at most the epoch in progress; `predict_proba` gives TTA probabilities; `record_run` turns
+at most the epoch in progress; `predict_proba` gives TTA probabilities (`tta_views`: the
+views each mode averages, shared with export.py); `record_run` turns
 a finished state folder into a run. The checkpoint folders and their file names belong to
 `ferkaggle.runs` (`checkpoint_dir`, `checkpoint_file`). TensorFlow is imported inside the
 functions.
@@ -84,8 +86,14 @@ class TrainConfig:
     #                                      holdout); val_accuracy / val_loss are the old names of the same thing
     label_smoothing: float = 0.0         # 0..0.3; 0.1 is a common choice
     class_weights: Literal["none", "balanced", "sqrt"] = "none"  # sqrt = square root of balanced (milder)
-    tta: Literal["none", "hflip"] = "hflip"  # test-time augmentation for val/test probabilities
+    tta: Literal["none", "hflip", "tencrop", "shift"] = "hflip"  # test-time augmentation for val/test probabilities
+    #                                    ^ the mean over views of each face (see TTA_MODES): 1, 2, 10, 10 views
     precision: Literal["float32", "mixed_bfloat16"] = "float32"  # compute dtype (see docs/benchmarks.md)
+    swa_epochs: int = 0                  # weight averaging (SWA) over the schedule's last N epochs; 0 = off
+    #                                    ^ the averaged model replaces the best checkpoint when it scores at least
+    #                                      as well on the stop split (never the holdout); see docs/benchmarks.md
+    swa_bn: Literal["recompute", "average"] = "recompute"  # SWA's BatchNorm statistics: re-estimated on the
+    #                                    fit rows (one pass, no augmentation) or the average of the epochs' as is
 
 
 def load_train_config(name_or_path: str | Path | None) -> TrainConfig:
@@ -95,6 +103,8 @@ def load_train_config(name_or_path: str | Path | None) -> TrainConfig:
     for what, value in (("batch_size", cfg.batch_size), ("epochs", cfg.epochs)):
         if value < 1:
             raise FerkaggleError(f"{name_or_path}: {what} must be >= 1, not {value}")
+    if not 0 <= cfg.swa_epochs <= cfg.epochs:
+        raise FerkaggleError(f"{name_or_path}: swa_epochs must be between 0 and epochs ({cfg.epochs}), not {cfg.swa_epochs}")
     return cfg
 
 
@@ -125,6 +135,8 @@ def summarize(cfg: TrainConfig) -> str:
         extras.append(f"cw-{cfg.class_weights}")
     if cfg.precision != "float32":
         extras.append("bf16")
+    if cfg.swa_epochs:
+        extras.append(f"swa{cfg.swa_epochs}" + ("" if cfg.swa_bn == "recompute" else "-bnavg"))
     return (f"{describe_model(cfg.model)}, {o.optimizer} {o.learning_rate:g} {sched}, bs {cfg.batch_size}, "
             f"<= {cfg.epochs} ep, {describe_augment(cfg.augment)}, tta {cfg.tta}" + (", " + " ".join(extras) if extras else ""))
 
@@ -235,22 +247,75 @@ def build_compiled(cfg: TrainConfig):
     return model
 
 
+TTA_MODES = ("none", "hflip", "tencrop", "shift")
+"""Test-time augmentation: the probabilities are the mean of the model's outputs over views of each face.
+none: the face; hflip: the face and its mirror; tencrop: the anchors' ten-crop, five 44x44 crops (the four
+corners and the centre) each resized back to 48x48 (bilinear) and each with its mirror; shift: the face
+shifted by 2 pixels toward each corner (edge pixels repeated) and unshifted, each with its mirror (10 views,
+all at the original scale). Every view is 48x48, so Flatten and global-pooling models take them alike."""
+
+TENCROP_SIZE = 44  # tencrop: side of the crops before they are resized back to 48
+SHIFT_PIXELS = 2   # shift: pixels moved along each axis
+
+
+def _corners(step: int) -> list[tuple[int, int]]:
+    """(top, left) offsets of the 4 corners and the centre of windows `step` pixels smaller than the image."""
+    half = step // 2
+    return [(0, 0), (0, step), (step, 0), (step, step), (half, half)]
+
+
+def _pad_edges(images, pixels: int, axis: int):
+    """Repeat the first and last row (axis 1) or column (axis 2) `pixels` times (TF has no "edge" pad mode)."""
+    from keras import ops
+
+    first = ops.take(images, [0] * pixels, axis=axis)
+    last = ops.take(images, [images.shape[axis] - 1] * pixels, axis=axis)
+    return ops.concatenate([first, images, last], axis=axis)
+
+
+def tta_views(images, tta: str):
+    """The views of a float batch [B, 48, 48, 1] that mode `tta` averages over: a list of [B, 48, 48, 1].
+
+    Written with keras.ops, so the same function serves eager inference (predict_proba) and the
+    exported model's graph (export.py): both average exactly the same views.
+    """
+    from keras import ops
+
+    if tta not in TTA_MODES:
+        raise FerkaggleError(f"unknown tta {tta!r}; one of {', '.join(TTA_MODES)}")
+    if tta == "none":
+        return [images]
+    if tta == "hflip":
+        return [images, ops.flip(images, axis=2)]
+    side = images.shape[1]
+    if tta == "tencrop":
+        size = TENCROP_SIZE
+        bases = [ops.image.resize(images[:, top:top + size, left:left + size, :], (side, side),
+                                  interpolation="bilinear", antialias=False, data_format="channels_last")
+                 for top, left in _corners(side - size)]
+    else:  # shift: pad with the edge pixels, then take 48x48 windows at the corners and the centre
+        step = 2 * SHIFT_PIXELS
+        padded = _pad_edges(_pad_edges(images, SHIFT_PIXELS, axis=1), SHIFT_PIXELS, axis=2)
+        bases = [padded[:, top:top + side, left:left + side, :] for top, left in _corners(step)]
+    return [view for base in bases for view in (base, ops.flip(base, axis=2))]
+
+
 def predict_proba(model, x: np.ndarray, tta: str = "hflip", batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities [n, 7]; with tta='hflip' the mean over the image and its mirror."""
+    """Softmax probabilities [n, 7]: the mean of the model's outputs over the `tta` views (`tta_views`)."""
     x = np.asarray(x, np.uint8)
+    if tta not in TTA_MODES:
+        raise FerkaggleError(f"unknown tta {tta!r}; one of {', '.join(TTA_MODES)}")
     if len(x) == 0:
         return np.zeros((0, NUM_CLASSES), np.float32)
     images = x.astype(np.float32)[..., None]
-
-    def run(batch_images):
-        out = [np.asarray(model(batch_images[i:i + batch_size], training=False))
-               for i in range(0, len(batch_images), batch_size)]
-        return np.concatenate(out).astype(np.float32)
-
-    proba = run(images)
-    if tta == "hflip":
-        proba = (proba + run(images[:, :, ::-1])) / 2.0
-    return proba
+    total = np.zeros((len(x), NUM_CLASSES), np.float64)
+    views = 0
+    for i in range(0, len(images), batch_size):
+        batch = tta_views(images[i:i + batch_size], tta)
+        views = len(batch)
+        for view in batch:
+            total[i:i + batch_size] += np.asarray(model(view, training=False), np.float64)
+    return (total / views).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -314,6 +379,8 @@ def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, ste
                 _save_model(self.model, checkpoint_file(state_dir, "best"))
             else:
                 state["since_best"] += 1
+            if in_swa_window(cfg, epoch + 1):
+                swa_update(state_dir, self.model, epoch + 1)
             _save_model(self.model, checkpoint_file(state_dir, "last"))
             if cfg.patience and state["since_best"] >= cfg.patience:
                 state["stopped"] = "early"
@@ -394,6 +461,118 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     return state
 
 
+# ----------------------------------------------------------------------------- weight averaging (SWA)
+
+def in_swa_window(cfg: TrainConfig, epoch: int) -> bool:
+    """Whether epoch (1-based) is one of the last `swa_epochs` of the planned `epochs` (the cosine tail)."""
+    return cfg.swa_epochs > 0 and epoch > cfg.epochs - cfg.swa_epochs
+
+
+def swa_update(state_dir: str | Path, model, epoch: int) -> None:
+    """Fold the model's current weights into the running mean in swa.npz (atomic; an epoch counts once)."""
+    path = checkpoint_file(state_dir, "swa")
+    weights = [np.asarray(w, np.float64) for w in model.get_weights()]
+    epochs: list[int] = []
+    if path.is_file():
+        with np.load(path) as saved:
+            epochs = [int(e) for e in saved["epochs"]]
+            if epoch in epochs:
+                return  # already averaged in (an interrupted epoch end that is being replayed)
+            n = len(epochs)
+            weights = [(saved[f"w{i}"] * n + w) / (n + 1) for i, w in enumerate(weights)]
+    arrays = {f"w{i}": w for i, w in enumerate(weights)}
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, epochs=np.asarray(epochs + [epoch], np.int64), **arrays)
+    os.replace(tmp, path)
+
+
+def recompute_bn(model, x: np.ndarray, batch_size: int = 256) -> int:
+    """Re-estimate every BatchNorm layer's moving mean/variance on the images x (uint8 [n, 48, 48]).
+
+    Averaged weights need statistics of their own (the epochs' averaged statistics belong to other
+    weights). One pass in training mode with dropout off, each layer's momentum set so the moving
+    values end as the batch-size-weighted mean of the per-batch statistics (PyTorch's `update_bn`).
+    Returns the number of BatchNorm layers.
+    """
+    import keras
+
+    layers = list(model._flatten_layers(include_self=False, recursive=True))
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    drops = [layer for layer in layers if isinstance(layer, keras.layers.Dropout)]
+    if not norms or len(x) == 0:
+        return len(norms)
+    momenta, rates = [n.momentum for n in norms], [d.rate for d in drops]
+    x = np.asarray(x, np.uint8)
+    try:
+        for d in drops:
+            d.rate = 0.0
+        seen = 0
+        for i in range(0, len(x), batch_size):
+            batch = x[i:i + batch_size].astype(np.float32)[..., None]
+            seen += len(batch)
+            for n in norms:
+                n.momentum = 1.0 - len(batch) / seen  # 0 on the first batch: its statistics replace the old
+            model(batch, training=True)
+    finally:
+        for n, m in zip(norms, momenta):
+            n.momentum = m
+        for d, r in zip(drops, rates):
+            d.rate = r
+    return len(norms)
+
+
+def load_swa(state_dir: str | Path, cfg: TrainConfig, x_fit: np.ndarray | None = None):
+    """(model with the averaged weights, averaged epochs), or (None, []) when no epoch was averaged.
+    With swa_bn = "recompute" the BatchNorm statistics are re-estimated on x_fit."""
+    import keras
+
+    path = checkpoint_file(state_dir, "swa")
+    if not path.is_file():
+        return None, []
+    model = keras.models.load_model(checkpoint_file(state_dir, "last"), compile=False)
+    with np.load(path) as saved:
+        epochs = [int(e) for e in saved["epochs"]]
+        current = model.get_weights()
+        model.set_weights([saved[f"w{i}"].astype(w.dtype) for i, w in enumerate(current)])
+    if cfg.swa_bn == "recompute" and x_fit is not None:
+        recompute_bn(model, x_fit)
+    return model, epochs
+
+
+def final_model(state_dir: str | Path, cfg: TrainConfig, x_fit: np.ndarray, x_stop: np.ndarray,
+                y_stop: np.ndarray):
+    """The model a run keeps: (model, swa report or None).
+
+    Without SWA: the best checkpoint. With it: the averaged weights when their stop-split accuracy
+    (no TTA) is at least the best checkpoint's, else the best checkpoint. The choice looks only at
+    the stop split, never at the holdout. The report says which and why.
+    """
+    best = load_best(state_dir)
+    if not cfg.swa_epochs:
+        return best, None
+    swa, epochs = load_swa(state_dir, cfg, x_fit)
+    if swa is None:
+        return best, {"epochs": [], "bn": cfg.swa_bn, "used": False,
+                      "why": "no epoch of the averaging window was trained (stopped early?)"}
+    y_stop = np.asarray(y_stop)
+
+    def stop_accuracy(model) -> float:
+        return float(np.mean(predict_proba(model, x_stop, "none").argmax(1) == y_stop)) if len(y_stop) else float("nan")
+
+    swa_acc, best_acc = stop_accuracy(swa), stop_accuracy(best)
+    used = bool(swa_acc >= best_acc)
+    report = {"epochs": epochs, "bn": cfg.swa_bn, "used": used, "stop_accuracy": swa_acc,
+              "best_checkpoint_stop_accuracy": best_acc,
+              "why": "chosen on the stop split: " + ("averaged weights >= best checkpoint" if used
+                                                     else "best checkpoint > averaged weights")}
+    if used:
+        del best
+        return swa, report
+    del swa
+    return best, report
+
+
 def release_memory() -> None:
     """Keep memory flat across trials: drop Keras' graph state and collect."""
     import keras
@@ -445,20 +624,33 @@ def record_run(prepared: Prepared, cfg: TrainConfig, state_dir: str | Path, *, s
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg),
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
         writer.update_info(runtime=runtime_info())
-        _save_best(writer, state_dir, state, prepared, cfg)
+        _save_best(writer, state_dir, state, prepared, cfg, seed)
     release_memory()
     return read_run(writer.dir)
 
 
-def _save_best(writer, state_dir: Path, state: dict, prepared: Prepared, cfg: TrainConfig) -> None:
-    """Predict val/test with the best checkpoint (with TTA) and store probabilities, metrics and model in the run."""
-    model = load_best(state_dir)
+def _save_best(writer, state_dir: Path, state: dict, prepared: Prepared, cfg: TrainConfig,
+               seed: int = DEFAULT_SEED) -> None:
+    """Predict val/test with the run's final model (`final_model`: best checkpoint or SWA) with TTA and
+    store probabilities, metrics and model in the run."""
+    fit_idx, stop_idx = prepared.stopping_split(seed) if cfg.swa_epochs else (np.zeros(0, int), np.zeros(0, int))
+    model, swa = final_model(state_dir, cfg, prepared.x[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx])
     val = predict_proba(model, prepared.x_val, cfg.tta)
     test = predict_proba(model, prepared.x_test, cfg.tta)
     writer.save_probas(val=val, test=test)
-    writer.save_metrics(_metrics_from_state(state, prepared, val, test, cfg))
-    _copy(checkpoint_file(state_dir, "best"), writer.model_path(".keras"))
+    metrics = _metrics_from_state(state, prepared, val, test, cfg)
+    if swa is not None:
+        metrics["swa"] = swa
+    writer.save_metrics(metrics)
+    _store_model(model, swa, state_dir, writer.model_path(".keras"))
     del model
+
+
+def _store_model(model, swa: dict | None, state_dir: Path, target: Path) -> None:
+    if swa is not None and swa["used"]:
+        _save_model(model, target)
+    else:
+        _copy(checkpoint_file(state_dir, "best"), target)
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -496,7 +688,7 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SE
         fit_idx, stop_idx = prepared.stopping_split(seed)
         state = fit_trial(prepared.x[fit_idx], prepared.y[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx], cfg,
                           state_dir, seed=seed, on_epoch=epoch_reporter(tracker, task))
-        _save_best(writer, state_dir, state, prepared, cfg)
+        _save_best(writer, state_dir, state, prepared, cfg, seed)
         remove_checkpoint(state_dir)
     release_memory()
     return read_run(writer.dir)
@@ -532,7 +724,7 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
         oof = np.zeros((len(y_tr), NUM_CLASSES), np.float32)
         val = np.zeros((len(prepared.val_idx), NUM_CLASSES), np.float32)
         test = np.zeros((len(prepared.x_test), NUM_CLASSES), np.float32)
-        fold_scores, histories, seconds = [], [], 0.0
+        fold_scores, histories, seconds, swa_reports = [], [], 0.0, []
         for f in range(k):
             state_dir = checkpoint_dir(writer.dir, fold=f)
             task = tracker.add(f"{cfg.name} fold {f + 1}/{k}", total=cfg.epochs)
@@ -542,7 +734,9 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
             fit_rows, stop_rows = in_rows[~stop], in_rows[stop]
             state = fit_trial(x_tr[fit_rows], y_tr[fit_rows], x_tr[stop_rows], y_tr[stop_rows], cfg, state_dir,
                               seed=seed + 1000 * f, on_epoch=epoch_reporter(tracker, task))
-            model = load_best(state_dir)
+            model, swa = final_model(state_dir, cfg, x_tr[fit_rows], x_tr[stop_rows], y_tr[stop_rows])
+            if swa is not None:
+                swa_reports.append(swa)
             oof[~inside] = predict_proba(model, x_tr[~inside], cfg.tta)
             val += predict_proba(model, prepared.x_val, cfg.tta) / k
             test += predict_proba(model, prepared.x_test, cfg.tta) / k
@@ -550,7 +744,7 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
             histories.append(state["history"])
             seconds += state["train_seconds"]
             if f == 0:
-                _copy(checkpoint_file(state_dir, "best"), writer.model_path(".keras"))
+                _store_model(model, swa, state_dir, writer.model_path(".keras"))
             del model
             remove_checkpoint(state_dir)
             release_memory()
@@ -561,6 +755,8 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
                    "cv_scores": fold_scores, "folds": k, "epochs": int(sum(len(h) for h in histories)),
                    "train_seconds": round(seconds, 2), "history": histories[0], "fold_histories": histories,
                    "tta": cfg.tta, "model_file": "model.keras is the fold-1 model"}
+        if swa_reports:
+            metrics["swa_folds"] = swa_reports
         if prepared.y_test is not None and len(prepared.y_test):
             t = scores(prepared.y_test, test)
             metrics["test_accuracy"], metrics["test_macro_f1"] = t["accuracy"], t["macro_f1"]
