@@ -24,7 +24,9 @@ at most the epoch in progress; `predict_proba` gives TTA probabilities (`tta_vie
 views each mode averages, shared with export.py); `record_run` turns
 a finished state folder into a run. The checkpoint folders and their file names belong to
 `ferkaggle.runs` (`checkpoint_dir`, `checkpoint_file`). TensorFlow is imported inside the
-functions.
+functions. The configuration (`train_config`), the test-time views (`tta`) and the choice of the
+kept model with weight averaging (`averaging`) are modules of their own; their public names are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -36,109 +38,21 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 
 from ferkaggle import DEFAULT_SEED, NUM_CLASSES
-from ferkaggle.augment import AugmentConfig
-from ferkaggle.augment import describe as describe_augment
-from ferkaggle.config import from_dict, load_preset, to_dict
+from ferkaggle.config import to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_write_json
-from ferkaggle.models import ModelConfig
-from ferkaggle.models import describe as describe_model
 from ferkaggle.runs import checkpoint_dir, checkpoint_file, remove_checkpoint
-from ferkaggle.schedules import SCHEDULES, learning_rate_at
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # sgd = SGD with Nesterov momentum
-    learning_rate: float = 1e-3   # base (peak) learning rate
-    weight_decay: float = 1e-4    # decoupled weight decay (adamw only)
-    momentum: float = 0.9         # sgd momentum
-    schedule: Literal["constant", "exp_after", "plateau", "cosine", "onecycle"] = "exp_after"
-    #                             ^ exp_after = notebooks: constant `decay_after` epochs then x exp(-decay_rate)/epoch
-    decay_after: int = 10         # exp_after: epochs at the base rate
-    decay_rate: float = 0.1       # exp_after: per-epoch decay exponent
-    warmup_epochs: float = 1.0    # cosine: linear warm-up length in epochs
-    final_lr_ratio: float = 0.01  # cosine: final rate as a fraction of the base rate
-    pct_start: float = 0.3        # onecycle: share of the run spent rising to the peak
-    plateau_factor: float = 0.5   # plateau: multiply the rate by this when the monitor stalls
-    plateau_patience: int = 2     # plateau: epochs without improvement before cutting
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    name: str = "simple"                 # run name on the leaderboard
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    batch_size: int = 64                 # images per step
-    epochs: int = 50                     # max epochs; also the horizon of cosine/onecycle schedules
-    patience: int = 5                    # early stopping: epochs without improvement of `monitor`; 0 = off
-    monitor: Literal["stop_accuracy", "stop_loss", "val_accuracy", "val_loss"] = "stop_accuracy"
-    #                                    ^ early stopping + best checkpoint, scored on the stop split (never the
-    #                                      holdout); val_accuracy / val_loss are the old names of the same thing
-    label_smoothing: float = 0.0         # 0..0.3; 0.1 is a common choice
-    class_weights: Literal["none", "balanced", "sqrt"] = "none"  # sqrt = square root of balanced (milder)
-    tta: Literal["none", "hflip", "tencrop", "shift"] = "hflip"  # test-time augmentation for val/test probabilities
-    #                                    ^ the mean over views of each face (see TTA_MODES): 1, 2, 10, 10 views
-    precision: Literal["float32", "mixed_bfloat16"] = "float32"  # compute dtype (see docs/benchmarks.md)
-    swa_epochs: int = 0                  # weight averaging (SWA) over the schedule's last N epochs; 0 = off
-    #                                    ^ the averaged model replaces the best checkpoint when it scores at least
-    #                                      as well on the stop split (never the holdout); see docs/benchmarks.md
-    swa_bn: Literal["recompute", "average"] = "recompute"  # SWA's BatchNorm statistics: re-estimated on the
-    #                                    fit rows (one pass, no augmentation) or the average of the epochs' as is
-
-
-def load_train_config(name_or_path: str | Path | None) -> TrainConfig:
-    cfg = load_preset(TrainConfig, name_or_path)
-    if cfg.optim.schedule not in SCHEDULES:  # pragma: no cover - Literal already checks
-        raise FerkaggleError(f"unknown schedule {cfg.optim.schedule!r}")
-    for what, value in (("batch_size", cfg.batch_size), ("epochs", cfg.epochs)):
-        if value < 1:
-            raise FerkaggleError(f"{name_or_path}: {what} must be >= 1, not {value}")
-    if not 0 <= cfg.swa_epochs <= cfg.epochs:
-        raise FerkaggleError(f"{name_or_path}: swa_epochs must be between 0 and epochs ({cfg.epochs}), not {cfg.swa_epochs}")
-    return cfg
-
-
-def override(cfg: TrainConfig, changes: dict[str, Any], where: str = "override") -> TrainConfig:
-    """cfg with nested changes ({"optim": {"learning_rate": 3e-3}} or dotted {"optim.learning_rate": ...})."""
-    nested: dict[str, Any] = {}
-    for key, value in changes.items():
-        parts = key.split(".")
-        node = nested
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
-            node[parts[-1]].update(value)
-        else:
-            node[parts[-1]] = value
-    return from_dict(TrainConfig, nested, where, cfg)
-
-
-def summarize(cfg: TrainConfig) -> str:
-    """One readable line for run.json and tables."""
-    o = cfg.optim
-    sched = {"exp_after": f"const{o.decay_after}+exp", "cosine": "cosine", "onecycle": "1cycle",
-             "plateau": "plateau", "constant": "const"}[o.schedule]
-    extras = []
-    if cfg.label_smoothing:
-        extras.append(f"ls{cfg.label_smoothing:g}")
-    if cfg.class_weights != "none":
-        extras.append(f"cw-{cfg.class_weights}")
-    if cfg.precision != "float32":
-        extras.append("bf16")
-    if cfg.swa_epochs:
-        extras.append(f"swa{cfg.swa_epochs}" + ("" if cfg.swa_bn == "recompute" else "-bnavg"))
-    return (f"{describe_model(cfg.model)}, {o.optimizer} {o.learning_rate:g} {sched}, bs {cfg.batch_size}, "
-            f"<= {cfg.epochs} ep, {describe_augment(cfg.augment)}, tta {cfg.tta}" + (", " + " ".join(extras) if extras else ""))
+from ferkaggle.schedules import learning_rate_at
+from ferkaggle.averaging import final_model, in_swa_window, load_best, load_swa, recompute_bn, swa_update  # noqa: F401
+from ferkaggle.train_config import OptimConfig, TrainConfig, load_train_config, override, summarize  # noqa: F401
+from ferkaggle.tta import TTA_MODES, predict_proba, tta_views  # noqa: F401
 
 
 # ----------------------------------------------------------------------------- runtime
@@ -245,77 +159,6 @@ def build_compiled(cfg: TrainConfig):
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                   metrics=["accuracy"])
     return model
-
-
-TTA_MODES = ("none", "hflip", "tencrop", "shift")
-"""Test-time augmentation: the probabilities are the mean of the model's outputs over views of each face.
-none: the face; hflip: the face and its mirror; tencrop: the anchors' ten-crop, five 44x44 crops (the four
-corners and the centre) each resized back to 48x48 (bilinear) and each with its mirror; shift: the face
-shifted by 2 pixels toward each corner (edge pixels repeated) and unshifted, each with its mirror (10 views,
-all at the original scale). Every view is 48x48, so Flatten and global-pooling models take them alike."""
-
-TENCROP_SIZE = 44  # tencrop: side of the crops before they are resized back to 48
-SHIFT_PIXELS = 2   # shift: pixels moved along each axis
-
-
-def _corners(step: int) -> list[tuple[int, int]]:
-    """(top, left) offsets of the 4 corners and the centre of windows `step` pixels smaller than the image."""
-    half = step // 2
-    return [(0, 0), (0, step), (step, 0), (step, step), (half, half)]
-
-
-def _pad_edges(images, pixels: int, axis: int):
-    """Repeat the first and last row (axis 1) or column (axis 2) `pixels` times (TF has no "edge" pad mode)."""
-    from keras import ops
-
-    first = ops.take(images, [0] * pixels, axis=axis)
-    last = ops.take(images, [images.shape[axis] - 1] * pixels, axis=axis)
-    return ops.concatenate([first, images, last], axis=axis)
-
-
-def tta_views(images, tta: str):
-    """The views of a float batch [B, 48, 48, 1] that mode `tta` averages over: a list of [B, 48, 48, 1].
-
-    Written with keras.ops, so the same function serves eager inference (predict_proba) and the
-    exported model's graph (export.py): both average exactly the same views.
-    """
-    from keras import ops
-
-    if tta not in TTA_MODES:
-        raise FerkaggleError(f"unknown tta {tta!r}; one of {', '.join(TTA_MODES)}")
-    if tta == "none":
-        return [images]
-    if tta == "hflip":
-        return [images, ops.flip(images, axis=2)]
-    side = images.shape[1]
-    if tta == "tencrop":
-        size = TENCROP_SIZE
-        bases = [ops.image.resize(images[:, top:top + size, left:left + size, :], (side, side),
-                                  interpolation="bilinear", antialias=False, data_format="channels_last")
-                 for top, left in _corners(side - size)]
-    else:  # shift: pad with the edge pixels, then take 48x48 windows at the corners and the centre
-        step = 2 * SHIFT_PIXELS
-        padded = _pad_edges(_pad_edges(images, SHIFT_PIXELS, axis=1), SHIFT_PIXELS, axis=2)
-        bases = [padded[:, top:top + side, left:left + side, :] for top, left in _corners(step)]
-    return [view for base in bases for view in (base, ops.flip(base, axis=2))]
-
-
-def predict_proba(model, x: np.ndarray, tta: str = "hflip", batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities [n, 7]: the mean of the model's outputs over the `tta` views (`tta_views`)."""
-    x = np.asarray(x, np.uint8)
-    if tta not in TTA_MODES:
-        raise FerkaggleError(f"unknown tta {tta!r}; one of {', '.join(TTA_MODES)}")
-    if len(x) == 0:
-        return np.zeros((0, NUM_CLASSES), np.float32)
-    images = x.astype(np.float32)[..., None]
-    total = np.zeros((len(x), NUM_CLASSES), np.float64)
-    views = 0
-    for i in range(0, len(images), batch_size):
-        batch = tta_views(images[i:i + batch_size], tta)
-        views = len(batch)
-        for view in batch:
-            total[i:i + batch_size] += np.asarray(model(view, training=False), np.float64)
-    return (total / views).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -461,130 +304,12 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     return state
 
 
-# ----------------------------------------------------------------------------- weight averaging (SWA)
-
-def in_swa_window(cfg: TrainConfig, epoch: int) -> bool:
-    """Whether epoch (1-based) is one of the last `swa_epochs` of the planned `epochs` (the cosine tail)."""
-    return cfg.swa_epochs > 0 and epoch > cfg.epochs - cfg.swa_epochs
-
-
-def swa_update(state_dir: str | Path, model, epoch: int) -> None:
-    """Fold the model's current weights into the running mean in swa.npz (atomic; an epoch counts once)."""
-    path = checkpoint_file(state_dir, "swa")
-    weights = [np.asarray(w, np.float64) for w in model.get_weights()]
-    epochs: list[int] = []
-    if path.is_file():
-        with np.load(path) as saved:
-            epochs = [int(e) for e in saved["epochs"]]
-            if epoch in epochs:
-                return  # already averaged in (an interrupted epoch end that is being replayed)
-            n = len(epochs)
-            weights = [(saved[f"w{i}"] * n + w) / (n + 1) for i, w in enumerate(weights)]
-    arrays = {f"w{i}": w for i, w in enumerate(weights)}
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, epochs=np.asarray(epochs + [epoch], np.int64), **arrays)
-    os.replace(tmp, path)
-
-
-def recompute_bn(model, x: np.ndarray, batch_size: int = 256) -> int:
-    """Re-estimate every BatchNorm layer's moving mean/variance on the images x (uint8 [n, 48, 48]).
-
-    Averaged weights need statistics of their own (the epochs' averaged statistics belong to other
-    weights). One pass in training mode with dropout off, each layer's momentum set so the moving
-    values end as the batch-size-weighted mean of the per-batch statistics (PyTorch's `update_bn`).
-    Returns the number of BatchNorm layers.
-    """
-    import keras
-
-    layers = list(model._flatten_layers(include_self=False, recursive=True))
-    norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
-    drops = [layer for layer in layers if isinstance(layer, keras.layers.Dropout)]
-    if not norms or len(x) == 0:
-        return len(norms)
-    momenta, rates = [n.momentum for n in norms], [d.rate for d in drops]
-    x = np.asarray(x, np.uint8)
-    try:
-        for d in drops:
-            d.rate = 0.0
-        seen = 0
-        for i in range(0, len(x), batch_size):
-            batch = x[i:i + batch_size].astype(np.float32)[..., None]
-            seen += len(batch)
-            for n in norms:
-                n.momentum = 1.0 - len(batch) / seen  # 0 on the first batch: its statistics replace the old
-            model(batch, training=True)
-    finally:
-        for n, m in zip(norms, momenta):
-            n.momentum = m
-        for d, r in zip(drops, rates):
-            d.rate = r
-    return len(norms)
-
-
-def load_swa(state_dir: str | Path, cfg: TrainConfig, x_fit: np.ndarray | None = None):
-    """(model with the averaged weights, averaged epochs), or (None, []) when no epoch was averaged.
-    With swa_bn = "recompute" the BatchNorm statistics are re-estimated on x_fit."""
-    import keras
-
-    path = checkpoint_file(state_dir, "swa")
-    if not path.is_file():
-        return None, []
-    model = keras.models.load_model(checkpoint_file(state_dir, "last"), compile=False)
-    with np.load(path) as saved:
-        epochs = [int(e) for e in saved["epochs"]]
-        current = model.get_weights()
-        model.set_weights([saved[f"w{i}"].astype(w.dtype) for i, w in enumerate(current)])
-    if cfg.swa_bn == "recompute" and x_fit is not None:
-        recompute_bn(model, x_fit)
-    return model, epochs
-
-
-def final_model(state_dir: str | Path, cfg: TrainConfig, x_fit: np.ndarray, x_stop: np.ndarray,
-                y_stop: np.ndarray):
-    """The model a run keeps: (model, swa report or None).
-
-    Without SWA: the best checkpoint. With it: the averaged weights when their stop-split accuracy
-    (no TTA) is at least the best checkpoint's, else the best checkpoint. The choice looks only at
-    the stop split, never at the holdout. The report says which and why.
-    """
-    best = load_best(state_dir)
-    if not cfg.swa_epochs:
-        return best, None
-    swa, epochs = load_swa(state_dir, cfg, x_fit)
-    if swa is None:
-        return best, {"epochs": [], "bn": cfg.swa_bn, "used": False,
-                      "why": "no epoch of the averaging window was trained (stopped early?)"}
-    y_stop = np.asarray(y_stop)
-
-    def stop_accuracy(model) -> float:
-        return float(np.mean(predict_proba(model, x_stop, "none").argmax(1) == y_stop)) if len(y_stop) else float("nan")
-
-    swa_acc, best_acc = stop_accuracy(swa), stop_accuracy(best)
-    used = bool(swa_acc >= best_acc)
-    report = {"epochs": epochs, "bn": cfg.swa_bn, "used": used, "stop_accuracy": swa_acc,
-              "best_checkpoint_stop_accuracy": best_acc,
-              "why": "chosen on the stop split: " + ("averaged weights >= best checkpoint" if used
-                                                     else "best checkpoint > averaged weights")}
-    if used:
-        del best
-        return swa, report
-    del swa
-    return best, report
-
-
 def release_memory() -> None:
     """Keep memory flat across trials: drop Keras' graph state and collect."""
     import keras
 
     keras.backend.clear_session()
     gc.collect()
-
-
-def load_best(state_dir: str | Path):
-    import keras
-
-    return keras.models.load_model(checkpoint_file(state_dir, "best"))
 
 
 # ----------------------------------------------------------------------------- recording
