@@ -20,6 +20,9 @@ Forest runs have no Keras graph and are refused (their model.joblib is already o
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 from pathlib import Path
 from typing import Literal
 
@@ -80,7 +83,9 @@ def export_run(run: Run, fmt: Literal["keras", "tflite"], out: str | Path | None
     import tensorflow as tf
 
     try:
-        data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        # The converter exports a SavedModel first and prints its signature on stdout: keep stdout for our line.
+        with contextlib.redirect_stdout(io.StringIO()):
+            data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     except Exception as exc:
         raise FerkaggleError(f"run {run.run_id}: TensorFlow Lite could not convert the model ({type(exc).__name__}: {exc})") from None
     return atomic_write_bytes(path, data)
