@@ -16,7 +16,7 @@ TOP    ?= 3
 .PHONY: help install test test-slow submit ensemble leaderboard bench clean
 
 help:
-	@echo "make submit       prepare -> baseline -> search (BUDGET=$(BUDGET)) -> submission of the best run -> leaderboard"
+	@echo "make submit       prepare -> baseline -> search (BUDGET=$(BUDGET)) -> ensemble of the top $(TOP) -> submission of the best run -> leaderboard"
 	@echo "make ensemble     ensemble of the top $(TOP) runs and its submission"
 	@echo "make leaderboard  the local CV leaderboard"
 	@echo "make test         fast test suite (installs first)"
@@ -42,6 +42,7 @@ submit: install
 	$(FK) prepare --source $(DATA) --demo-if-missing
 	$(FK) baseline
 	$(FK) search $(if $(SPACE),--space $(SPACE)) --budget $(BUDGET)
+	$(FK) ensemble --top $(TOP) --method greedy
 	$(FK) submit --run best
 	$(FK) leaderboard --top 10
 

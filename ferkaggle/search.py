@@ -139,6 +139,23 @@ class _Worker:
         seen = [t.user_attrs["epoch_s"] for t in self.study.get_trials(deepcopy=False) if "epoch_s" in t.user_attrs]
         return max(seen) if seen else None
 
+    def trial_until(self, trial) -> float | None:
+        """When this trial must end: the worker's deadline, or with `budget_share = "equal"` an equal
+        share of the time left among the study's trials still to run (this one included), so that
+        every one of them trains a whole schedule; time a trial leaves unused goes to the next ones."""
+        from optuna.trial import TrialState
+
+        if self.deadline is None:
+            return None
+        end = self.deadline - self.margin
+        if self.space.budget_share != "equal":
+            return end
+        taken = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+                    and t._trial_id != trial._trial_id for t in self.study.get_trials(deepcopy=False))
+        left = max(1, self.total - taken)
+        now = time.time()
+        return now + max(0.0, end - now) / left
+
     def loop(self) -> None:
         import optuna
         from optuna.trial import TrialState
@@ -292,13 +309,13 @@ class _Worker:
                 self.on_epoch(cfg.name, entry)
 
         callbacks = [] if self.space.pruner == "none" else [_pruning_callback(trial, cfg.epochs)]
-        horizon = (float(cfg.epochs) if self.deadline is None
-                   else _budget_horizon(self.deadline - self.margin, cfg.epochs, self.epoch_cost()))
+        until = self.trial_until(trial)
+        horizon = float(cfg.epochs) if until is None else _budget_horizon(until, cfg.epochs, self.epoch_cost())
         x_fit, y_fit, x_stop, y_stop = self.data
         try:
             if start < cfg.epochs and state["stopped"] != "early":
                 fit_trial(x_fit, y_fit, x_stop, y_stop, cfg, state_dir, seed=self.seed, target_epochs=cfg.epochs,
-                          horizon=horizon, deadline=None if self.deadline is None else self.deadline - self.margin,
+                          horizon=horizon, deadline=until,
                           on_epoch=report, callbacks=callbacks)
         except optuna.TrialPruned:
             release_memory()

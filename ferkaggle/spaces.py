@@ -30,6 +30,8 @@ class SpaceConfig:
     pruner: Literal["asha", "hyperband", "none"] = "asha"  # asha = SuccessiveHalvingPruner (asynchronous)
     sampler: Literal["tpe", "random"] = "tpe"    # how configurations are proposed after the named trials
     n_trials: int = 20                           # trials (finished + pruned) the study aims for; --trials overrides
+    budget_share: Literal["rest", "equal"] = "rest"  # a trial's time: the rest of the worker's budget, or an
+                                                 # equal share of it among the trials still to run
     trials: list = field(default_factory=list)   # [[trials]] named configs: name, optional preset, overrides
     params: dict = field(default_factory=dict)   # "dotted.key" = {type = "float"|"int"|"log"|"categorical", ...}
 

@@ -79,8 +79,10 @@ def test_spaces_load_with_their_distributions(tmp_path):
         space, path = load_space(name)
         trials = expand_trials(space, str(path))
         assert len(trials) >= 3 and all(cfg.epochs == space.max_epochs for _, cfg in trials)
-        assert space.params and space.pruner == "asha" and space.sampler == "tpe"
-    assert rungs(load_space("default")[0]) == [3, 9, 27, 60]
+        assert space.params and space.sampler == "tpe"
+    assert load_space("quick")[0].pruner == "asha" and rungs(load_space("quick")[0]) == [3, 9]
+    default = load_space("default")[0]  # three whole schedules in equal shares, no pruning (docs/benchmarks.md)
+    assert (default.pruner, default.budget_share, default.n_trials, rungs(default)) == ("none", "equal", 3, [120])
     space, path = load_space(write_space(tmp_path))
     dists = distributions(space, str(path))
     assert dists["optim.learning_rate"] == od.FloatDistribution(1e-3, 1e-2, log=True)
@@ -207,6 +209,21 @@ def test_budget_stops_trials_cleanly(prepared, tmp_path):
     assert max(t["epochs"] for t in doc["trials"]) < 200
     stopped = [t for t in doc["trials"] if t["stopped"] == "budget"]
     assert stopped and all(t["status"] == "done" for t in stopped)  # a budget-stopped trial is a finished run
+
+
+def test_equal_budget_share_gives_every_trial_its_part(prepared, tmp_path):
+    """budget_share = "equal": three trials, none capped by max_epochs, each trains about a third of
+    the budget (its schedule ending with its share), instead of the first taking all of it."""
+    space = write_space(tmp_path, name="share", max_epochs=100000, pruner="none", n_trials=3)
+    space.write_text(space.read_text().replace('n_trials = 3', 'n_trials = 3\nbudget_share = "equal"'))
+    budget = 36.0
+    doc = run_search(prepared, space, budget_s=budget, root=tmp_path / "runs")
+    done = [t for t in doc["trials"] if t["status"] == "done"]
+    assert [t["name"] for t in done] == ["w8", "w4-lr-high", "mlp"], doc["trials"]
+    assert all(t["stopped"] == "budget" and t["epochs"] >= 3 for t in done), done
+    seconds = [t["seconds"] for t in done]
+    # Each within its third (start-up, model building and recording each run take the rest).
+    assert all(2.5 <= s <= budget / 3 * 1.3 for s in seconds), seconds
 
 
 def test_two_workers_two_run_folders_pulled_into_one(prepared, tmp_path):
