@@ -49,6 +49,7 @@ from ferkaggle.data.prepared import Prepared
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_write_json
 from ferkaggle.runs import checkpoint_dir, checkpoint_file, remove_checkpoint
+from ferkaggle.precision import resolve_precision
 from ferkaggle.schedules import learning_rate_at
 from ferkaggle.averaging import final_model, in_swa_window, load_best, load_swa, recompute_bn, swa_update  # noqa: F401
 from ferkaggle.train_config import OptimConfig, TrainConfig, load_train_config, override, summarize  # noqa: F401
@@ -71,16 +72,20 @@ def configure_threads(intra_op: int = 0, inter_op: int = 0) -> dict[str, int]:
     return runtime_info()
 
 
-def runtime_info() -> dict[str, Any]:
+def runtime_info(cfg: TrainConfig | None = None) -> dict[str, Any]:
+    """TensorFlow's versions, threads and devices, and the precision `cfg` resolves to here."""
     import keras
     import tensorflow as tf
 
-    return {
+    info = {
         "tensorflow": tf.__version__, "keras": keras.__version__,
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-        "cpus": os.cpu_count(),
+        "cpus": os.cpu_count(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
     }
+    if cfg is not None:
+        info["precision"] = resolve_precision(cfg.precision)
+    return info
 
 
 def class_weight_vector(y: np.ndarray, mode: str) -> np.ndarray:
@@ -150,7 +155,7 @@ def build_compiled(cfg: TrainConfig):
 
     from ferkaggle.models import build_model
 
-    keras.mixed_precision.set_global_policy(cfg.precision)
+    keras.mixed_precision.set_global_policy(resolve_precision(cfg.precision))
     try:
         model = build_model(cfg.model)
     finally:
@@ -282,7 +287,11 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     state["stopped"] = None
     keras.utils.set_random_seed(seed + state["epochs_done"])
     if state["epochs_done"] > 0 and checkpoint_file(state_dir, "last").is_file():
-        model = keras.models.load_model(checkpoint_file(state_dir, "last"))  # weights + optimizer state
+        # Build as at the start, then load weights and optimizer state: `load_model` would rebuild the
+        # optimizer without the LossScaleOptimizer that mixed_float16 needs, and drop its state.
+        model = build_compiled(cfg)
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(checkpoint_file(state_dir, "last"))
     else:
         state = read_state(state_dir / "__none__")
         model = build_compiled(cfg)
@@ -348,7 +357,7 @@ def record_run(prepared: Prepared, cfg: TrainConfig, state_dir: str | Path, *, s
         raise FerkaggleError(f"{state_dir}: no trained epoch to record")
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg),
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
-        writer.update_info(runtime=runtime_info())
+        writer.update_info(runtime=runtime_info(cfg))
         _save_best(writer, state_dir, state, prepared, cfg, seed)
     release_memory()
     return read_run(writer.dir)
@@ -407,7 +416,7 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SE
 
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg),
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
-        writer.update_info(runtime=runtime_info())
+        writer.update_info(runtime=runtime_info(cfg))
         state_dir = checkpoint_dir(writer.dir)
         task = tracker.add(f"{cfg.name}", total=cfg.epochs)
         fit_idx, stop_idx = prepared.stopping_split(seed)
@@ -445,7 +454,7 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
     groups_tr = prepared.groups[prepared.train_idx]
     with RunWriter("cnn", f"{cfg.name}-cv{k}", to_dict(cfg), prepared, seed=seed, summary=summarize(cfg) + f", {k}-fold",
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
-        writer.update_info(runtime=runtime_info())
+        writer.update_info(runtime=runtime_info(cfg))
         oof = np.zeros((len(y_tr), NUM_CLASSES), np.float32)
         val = np.zeros((len(prepared.val_idx), NUM_CLASSES), np.float32)
         test = np.zeros((len(prepared.x_test), NUM_CLASSES), np.float32)

@@ -51,7 +51,8 @@ class TrainConfig:
     class_weights: Literal["none", "balanced", "sqrt"] = "none"  # sqrt = square root of balanced (milder)
     tta: Literal["none", "hflip", "tencrop", "shift"] = "hflip"  # test-time augmentation for val/test probabilities
     #                                    ^ the mean over views of each face (see TTA_MODES): 1, 2, 10, 10 views
-    precision: Literal["float32", "mixed_bfloat16"] = "float32"  # compute dtype (see docs/benchmarks.md)
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16", "auto"] = "float32"  # compute dtype; auto:
+                                                 # fp16 on a GPU, bf16 on a CPU with AVX512_BF16/AMX, else f32
     swa_epochs: int = 0                  # weight averaging (SWA) over the schedule's last N epochs; 0 = off
     #                                    ^ the averaged model replaces the best checkpoint when it scores at least
     #                                      as well on the stop split (never the holdout); see docs/benchmarks.md
@@ -97,7 +98,7 @@ def summarize(cfg: TrainConfig) -> str:
     if cfg.class_weights != "none":
         extras.append(f"cw-{cfg.class_weights}")
     if cfg.precision != "float32":
-        extras.append("bf16")
+        extras.append({"mixed_bfloat16": "bf16", "mixed_float16": "fp16", "auto": "amp"}[cfg.precision])
     if cfg.swa_epochs:
         extras.append(f"swa{cfg.swa_epochs}" + ("" if cfg.swa_bn == "recompute" else "-bnavg"))
     return (f"{describe_model(cfg.model)}, {o.optimizer} {o.learning_rate:g} {sched}, bs {cfg.batch_size}, "

@@ -1,0 +1,57 @@
+"""The compute dtype a model trains in, and `precision = "auto"`: the fast one for this machine.
+
+- a GPU that TensorFlow sees -> `mixed_float16`: float16 tensor cores on every CUDA GPU since
+  Volta (T4, V100, A100, H100), which Kaggle's and Colab's GPUs all are; Keras adds dynamic
+  loss scaling itself when the model's policy is mixed_float16 (`Model.compile`);
+- a CPU with bfloat16 instructions (AVX512_BF16 or AMX-BF16, listed in /proc/cpuinfo) ->
+  `mixed_bfloat16`: oneDNN runs convolutions and matmuls in bfloat16, twice the images per
+  second on the development box (docs/benchmarks.md, "CNN training throughput");
+- any other CPU -> `float32`: without those instructions bfloat16 has no fast path.
+
+The classifier's softmax stays float32 under every policy (models.py). The resolved name is
+what run.json records, so a run says what it actually trained in.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags of the first processor in /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+@lru_cache(maxsize=1)
+def _machine() -> tuple[bool, bool]:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU")), bool(cpu_flags() & BF16_FLAGS)
+
+
+def resolve_precision(name: str, *, gpu: bool | None = None, cpu_bf16: bool | None = None) -> str:
+    """The Keras dtype policy for a config's `precision`; "auto" chooses by the machine (or by the
+    `gpu` / `cpu_bf16` facts given)."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {name!r}")
+    if name != "auto":
+        return name
+    if gpu is None or cpu_bf16 is None:
+        seen_gpu, seen_bf16 = _machine()
+        gpu = seen_gpu if gpu is None else gpu
+        cpu_bf16 = seen_bf16 if cpu_bf16 is None else cpu_bf16
+    if gpu:
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_bf16 else "float32"
