@@ -212,18 +212,52 @@ def test_budget_stops_trials_cleanly(prepared, tmp_path):
 
 
 def test_equal_budget_share_gives_every_trial_its_part(prepared, tmp_path):
-    """budget_share = "equal": three trials, none capped by max_epochs, each trains about a third of
-    the budget (its schedule ending with its share), instead of the first taking all of it."""
+    """budget_share = "equal": three trials, none capped by max_epochs; the first trains about a third
+    of the budget (its schedule ending there) instead of taking all of it, and the next ones run."""
     space = write_space(tmp_path, name="share", max_epochs=100000, pruner="none", n_trials=3)
     space.write_text(space.read_text().replace('n_trials = 3', 'n_trials = 3\nbudget_share = "equal"'))
     budget = 36.0
     doc = run_search(prepared, space, budget_s=budget, root=tmp_path / "runs")
     done = [t for t in doc["trials"] if t["status"] == "done"]
-    assert [t["name"] for t in done] == ["w8", "w4-lr-high", "mlp"], doc["trials"]
+    # On a quiet machine all three run; under heavy load the third may no longer fit its first epochs.
+    assert [t["name"] for t in done][:2] == ["w8", "w4-lr-high"], doc["trials"]
     assert all(t["stopped"] == "budget" and t["epochs"] >= 3 for t in done), done
-    seconds = [t["seconds"] for t in done]
-    # Each within its third (start-up, model building and recording each run take the rest).
-    assert all(2.5 <= s <= budget / 3 * 1.3 for s in seconds), seconds
+    assert done[0]["seconds"] <= budget / 3 * 1.3, done[0]  # "rest" would give it the whole budget
+
+
+def test_equal_share_divides_the_time_left_among_the_trials_left():
+    """The share itself, on a stub study: (deadline - margin - now) / (n_trials - trials taken by others)."""
+    import time
+    from types import SimpleNamespace
+
+    from optuna.trial import TrialState
+
+    from ferkaggle.search import _Worker
+    from ferkaggle.spaces import SpaceConfig
+
+    def stub(states, share="equal", total=4, left_s=1200.0):
+        w = _Worker.__new__(_Worker)
+        trials = [SimpleNamespace(state=s, _trial_id=i) for i, s in enumerate(states)]
+        w.study = SimpleNamespace(get_trials=lambda deepcopy=False: trials)
+        w.space, w.total, w.margin = SpaceConfig(budget_share=share), total, 30.0
+        w.deadline = time.time() + left_s + 30.0
+        return w, trials
+
+    def share(w, me):
+        return w.trial_until(me) - time.time()
+
+    w, t = stub([TrialState.RUNNING, TrialState.WAITING, TrialState.WAITING, TrialState.WAITING])
+    assert share(w, t[0]) == pytest.approx(1200 / 4, abs=1)            # the first of four
+    w, t = stub([TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING])
+    assert share(w, t[2]) == pytest.approx(1200 / 2, abs=1)            # two taken before it: half of what is left
+    w, t = stub([TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING])
+    assert share(w, t[2]) == pytest.approx(1200 / 3, abs=1)            # a failed attempt takes no share
+    w, t = stub([TrialState.COMPLETE] * 5 + [TrialState.RUNNING])
+    assert share(w, t[5]) == pytest.approx(1200, abs=1)                # past n_trials (--trials): all that is left
+    w, t = stub([TrialState.RUNNING, TrialState.WAITING], share="rest")
+    assert share(w, t[0]) == pytest.approx(1200, abs=1)                # "rest": the whole remaining budget
+    w.deadline = None
+    assert w.trial_until(t[0]) is None                                 # no budget, no deadline
 
 
 def test_two_workers_two_run_folders_pulled_into_one(prepared, tmp_path):
