@@ -83,6 +83,9 @@ def test_spaces_load_with_their_distributions(tmp_path):
     assert load_space("quick")[0].pruner == "asha" and rungs(load_space("quick")[0]) == [3, 9]
     default = load_space("default")[0]  # three whole schedules in equal shares, no pruning (docs/benchmarks.md)
     assert (default.pruner, default.budget_share, default.n_trials, rungs(default)) == ("none", "equal", 3, [120])
+    # No early stopping there: patience 8 cut a 120-epoch cosine schedule at epoch 49 (docs/benchmarks.md).
+    assert [cfg.patience for _, cfg in expand_trials(default, "default")] == [0, 0, 0]
+    assert distributions(default, "default")["patience"] == od.CategoricalDistribution([0])
     space, path = load_space(write_space(tmp_path))
     dists = distributions(space, str(path))
     assert dists["optim.learning_rate"] == od.FloatDistribution(1e-3, 1e-2, log=True)
