@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 def load_best(state_dir: str | Path):
     import keras
 
-    return keras.models.load_model(checkpoint_file(state_dir, "best"))
+    # For inference only (the run's file is a copy of the checkpoint): compiling would rebuild an
+    # optimizer and, under mixed_float16, warn that the saved LossScaleOptimizer's variables are skipped.
+    return keras.models.load_model(checkpoint_file(state_dir, "best"), compile=False)
 
 
 def in_swa_window(cfg: TrainConfig, epoch: int) -> bool:

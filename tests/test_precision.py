@@ -60,7 +60,10 @@ def test_mixed_float16_trains_resumes_and_records(tiny_prepared, tmp_path):
     assert [h["epoch"] for h in state["history"]] == [1, 2] and first["epochs_done"] == 1
     assert all(np.isfinite(h["loss"]) for h in state["history"])
     assert state["history"][1]["lr"] < cfg.optim.learning_rate  # the cosine schedule reached the wrapped optimizer
-    run = record_run(p, cfg, tmp_path / "state", root=tmp_path / "runs")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        run = record_run(p, cfg, tmp_path / "state", root=tmp_path / "runs")
+    assert not [w for w in seen if "Skipping variable loading" in str(w.message)]  # inference needs no optimizer
     assert json.loads((run.dir / "run.json").read_text())["runtime"]["precision"] == "mixed_float16"
     np.testing.assert_allclose(run.proba("val").sum(axis=1), 1.0, atol=1e-3)
     assert "fp16" in run.info["summary"]
