@@ -1,7 +1,9 @@
-"""Free accuracy at the end of training (issue 11, item 2): multi-view TTA and SWA, measured.
+"""Free accuracy at the end of training (issue 11, item 2): multi-view TTA, SWA and snapshot ensembles, measured.
 
     python bench/free_accuracy.py tta --run <run_id> --data data/prepared/<key>
     python bench/free_accuracy.py swa --config my.toml --data data/prepared/<key> --keep /tmp/ckpt
+    python bench/free_accuracy.py snapshots --config my.toml --data data/prepared/<key> --keep /tmp/ckpt \
+        [--against <run_id of the same recipe with one cosine cycle>]
 
 `tta`: inference only. The run's model scored on the holdout (and on its stop split, which
 nothing but checkpoint choice ever looked at) with every `tta` mode of `ferkaggle.train`,
@@ -12,6 +14,11 @@ same seed, same stop split), whose checkpoint folder is kept instead of deleted,
 best checkpoint, the last epoch and the averaged weights (BatchNorm statistics averaged as
 is / re-estimated) of the SAME trajectory can be scored side by side: a paired comparison,
 free of the seed noise between two runs. Prints Markdown rows for docs/benchmarks.md.
+
+`snapshots`: the same for a config with `snapshots` (cosine with warm restarts): the best
+checkpoint, every snapshot alone, and the ensembles of the last 2..N snapshots, each scored
+against the run's best checkpoint (paired, same trajectory) and, with --against, against the
+holdout probabilities of another run on the same rows (the same compute spent on one cosine).
 """
 
 from __future__ import annotations
@@ -115,20 +122,78 @@ def swa_table(config: str, data: str, keep: str, seed: int, runs_root: str = "ru
             f"SWA used: {swa.get('used')} ({swa.get('why')}); wall {wall / 60:.1f} min\n\n" + "\n".join(rows))
 
 
+def snapshot_table(config: str, data: str, keep: str, seed: int, against: str | None,
+                   runs_root: str = "runs") -> str:
+    from ferkaggle import averaging, train
+    from ferkaggle.data.prepared import load_prepared
+    from ferkaggle.runs import load_run, snapshot_files
+
+    cfg = train.load_train_config(config)
+    if not cfg.snapshots:
+        raise SystemExit(f"{config}: set snapshots >= 2 (and optim.cycles)")
+    prepared = load_prepared(data)
+    other = load_run(against, runs_root) if against else None
+    keep_dir = Path(keep)
+    if keep_dir.exists():
+        raise SystemExit(f"{keep_dir}: exists; choose a new --keep folder")
+
+    def keep_checkpoint(state_dir):
+        shutil.copytree(state_dir, keep_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+    train.remove_checkpoint = keep_checkpoint
+    t0 = time.time()
+    run = train.train_config(prepared, cfg, seed=seed, root=runs_root)
+    wall = time.time() - t0
+    _, stop = prepared.stopping_split(seed)
+    y_val, y_stop = prepared.y_val, prepared.y[stop]
+    import keras
+
+    models = {"best checkpoint (epoch %d)" % run.metrics["best_epoch"]: train.load_best(keep_dir)}
+    files = snapshot_files(keep_dir)
+    for epoch, path in files.items():
+        models[f"snapshot at epoch {epoch}"] = keras.models.load_model(path, compile=False)
+    for count in range(2, len(files) + 1):
+        ensemble, epochs = averaging.snapshot_ensemble(keep_dir, count)
+        models[f"ensemble of snapshots {', '.join(map(str, epochs))}"] = ensemble
+    head = f"| model | holdout acc ({cfg.tta} TTA) | vs best checkpoint (paired ± s.e.) |"
+    if other is not None:
+        head += f" vs {other.run_id} ({other.val_accuracy:.4f}) (paired ± s.e.) |"
+    rows = [head + " stop-split acc (no TTA) |", "|---" * head.count("|") + "|"]
+    reference = None
+    for name, model in models.items():
+        val = train.predict_proba(model, prepared.x_val, cfg.tta)
+        if reference is None:
+            reference = val
+        d, se = paired(y_val, val, reference)
+        row = f"| {name} | {accuracy(y_val, val):.4f} | {d * 100:+.2f} ± {se * 100:.2f} pt |"
+        if other is not None:
+            d, se = paired(y_val, val, other.proba("val"))
+            row += f" {d * 100:+.2f} ± {se * 100:.2f} pt |"
+        rows.append(row + f" {accuracy(y_stop, train.predict_proba(model, prepared.x[stop], 'none')):.4f} |")
+    snap = run.metrics.get("snapshots", {})
+    return (f"run {run.run_id} ({run.info['summary']}): holdout {run.metrics['val_accuracy']:.4f}, "
+            f"snapshot ensemble used: {snap.get('used')} ({snap.get('why')}); wall {wall / 60:.1f} min, "
+            f"train {run.metrics['train_seconds'] / 60:.1f} min\n\n" + "\n".join(rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=["tta", "swa"])
+    ap.add_argument("what", choices=["tta", "swa", "snapshots"])
     ap.add_argument("--data", required=True, help="a prepared folder, data/prepared/<key>")
     ap.add_argument("--run", help="tta: the run whose model.keras to score")
-    ap.add_argument("--config", help="swa: a train config with swa_epochs > 0")
-    ap.add_argument("--keep", help="swa: a new folder to keep the run's checkpoint in")
+    ap.add_argument("--config", help="swa / snapshots: a train config with swa_epochs > 0 / snapshots >= 2")
+    ap.add_argument("--keep", help="swa / snapshots: a new folder to keep the run's checkpoint in")
+    ap.add_argument("--against", help="snapshots: a run on the same split to compare with, row by row")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--runs", default="runs")
     args = ap.parse_args()
     if args.what == "tta":
         print(tta_table(args.run, args.data, args.runs))
-    else:
+    elif args.what == "swa":
         print(swa_table(args.config, args.data, args.keep, args.seed, args.runs))
+    else:
+        print(snapshot_table(args.config, args.data, args.keep, args.seed, args.against, args.runs))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """The model a CNN run keeps: its best checkpoint, or weights averaged over the schedule's last
-epochs (SWA) when the stop split prefers them.
+epochs (SWA), or the snapshot ensemble (the mean of the models that end each cosine cycle), when
+the stop split prefers them.
 
 `swa_update` folds each epoch of the averaging window into a running mean (swa.npz in the
 checkpoint folder: an interrupted epoch counts once); `recompute_bn` re-estimates BatchNorm
 statistics for the averaged weights; `final_model` chooses between the averaged weights and the
-best checkpoint on the stop split, never on the holdout. Checkpoint paths come from
-`ferkaggle.runs`.
+best checkpoint on the stop split, never on the holdout; `snapshot_ensemble` builds one Keras
+model that outputs the mean of the snapshots' probabilities (so predict, serve and export take it
+as any model). Checkpoint paths come from `ferkaggle.runs`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ferkaggle.runs import checkpoint_file
+from ferkaggle.runs import checkpoint_file, snapshot_files
 from ferkaggle.tta import predict_proba
 
 if TYPE_CHECKING:
@@ -108,15 +110,57 @@ def load_swa(state_dir: str | Path, cfg: TrainConfig, x_fit: np.ndarray | None =
     return model, epochs
 
 
+def snapshot_ensemble(state_dir: str | Path, count: int):
+    """(one model outputting the mean of the last `count` snapshots' outputs, their epochs), or
+    (None, epochs) when fewer than 2 snapshots were saved (a run stopped before its second cycle ended)."""
+    import keras
+
+    files = snapshot_files(state_dir)
+    epochs = list(files)[-count:]
+    if len(epochs) < 2:
+        return None, epochs
+    members = []
+    for epoch in epochs:
+        member = keras.models.load_model(files[epoch], compile=False)
+        member.name = f"snapshot_epoch_{epoch}"  # unique names: the ensemble nests them
+        members.append(member)
+    inputs = keras.Input(shape=tuple(members[0].inputs[0].shape[1:]), name="face")
+    mean = keras.layers.Average(name="snapshot_mean")([m(inputs) for m in members])
+    return keras.Model(inputs, mean, name=f"snapshot_ensemble_{len(members)}"), epochs
+
+
+def _stop_accuracy(model, x_stop: np.ndarray, y_stop: np.ndarray) -> float:
+    return float(np.mean(predict_proba(model, x_stop, "none").argmax(1) == y_stop)) if len(y_stop) else float("nan")
+
+
+def _final_snapshots(state_dir: str | Path, cfg: TrainConfig, best, x_stop: np.ndarray, y_stop: np.ndarray):
+    ensemble, epochs = snapshot_ensemble(state_dir, cfg.snapshots)
+    if ensemble is None:
+        return best, {"epochs": epochs, "used": False,
+                      "why": "fewer than 2 cycles ended (stopped early?): nothing to average"}
+    y_stop = np.asarray(y_stop)
+    ens_acc, best_acc = _stop_accuracy(ensemble, x_stop, y_stop), _stop_accuracy(best, x_stop, y_stop)
+    members = [_stop_accuracy(m, x_stop, y_stop) for m in ensemble.layers if m.name.startswith("snapshot_epoch_")]
+    used = bool(ens_acc >= best_acc)
+    report = {"epochs": epochs, "used": used, "stop_accuracy": ens_acc, "best_checkpoint_stop_accuracy": best_acc,
+              "member_stop_accuracy": members,
+              "why": "chosen on the stop split: " + ("snapshot ensemble >= best checkpoint" if used
+                                                     else "best checkpoint > snapshot ensemble")}
+    return (ensemble, report) if used else (best, report)
+
+
 def final_model(state_dir: str | Path, cfg: TrainConfig, x_fit: np.ndarray, x_stop: np.ndarray,
                 y_stop: np.ndarray):
-    """The model a run keeps: (model, swa report or None).
+    """The model a run keeps: (model, report of the SWA or snapshot choice, or None).
 
-    Without SWA: the best checkpoint. With it: the averaged weights when their stop-split accuracy
-    (no TTA) is at least the best checkpoint's, else the best checkpoint. The choice looks only at
-    the stop split, never at the holdout. The report says which and why.
+    Without SWA or snapshots: the best checkpoint. With one of them: the averaged weights (or the
+    snapshot ensemble) when its stop-split accuracy (no TTA) is at least the best checkpoint's,
+    else the best checkpoint. The choice looks only at the stop split, never at the holdout. The
+    report says which and why.
     """
     best = load_best(state_dir)
+    if cfg.snapshots:
+        return _final_snapshots(state_dir, cfg, best, x_stop, y_stop)
     if not cfg.swa_epochs:
         return best, None
     swa, epochs = load_swa(state_dir, cfg, x_fit)
@@ -124,11 +168,7 @@ def final_model(state_dir: str | Path, cfg: TrainConfig, x_fit: np.ndarray, x_st
         return best, {"epochs": [], "bn": cfg.swa_bn, "used": False,
                       "why": "no epoch of the averaging window was trained (stopped early?)"}
     y_stop = np.asarray(y_stop)
-
-    def stop_accuracy(model) -> float:
-        return float(np.mean(predict_proba(model, x_stop, "none").argmax(1) == y_stop)) if len(y_stop) else float("nan")
-
-    swa_acc, best_acc = stop_accuracy(swa), stop_accuracy(best)
+    swa_acc, best_acc = _stop_accuracy(swa, x_stop, y_stop), _stop_accuracy(best, x_stop, y_stop)
     used = bool(swa_acc >= best_acc)
     report = {"epochs": epochs, "bn": cfg.swa_bn, "used": used, "stop_accuracy": swa_acc,
               "best_checkpoint_stop_accuracy": best_acc,

@@ -26,8 +26,17 @@ def exp_after(t: float, base_lr: float, after: int = 10, rate: float = 0.1) -> f
     return base_lr if epoch < after else base_lr * math.exp(-rate * (epoch - after + 1))
 
 
-def cosine_warmup(t: float, base_lr: float, total: float, warmup: float = 1.0, final_ratio: float = 0.01) -> float:
-    """Linear warm-up from ~0 to base_lr over `warmup` epochs, then cosine down to base_lr*final_ratio at `total`."""
+def cosine_warmup(t: float, base_lr: float, total: float, warmup: float = 1.0, final_ratio: float = 0.01,
+                  cycles: int = 1) -> float:
+    """Linear warm-up from ~0 to base_lr over `warmup` epochs, then cosine down to base_lr*final_ratio at `total`.
+
+    With cycles > 1: warm restarts (SGDR, the snapshot ensembles' schedule): `total` is cut into
+    `cycles` equal cycles, each a cosine from base_lr down to the floor; only the first warms up.
+    """
+    if cycles > 1:
+        length = total / cycles
+        cycle = min(int(t // length), cycles - 1) if length > 0 else 0
+        t, total, warmup = t - cycle * length, length, (warmup if cycle == 0 else 0.0)
     if warmup > 0 and t < warmup:
         return base_lr * max(t, 1e-3 * warmup) / warmup
     span = max(total - warmup, 1e-9)
@@ -49,6 +58,13 @@ def one_cycle(t: float, base_lr: float, total: float, pct_start: float = 0.3,
     return end + (base_lr - end) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
+def cycle_ends(total: float, cycles: int) -> list[int]:
+    """The epochs (1-based) that end each of `cycles` equal cycles of a run planned for `total` epochs:
+    where a restarted cosine reaches its floor (the snapshots of a snapshot ensemble)."""
+    ends = [int(round(c * total / cycles)) for c in range(1, cycles + 1)]
+    return sorted({e for e in ends if e >= 1})
+
+
 TIME_SCHEDULES = ("constant", "exp_after", "cosine", "onecycle")
 SCHEDULES = TIME_SCHEDULES + ("plateau",)
 
@@ -61,7 +77,7 @@ def learning_rate_at(t: float, optim, total_epochs: float) -> float:
     if name == "exp_after":
         return exp_after(t, lr, optim.decay_after, optim.decay_rate)
     if name == "cosine":
-        return cosine_warmup(t, lr, total_epochs, optim.warmup_epochs, optim.final_lr_ratio)
+        return cosine_warmup(t, lr, total_epochs, optim.warmup_epochs, optim.final_lr_ratio, optim.cycles)
     if name == "onecycle":
         return one_cycle(t, lr, total_epochs, optim.pct_start)
     raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")

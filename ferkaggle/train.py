@@ -48,11 +48,12 @@ from ferkaggle.config import to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_write_json
-from ferkaggle.runs import checkpoint_dir, checkpoint_file, remove_checkpoint
+from ferkaggle.runs import checkpoint_dir, checkpoint_file, remove_checkpoint, snapshot_file
 from ferkaggle.precision import resolve_precision
-from ferkaggle.schedules import learning_rate_at
+from ferkaggle.schedules import cycle_ends, learning_rate_at
 from ferkaggle.averaging import final_model, in_swa_window, load_best, load_swa, recompute_bn, swa_update  # noqa: F401
-from ferkaggle.train_config import OptimConfig, TrainConfig, load_train_config, override, summarize  # noqa: F401
+from ferkaggle.train_config import (OptimConfig, TrainConfig, check_snapshots, load_train_config,  # noqa: F401
+                                    override, summarize)
 from ferkaggle.tta import TTA_MODES, predict_proba, tta_views  # noqa: F401
 
 
@@ -229,6 +230,10 @@ def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, ste
                 state["since_best"] += 1
             if in_swa_window(cfg, epoch + 1):
                 swa_update(state_dir, self.model, epoch + 1)
+            if cfg.snapshots:
+                total = float(horizon(state)) if callable(horizon) else horizon
+                if epoch + 1 in cycle_ends(total, cfg.optim.cycles):
+                    _save_model(self.model, snapshot_file(state_dir, epoch + 1))
             _save_model(self.model, checkpoint_file(state_dir, "last"))
             if cfg.patience and state["since_best"] >= cfg.patience:
                 state["stopped"] = "early"
@@ -278,6 +283,7 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     """
     import keras
 
+    check_snapshots(cfg, cfg.name)
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     state = read_state(state_dir)
@@ -367,20 +373,22 @@ def _save_best(writer, state_dir: Path, state: dict, prepared: Prepared, cfg: Tr
                seed: int = DEFAULT_SEED) -> None:
     """Predict val/test with the run's final model (`final_model`: best checkpoint or SWA) with TTA and
     store probabilities, metrics and model in the run."""
-    fit_idx, stop_idx = prepared.stopping_split(seed) if cfg.swa_epochs else (np.zeros(0, int), np.zeros(0, int))
+    fit_idx, stop_idx = (prepared.stopping_split(seed) if cfg.swa_epochs or cfg.snapshots
+                         else (np.zeros(0, int), np.zeros(0, int)))
     model, swa = final_model(state_dir, cfg, prepared.x[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx])
     val = predict_proba(model, prepared.x_val, cfg.tta)
     test = predict_proba(model, prepared.x_test, cfg.tta)
     writer.save_probas(val=val, test=test)
     metrics = _metrics_from_state(state, prepared, val, test, cfg)
     if swa is not None:
-        metrics["swa"] = swa
+        metrics["snapshots" if cfg.snapshots else "swa"] = swa
     writer.save_metrics(metrics)
     _store_model(model, swa, state_dir, writer.model_path(".keras"))
     del model
 
 
 def _store_model(model, swa: dict | None, state_dir: Path, target: Path) -> None:
+    """The run's model.keras: the model final_model chose (SWA or snapshot ensemble), else the best checkpoint."""
     if swa is not None and swa["used"]:
         _save_model(model, target)
     else:
@@ -490,7 +498,7 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
                    "train_seconds": round(seconds, 2), "history": histories[0], "fold_histories": histories,
                    "tta": cfg.tta, "model_file": "model.keras is the fold-1 model"}
         if swa_reports:
-            metrics["swa_folds"] = swa_reports
+            metrics["snapshot_folds" if cfg.snapshots else "swa_folds"] = swa_reports
         if prepared.y_test is not None and len(prepared.y_test):
             t = scores(prepared.y_test, test)
             metrics["test_accuracy"], metrics["test_macro_f1"] = t["accuracy"], t["macro_f1"]

@@ -30,6 +30,7 @@ class OptimConfig:
     decay_rate: float = 0.1       # exp_after: per-epoch decay exponent
     warmup_epochs: float = 1.0    # cosine: linear warm-up length in epochs
     final_lr_ratio: float = 0.01  # cosine: final rate as a fraction of the base rate
+    cycles: int = 1               # cosine: equal cycles with warm restarts (SGDR); 1 = one cosine over the run
     pct_start: float = 0.3        # onecycle: share of the run spent rising to the peak
     plateau_factor: float = 0.5   # plateau: multiply the rate by this when the monitor stalls
     plateau_patience: int = 2     # plateau: epochs without improvement before cutting
@@ -58,6 +59,9 @@ class TrainConfig:
     #                                      as well on the stop split (never the holdout); see docs/benchmarks.md
     swa_bn: Literal["recompute", "average"] = "recompute"  # SWA's BatchNorm statistics: re-estimated on the
     #                                    fit rows (one pass, no augmentation) or the average of the epochs' as is
+    snapshots: int = 0                   # snapshot ensemble: the mean of the models at the ends of the last N cosine
+    #                                    cycles (optim.cycles); it replaces the best checkpoint when it scores at
+    #                                    least as well on the stop split (never the holdout); 0 = off
 
 
 def load_train_config(name_or_path: str | Path | None) -> TrainConfig:
@@ -69,7 +73,26 @@ def load_train_config(name_or_path: str | Path | None) -> TrainConfig:
             raise FerkaggleError(f"{name_or_path}: {what} must be >= 1, not {value}")
     if not 0 <= cfg.swa_epochs <= cfg.epochs:
         raise FerkaggleError(f"{name_or_path}: swa_epochs must be between 0 and epochs ({cfg.epochs}), not {cfg.swa_epochs}")
+    check_snapshots(cfg, name_or_path)
     return cfg
+
+
+def check_snapshots(cfg: TrainConfig, where: Any = "config") -> None:
+    """A snapshot ensemble needs a cosine schedule with at least as many cycles as snapshots, and no SWA."""
+    if cfg.optim.cycles < 1:
+        raise FerkaggleError(f"{where}: optim.cycles must be >= 1, not {cfg.optim.cycles}")
+    if cfg.optim.cycles > 1 and cfg.optim.schedule != "cosine":
+        raise FerkaggleError(f"{where}: optim.cycles = {cfg.optim.cycles} needs schedule = \"cosine\", "
+                             f"not {cfg.optim.schedule!r}")
+    if cfg.snapshots == 0:
+        return
+    if not 2 <= cfg.snapshots <= cfg.optim.cycles:
+        raise FerkaggleError(f"{where}: snapshots must be 0 (off) or between 2 and optim.cycles "
+                             f"({cfg.optim.cycles}), not {cfg.snapshots}")
+    if cfg.optim.cycles > cfg.epochs:
+        raise FerkaggleError(f"{where}: optim.cycles ({cfg.optim.cycles}) cannot exceed epochs ({cfg.epochs})")
+    if cfg.swa_epochs:
+        raise FerkaggleError(f"{where}: snapshots and swa_epochs are two ways to end a run; choose one")
 
 
 def override(cfg: TrainConfig, changes: dict[str, Any], where: str = "override") -> TrainConfig:
@@ -90,7 +113,7 @@ def override(cfg: TrainConfig, changes: dict[str, Any], where: str = "override")
 def summarize(cfg: TrainConfig) -> str:
     """One readable line for run.json and tables."""
     o = cfg.optim
-    sched = {"exp_after": f"const{o.decay_after}+exp", "cosine": "cosine", "onecycle": "1cycle",
+    sched = {"exp_after": f"const{o.decay_after}+exp", "cosine": "cosine" + (f" x{o.cycles}" if o.cycles > 1 else ""), "onecycle": "1cycle",
              "plateau": "plateau", "constant": "const"}[o.schedule]
     extras = []
     if cfg.label_smoothing:
@@ -99,6 +122,8 @@ def summarize(cfg: TrainConfig) -> str:
         extras.append(f"cw-{cfg.class_weights}")
     if cfg.precision != "float32":
         extras.append({"mixed_bfloat16": "bf16", "mixed_float16": "fp16", "auto": "amp"}[cfg.precision])
+    if cfg.snapshots:
+        extras.append(f"snap{cfg.snapshots}")
     if cfg.swa_epochs:
         extras.append(f"swa{cfg.swa_epochs}" + ("" if cfg.swa_bn == "recompute" else "-bnavg"))
     return (f"{describe_model(cfg.model)}, {o.optimizer} {o.learning_rate:g} {sched}, bs {cfg.batch_size}, "

@@ -1,9 +1,11 @@
-"""Free accuracy at the end of training: ten-view TTA (tencrop, shift) and weight averaging (SWA).
+"""Free accuracy at the end of training: ten-view TTA (tencrop, shift), weight averaging (SWA) and
+snapshot ensembles.
 
 Truth is computed here independently of train.py: the views are cut, padded and resized with
 NumPy (a bilinear resize with half-pixel centres, written out below), the averaged weights are
 the NumPy mean of the epoch weights read back from each epoch's last.keras, and the BatchNorm
-statistics are the mean/variance of the layer's inputs computed with a sub-model and NumPy.
+statistics are the mean/variance of the layer's inputs computed with a sub-model and NumPy, and a
+snapshot ensemble's output is the NumPy mean of the snapshot files' outputs.
 """
 
 from __future__ import annotations
@@ -219,3 +221,118 @@ def test_kfold_run_reports_each_folds_swa_choice(tmp_path):
     reports = run.metrics["swa_folds"]
     assert len(reports) == 2 and all(r["epochs"] == [2, 3] and isinstance(r["used"], bool) for r in reports)
     np.testing.assert_allclose(run.proba("oof").sum(axis=1), 1.0, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- snapshot ensembles
+
+def _snapshot_config(**changes):
+    return override(load_train_config("tiny"), {"epochs": 4, "snapshots": 2, "model": {"width": 4},
+                                                "optim": {"optimizer": "sgd", "learning_rate": 0.05,
+                                                          "schedule": "cosine", "cycles": 2}, **changes})
+
+
+def test_snapshots_are_the_models_at_the_cycle_ends_and_the_ensemble_is_their_mean(prepared, tmp_path):
+    import keras
+
+    from ferkaggle.averaging import snapshot_ensemble
+
+    cfg = _snapshot_config()
+    fit, stop = prepared.stopping_split(0)
+    args = (prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop], cfg, tmp_path)
+    last = {}
+    for epoch in (1, 2, 3, 4):  # one epoch at a time (resuming), reading each epoch's model back
+        fit_trial(*args, target_epochs=epoch)
+        last[epoch] = keras.models.load_model(tmp_path / "last.keras", compile=False)
+    # 4 epochs in 2 cycles: the snapshots are the models after epochs 2 and 4, nothing else
+    assert sorted(p.name for p in tmp_path.glob("snapshot-*.keras")) == ["snapshot-0002.keras", "snapshot-0004.keras"]
+    ensemble, epochs = snapshot_ensemble(tmp_path, 2)
+    assert epochs == [2, 4]
+    faces = np.asarray(prepared.x_val[:40])
+    images = faces.astype(np.float32)[..., None]
+    members = [np.asarray(last[e](images, training=False), np.float64) for e in (2, 4)]
+    assert not np.allclose(members[0], members[1], atol=1e-3)  # the two snapshots really differ
+    want = (members[0] + members[1]) / 2
+    np.testing.assert_allclose(predict_proba(ensemble, faces, "none"), want, atol=1e-5)
+    # with hflip TTA: the mean over both views of the members' mean
+    flipped = [np.asarray(last[e](images[:, :, ::-1], training=False), np.float64) for e in (2, 4)]
+    np.testing.assert_allclose(predict_proba(ensemble, faces, "hflip"), (want + (flipped[0] + flipped[1]) / 2) / 2,
+                               atol=1e-5)
+    # only the last `snapshots` of the cycle ends are averaged
+    (tmp_path / "snapshot-0002.keras").rename(tmp_path / "snapshot-0001.keras")
+    ensemble, epochs = snapshot_ensemble(tmp_path, 1)
+    assert ensemble is None and epochs == [4]
+
+
+def test_snapshot_ensemble_is_chosen_on_the_stop_split_only(prepared, tmp_path):
+    import keras
+
+    from ferkaggle.runs import snapshot_file
+
+    cfg = _snapshot_config()
+    fit, stop = prepared.stopping_split(0)
+    fit_trial(prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop], cfg, tmp_path)
+    x_stop = np.asarray(prepared.x[stop])
+    best_pred = predict_proba(final_model(tmp_path, dataclasses.replace(cfg, snapshots=0), prepared.x[fit], x_stop,
+                                          prepared.y[stop])[0], x_stop, "none").argmax(1)
+    # make the two snapshots vote for a class the best checkpoint never predicts (a large output bias)
+    other = int((np.bincount(best_pred, minlength=7)).argmin())
+    for epoch in (2, 4):
+        snap = keras.models.load_model(snapshot_file(tmp_path, epoch), compile=False)
+        kernel, bias = snap.layers[-1].get_weights()
+        bias[other] += 50.0
+        snap.layers[-1].set_weights([kernel, bias])
+        snap.save(snapshot_file(tmp_path, epoch))
+    assert (best_pred != other).all()
+    # stop labels that agree with the ensemble: it is chosen; labels that agree with the best checkpoint: it is kept
+    model, report = final_model(tmp_path, cfg, prepared.x[fit], x_stop, np.full(len(x_stop), other))
+    assert report["used"] is True and report["stop_accuracy"] == 1.0 and report["epochs"] == [2, 4]
+    assert report["best_checkpoint_stop_accuracy"] == 0.0 and report["member_stop_accuracy"] == [1.0, 1.0]
+    assert (predict_proba(model, x_stop, "none").argmax(1) == other).all()
+    model, report = final_model(tmp_path, cfg, prepared.x[fit], x_stop, best_pred)
+    assert report["used"] is False and report["best_checkpoint_stop_accuracy"] == 1.0 and report["stop_accuracy"] == 0.0
+    np.testing.assert_array_equal(predict_proba(model, x_stop, "none").argmax(1), best_pred)
+
+
+def test_snapshot_run_stores_the_ensemble_it_scored(prepared, tmp_path, monkeypatch):
+    import shutil
+
+    import keras
+
+    from ferkaggle import averaging, train
+
+    real = train.final_model
+    kept = tmp_path / "kept"
+
+    def always_snapshots(state_dir, cfg, x_fit, x_stop, y_stop):  # whatever the stop split says, take the ensemble
+        shutil.copytree(state_dir, kept)  # the snapshot files, to score the members independently
+        model, report = real(state_dir, cfg, x_fit, x_stop, y_stop)
+        return averaging.snapshot_ensemble(state_dir, cfg.snapshots)[0], {**report, "used": True}
+
+    monkeypatch.setattr(train, "final_model", always_snapshots)
+    run = train_config(prepared, _snapshot_config(), seed=0, root=tmp_path / "runs")
+    assert run.metrics["snapshots"]["epochs"] == [2, 4] and run.metrics["snapshots"]["used"] is True
+    assert "snap2" in run.info["summary"] and "cosine x2" in run.info["summary"]
+    assert not list(run.dir.rglob("snapshot-*.keras"))  # the checkpoint folder is gone once recorded
+    members = [keras.models.load_model(kept / f"snapshot-000{e}.keras", compile=False) for e in (2, 4)]
+    want = np.mean([predict_proba(m, prepared.x_val, "hflip") for m in members], axis=0)
+    np.testing.assert_allclose(run.proba("val"), want, atol=1e-5)
+    # model.keras is the ensemble: loading it the way predict/serve/export do gives the run's probabilities
+    stored = keras.models.load_model(run.model_file(), compile=False)
+    np.testing.assert_allclose(predict_proba(stored, prepared.x_val, "hflip"), want, atol=1e-5)
+
+
+BAD_SNAPSHOTS = [
+    ("epochs = 12\nsnapshots = 1\n[optim]\nschedule = 'cosine'\ncycles = 3\n", r"snapshots must be 0 \(off\) or between 2"),
+    ("epochs = 12\nsnapshots = 4\n[optim]\nschedule = 'cosine'\ncycles = 3\n", r"snapshots must be 0 \(off\) or between 2"),
+    ("epochs = 12\n[optim]\nschedule = 'onecycle'\ncycles = 3\n", 'cycles = 3 needs schedule = "cosine"'),
+    ("epochs = 2\nsnapshots = 3\n[optim]\nschedule = 'cosine'\ncycles = 3\n", "cannot exceed epochs"),
+    ("epochs = 12\nswa_epochs = 2\nsnapshots = 2\n[optim]\nschedule = 'cosine'\ncycles = 2\n", "choose one"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_SNAPSHOTS)
+def test_bad_snapshot_settings_are_refused(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(FerkaggleError, match=message):
+        load_train_config(path)

@@ -32,6 +32,30 @@ def test_cosine_warmup():
     assert schedules.cosine_warmup(0, lr, total=10, warmup=0) == pytest.approx(lr)
 
 
+def test_cosine_with_warm_restarts():
+    lr, floor = 1.0, 0.01
+    # 12 epochs in 3 cycles of 4: the first warms up over 1 epoch, each ends at the floor, the next restarts at lr
+    assert schedules.cosine_warmup(0.5, lr, total=12, warmup=1, cycles=3) == pytest.approx(0.5)
+    assert schedules.cosine_warmup(1, lr, total=12, warmup=1, cycles=3) == pytest.approx(lr)
+    assert schedules.cosine_warmup(2.5, lr, total=12, warmup=1, cycles=3) == pytest.approx(floor + (lr - floor) / 2)
+    assert schedules.cosine_warmup(3.9999, lr, total=12, warmup=1, cycles=3) == pytest.approx(floor, abs=1e-6)
+    assert schedules.cosine_warmup(4, lr, total=12, warmup=1, cycles=3) == pytest.approx(lr)  # restart, no warm-up
+    assert schedules.cosine_warmup(6, lr, total=12, warmup=1, cycles=3) == pytest.approx(floor + (lr - floor) / 2)
+    assert schedules.cosine_warmup(8, lr, total=12, warmup=1, cycles=3) == pytest.approx(lr)
+    assert schedules.cosine_warmup(12, lr, total=12, warmup=1, cycles=3) == pytest.approx(floor)
+    assert schedules.cosine_warmup(20, lr, total=12, warmup=1, cycles=3) == pytest.approx(floor)  # flat after the end
+    # one cycle is the plain cosine
+    for t in (0.3, 1, 5, 9.5, 12):
+        assert schedules.cosine_warmup(t, lr, 12, 1, cycles=1) == schedules.cosine_warmup(t, lr, 12, 1)
+    assert schedules.learning_rate_at(4, OptimConfig(schedule="cosine", learning_rate=lr, cycles=3), 12) == pytest.approx(lr)
+
+
+def test_cycle_ends():
+    assert schedules.cycle_ends(15, 3) == [5, 10, 15]
+    assert schedules.cycle_ends(10, 3) == [3, 7, 10]  # 3.33 and 6.67 round to the nearest epoch
+    assert schedules.cycle_ends(12, 1) == [12]
+
+
 def test_one_cycle():
     lr = 3e-3
     assert schedules.one_cycle(0, lr, total=10, pct_start=0.3) == pytest.approx(lr / 25)
