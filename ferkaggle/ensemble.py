@@ -32,8 +32,8 @@ from ferkaggle import DEFAULT_SEED
 from ferkaggle.config import to_dict
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.metrics import scores
-from ferkaggle.runs import (Run, RunWriter, current_split, list_runs, load_run, prepared_for_run, rank_key,
-                            read_run)
+from ferkaggle.runs import (Run, RunWriter, current_split, is_refit, list_runs, load_run, prepared_for_run,
+                            rank_key, read_run, superseded_by_refit)
 
 Method = Literal["mean", "weighted", "greedy"]
 METHODS: tuple[str, ...] = ("mean", "weighted", "greedy")
@@ -132,7 +132,7 @@ def choose_members(runs: list[Run], probas: np.ndarray, y: np.ndarray, top: int)
     keys = []
     for i, (run, proba) in enumerate(zip(runs, probas)):
         s = scores(y, proba)
-        keys.append((rank_key(s["accuracy"], s["macro_f1"], run.run_id), i))
+        keys.append((rank_key(s["accuracy"], s["macro_f1"], run.run_id, is_refit(run)), i))
     return np.array(sorted(i for _, i in sorted(keys)[:top]))
 
 
@@ -193,10 +193,13 @@ def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> E
 def choose_candidates(root: str | Path | None = None, *, split_fingerprint: str | None = None,
                       prepared_root: str | Path | None = None) -> list[Run]:
     """The `ensemble --top` pool: completed non-ensemble runs with holdout and test probabilities
-    on the current prepared split (oldest first). Which of them join is decided per fitting half."""
+    on the current prepared split (oldest first), a run refit on all labelled rows in place of its
+    source. Which of them join is decided per fitting half."""
     split = split_fingerprint or current_split(prepared_root)
-    return [r for r in list_runs(root) if r.kind != "ensemble" and r.split_fingerprint == split
+    pool = [r for r in list_runs(root) if r.kind != "ensemble" and r.split_fingerprint == split
             and r.val_accuracy is not None and r.has_proba("val") and r.has_proba("test")]
+    replaced = superseded_by_refit(pool)
+    return [r for r in pool if r.run_id not in replaced]
 
 
 def run_ensemble(runs: list[Run], cfg: EnsembleConfig, runs_root=None, *, named: bool = False) -> tuple[Run, EnsembleResult]:
@@ -209,6 +212,10 @@ def run_ensemble(runs: list[Run], cfg: EnsembleConfig, runs_root=None, *, named:
     if named:
         result.metrics["selected_on"] += "; candidates named by the user"
     used = [r.run_id for r, w in zip(runs, result.weights) if w > 0]
+    refits = [r.run_id for r, w in zip(runs, result.weights) if w > 0 and r.info.get("refit_rows") == "all"]
+    if refits:  # their holdout probabilities are their sources': the recipe before the refit
+        result.metrics["scored_on"] += ", refit members by the recipe before the refit"
+        result.metrics["refit_members"] = refits
     config = {**to_dict(cfg), "candidates": [r.run_id for r in runs], "members": result.metrics["members"],
               "named_by_user": named}
     summary = f"{cfg.method} of {len(runs)} runs" + (f" (top {cfg.top} per half)" if cfg.top else "") + f", {len(used)} used"

@@ -54,6 +54,7 @@ class Row:
     split: str  # split fingerprint (short)
     data: str  # data fingerprint (short)
     date: str  # start time, "YYYY-MM-DD HH:MM"
+    refit: bool = False  # a `ferkaggle refit` of another run (ranks before it on equal figures)
 
 
 @dataclass
@@ -84,7 +85,7 @@ def _row(run) -> Row:
                        default=None),
         model_bytes=run.size_bytes(), scored_on=run.scored_on, selected_on_score=run.selected_on_score,
         split=str(data.get("split_fingerprint", "?"))[:8], data=str(data.get("data_fingerprint", "?"))[:8],
-        date=started[:16].replace("T", " "),
+        date=started[:16].replace("T", " "), refit=bool(info.get("refit_of")),
     )
 
 
@@ -92,7 +93,7 @@ def _sort_key(row: Row):
     from ferkaggle.runs import rank_key
 
     completed = row.status == "completed" and row.val_accuracy is not None
-    return (not completed, *rank_key(row.val_accuracy, row.val_macro_f1, row.run_id))
+    return (not completed, *rank_key(row.val_accuracy, row.val_macro_f1, row.run_id, row.refit))
 
 
 def build_sections(runs: Iterable, current_split: str | None = None, *, kind: str | None = None,

@@ -337,15 +337,29 @@ def searches_root(root: str | Path | None = None) -> Path:
 
 # ----------------------------------------------------------------------------- ranking and choice
 
-def rank_key(val_accuracy: float | None, val_macro_f1: float | None, run_id: str) -> tuple:
+def rank_key(val_accuracy: float | None, val_macro_f1: float | None, run_id: str, refit: bool = False) -> tuple:
     """THE ranking of runs, as a sort key (ascending = better first): higher holdout accuracy,
-    then higher macro-F1, then the older run id (ids sort by time). Runs without an accuracy last.
-    The leaderboard, `best` and `ensemble --top` (there on each fitting half) all sort by it."""
-    return (val_accuracy is None, -(val_accuracy or 0.0), -(val_macro_f1 or 0.0), run_id)
+    then higher macro-F1, then a refit before the run it refits (they carry the same figures; the
+    refit trained on more rows), then the older run id (ids sort by time). Runs without an
+    accuracy last. The leaderboard, `best` and `ensemble --top` (there on each fitting half) all
+    sort by it."""
+    return (val_accuracy is None, -(val_accuracy or 0.0), -(val_macro_f1 or 0.0), not refit, run_id)
 
 
 def run_rank_key(run: Run) -> tuple:
-    return rank_key(run.val_accuracy, run.metrics.get("val_macro_f1"), run.run_id)
+    return rank_key(run.val_accuracy, run.metrics.get("val_macro_f1"), run.run_id, is_refit(run))
+
+
+def is_refit(run: Run) -> bool:
+    """Whether the run is a `ferkaggle refit` of another run."""
+    return bool(run.info.get("refit_of"))
+
+
+def superseded_by_refit(runs: Iterable[Run]) -> set[str]:
+    """Ids of the runs that have a refit on all labelled rows among `runs`: the refit carries the
+    same holdout probabilities and a model trained on more rows, so it takes their place in
+    ensembles (one of the two, not both)."""
+    return {str(r.info["refit_of"]) for r in runs if is_refit(r) and r.info.get("refit_rows") == "all"}
 
 
 def rank_runs(runs: Iterable[Run]) -> list[Run]:

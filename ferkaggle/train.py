@@ -190,7 +190,7 @@ def _better(monitor: str, new: float, best: float | None) -> bool:
 
 def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, steps: int,
                     deadline: float | None, on_epoch: Callable[[dict, dict], None] | None,
-                    should_stop: Callable[[dict], bool] | None):
+                    should_stop: Callable[[dict], bool] | None, has_stop: bool = True):
     import keras
 
     class LearningRate(keras.callbacks.Callback):
@@ -223,7 +223,7 @@ def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, ste
             state["epochs_done"] = epoch + 1
             state["train_seconds"] = round(state["train_seconds"] + seconds, 2)
             score = entry.get(monitored(cfg.monitor), float("nan"))
-            if _better(cfg.monitor, score, state["best_score"]):
+            if not has_stop or _better(cfg.monitor, score, state["best_score"]):  # no stop rows: the last epoch
                 state["best_score"], state["best_epoch"], state["since_best"] = score, epoch + 1, 0
                 _save_model(self.model, checkpoint_file(state_dir, "best"))
             else:
@@ -235,7 +235,7 @@ def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, ste
                 if epoch + 1 in cycle_ends(total, cfg.optim.cycles):
                     _save_model(self.model, snapshot_file(state_dir, epoch + 1))
             _save_model(self.model, checkpoint_file(state_dir, "last"))
-            if cfg.patience and state["since_best"] >= cfg.patience:
+            if cfg.patience and has_stop and state["since_best"] >= cfg.patience:
                 state["stopped"] = "early"
                 self.model.stop_training = True
             elif deadline is not None and time.time() + seconds > deadline:
@@ -272,7 +272,8 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     """Train toward `target_epochs` (default cfg.epochs), resuming from state_dir's last checkpoint.
 
     Fits on (x_train, y_train); early stopping and the best checkpoint watch (x_stop, y_stop),
-    which must be training rows set aside (never the holdout the run is scored on).
+    which must be training rows set aside (never the holdout the run is scored on). With no stop
+    rows (a refit) there is no early stopping and the "best" checkpoint is the last epoch.
 
     `horizon` is the epoch count the LR schedule is planned for (default cfg.epochs), or a
     function of the state re-evaluated at every epoch start;
@@ -303,11 +304,12 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
         model = build_compiled(cfg)
     weights = class_weight_vector(y_train, cfg.class_weights)
     train_ds = make_dataset(x_train, y_train, cfg, training=True, seed=seed + state["epochs_done"], weights=weights)
-    stop_ds = make_dataset(x_stop, y_stop, cfg, training=False, batch_size=256)
+    has_stop = len(x_stop) > 0
+    stop_ds = make_dataset(x_stop, y_stop, cfg, training=False, batch_size=256) if has_stop else None
     steps = math.ceil(len(x_train) / cfg.batch_size)
     extra_callbacks = list(callbacks or [])
     callbacks = _make_callbacks(cfg, state_dir, state, horizon if callable(horizon) else float(horizon or cfg.epochs),
-                                steps, deadline, on_epoch, should_stop) + extra_callbacks
+                                steps, deadline, on_epoch, should_stop, has_stop) + extra_callbacks
     with warnings.catch_warnings():
         # Keras warns that its shuffle flag is ignored for datasets; ours shuffles itself.
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")
@@ -503,4 +505,119 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
             t = scores(prepared.y_test, test)
             metrics["test_accuracy"], metrics["test_macro_f1"] = t["accuracy"], t["macro_f1"]
         writer.save_metrics(metrics)
+    return read_run(writer.dir)
+
+
+# ----------------------------------------------------------------------------- refit
+
+REFIT_ROWS = {
+    "all": "all labelled rows (training + holdout): for the submission; its holdout figure is the source run's",
+    "train": "all training rows (fit + stop split), the holdout still out: scored on the holdout as any run",
+}
+
+
+def refit_config(source) -> TrainConfig:
+    """The source CNN run's recipe (its recorded config), for as many epochs as it trained, no early stopping."""
+    from ferkaggle.config import from_dict
+
+    if source.kind != "cnn":
+        raise FerkaggleError(f"run {source.run_id} is a {source.kind or 'unknown'} run; refit takes a CNN run "
+                             "(from `ferkaggle train` or `ferkaggle search`). For an ensemble, refit its CNN members, "
+                             "then run `ferkaggle ensemble`: it takes each refit in place of its source")
+    if "folds" in source.metrics:
+        raise FerkaggleError(f"run {source.run_id} is a k-fold run (its val/test probabilities average "
+                             f"{source.metrics['folds']} fold models); refit takes a single-model CNN run")
+    if source.info.get("refit_of"):
+        raise FerkaggleError(f"run {source.run_id} is already a refit (of {source.info['refit_of']}); "
+                             "refit the source run instead")
+    cfg = from_dict(TrainConfig, source.info.get("config", {}), f"run {source.run_id}: run.json config")
+    epochs = int(source.metrics.get("epochs") or 0)
+    if epochs < 1:
+        raise FerkaggleError(f"run {source.run_id}: metrics.json records no trained epochs to repeat")
+    return dataclasses.replace(cfg, epochs=epochs, patience=0)
+
+
+def _refit_model(state_dir: Path, cfg: TrainConfig, source, x_fit: np.ndarray):
+    """The refit's model: what the source kept, made the same way, with no stop split to choose on:
+    the last epoch, or the SWA weights / snapshot ensemble where the source's stop split chose them."""
+    if cfg.snapshots and source.metrics.get("snapshots", {}).get("used"):
+        from ferkaggle.averaging import snapshot_ensemble
+
+        model, _ = snapshot_ensemble(state_dir, cfg.snapshots)
+        if model is not None:
+            return model, "snapshot ensemble"
+    if cfg.swa_epochs and source.metrics.get("swa", {}).get("used"):
+        model, _ = load_swa(state_dir, cfg, x_fit)
+        if model is not None:
+            return model, "SWA weights"
+    return load_best(state_dir), "last epoch"
+
+
+def refit_run(source, prepared: Prepared, *, rows: str = "all", root: str | Path | None = None, tracker=None):
+    """Train a CNN run's recipe again on more rows and record it as a new run (`ferkaggle refit`).
+
+    The same config and seed, the same number of epochs with the schedule planned for them, no
+    early stopping and no stop split: the model is the last epoch (or the SWA weights / snapshot
+    ensemble where the source chose them). rows="all" trains on every labelled row, holdout
+    included, so the holdout can no longer score it: its val probabilities and figures are the
+    source run's (the identical recipe before the refit), marked as such, and its test
+    probabilities are the refit model's. rows="train" leaves the holdout out and is scored on it.
+    """
+    from ferkaggle.console import track
+    from ferkaggle.metrics import scores
+    from ferkaggle.runs import RunWriter, read_run
+
+    if rows not in REFIT_ROWS:
+        raise FerkaggleError(f"--rows must be one of {', '.join(REFIT_ROWS)}, not {rows!r}")
+    cfg = refit_config(source)
+    if prepared.split_fingerprint != source.split_fingerprint:
+        raise FerkaggleError(f"run {source.run_id} was trained on split {source.split_fingerprint[:8]}, "
+                             f"the prepared data {prepared.path} has split {prepared.split_fingerprint[:8]}")
+    if rows == "all" and not source.has_proba("val"):
+        raise FerkaggleError(f"run {source.run_id} has no holdout probabilities to carry over (val_proba.npy)")
+    if tracker is None:
+        with track() as t:
+            return refit_run(source, prepared, rows=rows, root=root, tracker=t)
+    seed = int(source.info.get("seed", DEFAULT_SEED))
+    idx = np.sort(np.concatenate([prepared.train_idx, prepared.val_idx]) if rows == "all"
+                  else np.asarray(prepared.train_idx))
+    cfg = dataclasses.replace(cfg, name=f"{cfg.name}-refit" + ("" if rows == "all" else "-train"))
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    extra = {"refit_of": source.run_id, "refit_rows": rows}
+    with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg) + f", refit on {rows} rows",
+                   model=cfg.model.architecture, root=root, extra=extra) as writer:
+        writer.update_info(runtime=runtime_info(cfg))
+        state_dir = checkpoint_dir(writer.dir)
+        task = tracker.add(f"{cfg.name}", total=cfg.epochs)
+        none = np.zeros(0, dtype=np.int64)
+        state = fit_trial(prepared.x[idx], prepared.y[idx], prepared.x[none], prepared.y[none], cfg, state_dir,
+                          seed=seed, on_epoch=epoch_reporter(tracker, task))
+        model, kept = _refit_model(state_dir, cfg, source, prepared.x[idx])
+        test = predict_proba(model, prepared.x_test, cfg.tta)
+        refit = {"of": source.run_id, "rows": rows, "n_rows": int(len(idx)), "epochs": state["epochs_done"],
+                 "model": kept, "rows_meaning": REFIT_ROWS[rows]}
+        common = {"epochs": state["epochs_done"], "best_epoch": state["epochs_done"], "stopped": state["stopped"],
+                  "train_seconds": state["train_seconds"], "history": state["history"], "tta": cfg.tta,
+                  "stop_accuracy": None, "refit": refit, "selected_on_score": False,
+                  "selected_on": "nothing: the last epoch of a fixed schedule (no stop split)"}
+        if rows == "all":
+            val = source.proba("val")
+            metrics = {"val_accuracy": source.metrics.get("val_accuracy"),
+                       "val_macro_f1": source.metrics.get("val_macro_f1"),
+                       "scored_on": "holdout, by the recipe before the refit", **common}
+        else:
+            val = predict_proba(model, prepared.x_val, cfg.tta)
+            s = scores(prepared.y_val, val)
+            metrics = {"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"], "scored_on": "holdout", **common}
+        if prepared.y_test is not None and len(prepared.y_test):
+            t = scores(prepared.y_test, test)
+            metrics["test_accuracy"], metrics["test_macro_f1"] = t["accuracy"], t["macro_f1"]
+        writer.save_probas(val=val, test=test)
+        writer.save_metrics(metrics)
+        _save_model(model, writer.model_path(".keras"))
+        del model
+        remove_checkpoint(state_dir)
+    release_memory()
     return read_run(writer.dir)

@@ -1,4 +1,5 @@
-"""Commands for CNNs: `train` (one configuration) and `search` (several, within a budget).
+"""Commands for CNNs: `train` (one configuration), `search` (several, within a budget) and `refit`
+(a run's recipe again on more rows, for the submission).
 
 Thin: resolve the preset / space and the prepared data, call `train.train_config`,
 `search.run_search` or `search.pull_runs`, render the result with rich. TensorFlow is imported inside the
@@ -53,6 +54,46 @@ def train(
         line += f", CV {m['cv_mean']:.4f} ± {m['cv_std']:.4f}"
     if "test_accuracy" in m:
         line += f", test {m['test_accuracy']:.4f}"
+    console.print(line)
+
+
+@app.command()
+def refit(
+    run: str = typer.Argument("best", help="The CNN run to refit: a run id (or a unique part), `best` or `latest` of the current data."),
+    rows: str = typer.Option("all", "--rows", help="all: every labelled row, holdout included (for the submission); train: the training rows only (the holdout still scores it)."),
+    threads: int = typer.Option(0, "--threads", help="TensorFlow intra-op threads; 0 = TensorFlow's default (all cores)."),
+    inter_threads: int = typer.Option(0, "--inter-threads", help="TensorFlow inter-op threads; 0 = default."),
+) -> None:
+    """Train a CNN run's recipe again on more rows and record it as a new run, for the submission.
+
+    Same config, seed and number of epochs, the schedule planned for them, no stop split: the
+    model is the last epoch. With --rows all (default) it also trains on the holdout, so the
+    holdout cannot score it: the new run carries the source run's holdout figures and
+    probabilities (the identical recipe before the refit), marked on the leaderboard, and ranks
+    just above its source; `submit --run best` then submits it, and `ferkaggle ensemble` takes it
+    in place of its source. Costs one more training of the run (on ~1.2x the rows).
+
+    Example: ferkaggle refit 2026-11-30_161712_vgg-w16-d4x2 && ferkaggle ensemble --top 3 && ferkaggle submit --run best
+    """
+    from ferkaggle.runs import prepared_for_run, select_run
+    from ferkaggle.train import REFIT_ROWS, refit_config, refit_run
+
+    if rows not in REFIT_ROWS:
+        raise FerkaggleError(f"--rows must be one of {', '.join(REFIT_ROWS)}, not {rows!r}")
+    source = select_run(run)
+    cfg = refit_config(source)  # checks the run before anything is loaded
+    prepared = prepared_for_run(source)
+    quiet_tensorflow(threads, inter_threads)
+    n = len(prepared.train_idx) + (len(prepared.val_idx) if rows == "all" else 0)
+    console.print(f"refit of [bold]{escape(source.run_id)}[/bold] (holdout {source.val_accuracy:.4f}): "
+                  f"{escape(cfg.name)} for {cfg.epochs} epochs on {n} rows ({rows})")
+    new = refit_run(source, prepared, rows=rows)
+    m = new.metrics
+    how = "the source's, the recipe before the refit" if rows == "all" else "scored on the holdout"
+    line = (f"[green]done[/green] {new.run_id}: holdout accuracy [bold]{m['val_accuracy']:.4f}[/bold] ({how}), "
+            f"{m['epochs']} epochs in {m['train_seconds']:.0f}s")
+    if "test_accuracy" in m:
+        line += f", test {m['test_accuracy']:.4f} (source {source.metrics.get('test_accuracy', float('nan')):.4f})"
     console.print(line)
 
 
