@@ -10,6 +10,7 @@ figures are the source run's (rows = all) or the accuracy of the argmax against 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -147,9 +148,18 @@ def test_a_refit_ranks_above_its_source_and_replaces_it_in_ensembles(prepared, s
         assert ids.index(run.run_id) == ids.index(source.run_id) - 1
         pool = [r.run_id for r in choose_candidates(root, split_fingerprint=prepared.split_fingerprint)]
         assert run.run_id in pool and source.run_id not in pool and other_dir.name in pool
-    finally:
-        import shutil
+        # an ensemble with the refit as a member says that its holdout figure is the recipe's before the refit
+        from ferkaggle.ensemble import EnsembleConfig, run_ensemble
+        from ferkaggle.runs import load_run
 
+        ens, _ = run_ensemble([run, load_run(other_dir.name, root)], EnsembleConfig(method="mean"), root)
+        assert ens.metrics["refit_members"] == [run.run_id]
+        assert ens.scored_on == "holdout, cross-fitted halves, refit members by the recipe before the refit"
+        plain, _ = run_ensemble([source, load_run(other_dir.name, root)], EnsembleConfig(method="mean"), root)
+        assert plain.scored_on == "holdout, cross-fitted halves" and "refit_members" not in plain.metrics
+        shutil.rmtree(ens.dir)
+        shutil.rmtree(plain.dir)
+    finally:
         shutil.rmtree(other_dir, ignore_errors=True)
 
 
