@@ -99,14 +99,16 @@ def class_weight_vector(y: np.ndarray, mode: str) -> np.ndarray:
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig, *, training: bool,
-                 seed: int = DEFAULT_SEED, weights: np.ndarray | None = None, batch_size: int | None = None):
+                 seed: int = DEFAULT_SEED, weights: np.ndarray | None = None, batch_size: int | None = None,
+                 targets: np.ndarray | None = None):
     """tf.data over in-memory uint8 faces: (shuffle), batch, batched augmentation map, prefetch.
 
     Training batches are (float32 [B,48,48,1] in 0..255, one-hot [B,7], sample weight [B]) and
     repeat forever (fit with steps_per_epoch): the shuffle order comes from `seed`, and batch
     number i of the stream is augmented with the stateless seed (seed, i), so epochs differ from
     each other but the same seed gives the same stream. Inference batches are images only (or
-    images + one-hot when y is given), in order, never augmented.
+    images + one-hot when y is given), in order, never augmented. `targets` (float [n, 7], training
+    only) replaces the one-hot labels with soft targets (distillation); y still picks class weights.
     """
     import tensorflow as tf
 
@@ -130,12 +132,14 @@ def make_dataset(x: np.ndarray, y: np.ndarray | None, cfg: TrainConfig, *, train
     run_seed = int(seed) % (2**31 - 1)
 
     def prepare(step, batch):
-        im, lab = batch
+        im, lab, soft = batch if targets is not None else (*batch, None)
         images = tf.cast(im, tf.float32)[..., None]
         pair = tf.stack([tf.constant(run_seed, tf.int64), step])
-        return augmenter(images, tf.one_hot(lab, NUM_CLASSES), tf.gather(class_w, lab), training=True, seed=pair)
+        labels = tf.one_hot(lab, NUM_CLASSES) if soft is None else soft
+        return augmenter(images, labels, tf.gather(class_w, lab), training=True, seed=pair)
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=run_seed, reshuffle_each_iteration=True)
+    columns = (x, y) if targets is None else (x, y, np.asarray(targets, np.float32))
+    ds = tf.data.Dataset.from_tensor_slices(columns).shuffle(len(x), seed=run_seed, reshuffle_each_iteration=True)
     # Batch first, then augment whole batches: one graph op per batch instead of one per image.
     ds = ds.batch(batch_size).repeat().enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -268,7 +272,7 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
               deadline: float | None = None,
               on_epoch: Callable[[dict, dict], None] | None = None,
               should_stop: Callable[[dict], bool] | None = None,
-              callbacks: list | None = None) -> dict[str, Any]:
+              callbacks: list | None = None, targets: np.ndarray | None = None) -> dict[str, Any]:
     """Train toward `target_epochs` (default cfg.epochs), resuming from state_dir's last checkpoint.
 
     Fits on (x_train, y_train); early stopping and the best checkpoint watch (x_stop, y_stop),
@@ -281,6 +285,7 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     state: epochs_done, history, best_score/best_epoch, stopped ('early', 'budget' or None).
     `callbacks` (Keras callbacks, e.g. the search's pruning callback) run after the epoch's
     checkpoint is written, so an exception they raise never loses the finished epoch.
+    `targets` (float [len(x_train), 7]): soft training targets in place of the one-hot labels.
     """
     import keras
 
@@ -303,7 +308,8 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
         state = read_state(state_dir / "__none__")
         model = build_compiled(cfg)
     weights = class_weight_vector(y_train, cfg.class_weights)
-    train_ds = make_dataset(x_train, y_train, cfg, training=True, seed=seed + state["epochs_done"], weights=weights)
+    train_ds = make_dataset(x_train, y_train, cfg, training=True, seed=seed + state["epochs_done"], weights=weights,
+                            targets=targets)
     has_stop = len(x_stop) > 0
     stop_ds = make_dataset(x_stop, y_stop, cfg, training=False, batch_size=256) if has_stop else None
     steps = math.ceil(len(x_train) / cfg.batch_size)
@@ -404,8 +410,13 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SEED, epochs: int | None = None,
-                 folds: bool = False, root: str | Path | None = None, tracker=None, extra: dict | None = None):
-    """The `ferkaggle train` stage: fit cfg (optionally k-fold) and record one run; returns the Run."""
+                 folds: bool = False, root: str | Path | None = None, tracker=None, extra: dict | None = None,
+                 teachers: list | None = None, teacher_weight: float = 0.5):
+    """The `ferkaggle train` stage: fit cfg (optionally k-fold) and record one run; returns the Run.
+
+    `teachers` (CNN runs): knowledge distillation; the model fits on targets that mix the one-hot
+    label (1 - teacher_weight) with the teachers' mean probabilities (teacher_weight), see
+    `teacher_targets`."""
     from ferkaggle.console import track
     from ferkaggle.runs import read_run
 
@@ -414,9 +425,15 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SE
     if len(prepared.val_idx) == 0:
         raise FerkaggleError(f"{prepared.path}: no holdout-val rows to score the run on; "
                              "run `ferkaggle prepare` with a --val-size above 0")
+    if teachers:
+        if folds:
+            raise FerkaggleError("distillation (--teacher) trains one model; it does not combine with --folds")
+        check_teachers(teachers, prepared, teacher_weight)
+        extra = {**(extra or {}), "teachers": [t.run_id for t in teachers], "teacher_weight": teacher_weight}
     if tracker is None:
         with track() as t:
-            return train_config(prepared, cfg, seed=seed, folds=folds, root=root, tracker=t, extra=extra)
+            return train_config(prepared, cfg, seed=seed, folds=folds, root=root, tracker=t, extra=extra,
+                                teachers=teachers, teacher_weight=teacher_weight)
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -424,14 +441,17 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SE
         return _train_kfold(prepared, cfg, seed=seed, root=root, tracker=tracker, extra=extra)
     from ferkaggle.runs import RunWriter
 
-    with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg),
+    summary = summarize(cfg) + (f", distilled from {len(teachers)} run{'s' if len(teachers) > 1 else ''} "
+                                 f"(weight {teacher_weight:g})" if teachers else "")
+    with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summary,
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
         writer.update_info(runtime=runtime_info(cfg))
         state_dir = checkpoint_dir(writer.dir)
-        task = tracker.add(f"{cfg.name}", total=cfg.epochs)
         fit_idx, stop_idx = prepared.stopping_split(seed)
+        targets = teacher_targets(teachers, prepared.x[fit_idx], prepared.y[fit_idx], teacher_weight) if teachers else None
+        task = tracker.add(f"{cfg.name}", total=cfg.epochs)
         state = fit_trial(prepared.x[fit_idx], prepared.y[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx], cfg,
-                          state_dir, seed=seed, on_epoch=epoch_reporter(tracker, task))
+                          state_dir, seed=seed, on_epoch=epoch_reporter(tracker, task), targets=targets)
         _save_best(writer, state_dir, state, prepared, cfg, seed)
         remove_checkpoint(state_dir)
     release_memory()
@@ -440,8 +460,9 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SE
 
 def epoch_reporter(tracker, task) -> Callable[[dict, dict], None]:
     def report(entry: dict, state: dict) -> None:
+        stop = f"stop {entry['stop_accuracy']:.3f} " if "stop_accuracy" in entry else ""  # a refit has no stop split
         note = (f"epoch {entry['epoch']} loss {entry.get('loss', float('nan')):.3f} "
-                f"stop {entry.get('stop_accuracy', float('nan')):.3f} lr {entry['lr']:.2g} {entry['seconds']:.0f}s")
+                f"{stop}lr {entry['lr']:.2g} {entry['seconds']:.0f}s")
         tracker.advance(task, 1, note)
 
     return report
@@ -621,3 +642,39 @@ def refit_run(source, prepared: Prepared, *, rows: str = "all", root: str | Path
         remove_checkpoint(state_dir)
     release_memory()
     return read_run(writer.dir)
+
+
+# ----------------------------------------------------------------------------- distillation
+
+def check_teachers(teachers: list, prepared: Prepared, weight: float) -> None:
+    """Teachers must be CNN runs on this split that never trained on or chose anything by the holdout, so
+    that the student's holdout figure stays a score nothing was fitted or chosen on."""
+    if not 0.0 < weight <= 1.0:
+        raise FerkaggleError(f"--teacher-weight must be in (0, 1], not {weight}")
+    for t in teachers:
+        if t.kind != "cnn":
+            raise FerkaggleError(
+                f"teacher {t.run_id} is a {t.kind or 'unknown'} run; teachers are CNN runs (name each member: "
+                "an ensemble's weights were fitted on the holdout, which would then shape the student's targets)")
+        if t.info.get("refit_rows") == "all":
+            raise FerkaggleError(f"teacher {t.run_id} was refit on the holdout rows; use its source "
+                                 f"{t.info.get('refit_of')} as the teacher")
+        if t.selected_on_score:
+            raise FerkaggleError(f"teacher {t.run_id} chose its checkpoint on the holdout (an older run); "
+                                 "retrain it, or choose another teacher")
+        if t.split_fingerprint != prepared.split_fingerprint:
+            raise FerkaggleError(f"teacher {t.run_id} was trained on split {t.split_fingerprint[:8]}, the prepared "
+                                 f"data {prepared.path} has split {prepared.split_fingerprint[:8]}")
+
+
+def teacher_targets(teachers: list, x: np.ndarray, y: np.ndarray, weight: float) -> np.ndarray:
+    """Soft targets [n, 7]: (1 - weight) * one-hot(y) + weight * the teachers' mean probabilities on x
+    (each teacher with its own test-time views)."""
+    from ferkaggle.predict import Predictor
+
+    mean = np.zeros((len(x), NUM_CLASSES), np.float64)
+    for t in teachers:
+        mean += Predictor.from_run(t).predict(x) / len(teachers)
+        release_memory()
+    one_hot = np.eye(NUM_CLASSES)[np.asarray(y, np.int64)]
+    return ((1.0 - weight) * one_hot + weight * mean).astype(np.float32)

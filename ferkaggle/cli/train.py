@@ -28,6 +28,8 @@ def train(
     folds: bool = typer.Option(False, "--folds", help="Train one model per CV fold: out-of-fold probabilities, cv_mean/cv_std."),
     threads: int = typer.Option(0, "--threads", help="TensorFlow intra-op threads; 0 = TensorFlow's default (all cores)."),
     inter_threads: int = typer.Option(0, "--inter-threads", help="TensorFlow inter-op threads; 0 = default."),
+    teacher: Optional[list[str]] = typer.Option(None, "--teacher", help="Distillation: a CNN run whose probabilities on the training faces join the targets (repeat for several: their mean)."),
+    teacher_weight: float = typer.Option(0.5, "--teacher-weight", help="Distillation: the teachers' share of each target; the one-hot label has the rest."),
 ) -> None:
     """Train one CNN configuration and record it as a run (it then shows on the leaderboard).
 
@@ -36,17 +38,24 @@ def train(
     probabilities use the preset's test-time augmentation (hflip by default). The same seed
     gives the same run on the CPU.
 
+    With --teacher (knowledge distillation) the model fits on targets that mix the label with
+    the teachers' probabilities on each training face (CNN runs of this split, each with its
+    test-time views; not ensembles, whose weights were fitted on the holdout).
+
     Example: ferkaggle train --config simple --epochs 20
     """
     from ferkaggle.data.prepared import load_prepared
+    from ferkaggle.runs import select_run
     from ferkaggle.train import load_train_config, train_config
 
     cfg = load_train_config(config)
     prepared = load_prepared(data, mmap=True)
+    teachers = [select_run(ref) for ref in teacher or []]
     runtime = quiet_tensorflow(threads, inter_threads)
     console.print(f"[bold]{escape(cfg.name)}[/bold] on {escape(prepared.key)} · {len(prepared.train_idx)} train / "
                   f"{len(prepared.val_idx)} val · TF {runtime['tensorflow']}, {runtime['intra_op_threads'] or 'default'} threads")
-    run = train_config(prepared, cfg, seed=seed, epochs=epochs, folds=folds)
+    run = train_config(prepared, cfg, seed=seed, epochs=epochs, folds=folds, teachers=teachers,
+                       teacher_weight=teacher_weight)
     m = run.metrics
     line = (f"[green]done[/green] {run.run_id}: holdout accuracy [bold]{m['val_accuracy']:.4f}[/bold] "
             f"(macro-F1 {m['val_macro_f1']:.4f}), {m['epochs']} epochs in {m['train_seconds']:.0f}s")
