@@ -175,13 +175,30 @@ class _Worker:
                     # Another worker's trial may still die and need a retry: wait for it to finish or go stale.
                     time.sleep(min(float(heartbeat or 5), 5.0))
                     continue
-                return
+                if not self.fill(finished):
+                    return
             cost = self.epoch_cost()
             need = (cost or 0.0) * (1 if waiting else self.space.min_epochs)
             if self.remaining() <= 0 or (cost is not None and need > self.remaining()):
                 self.tracker.print(f"{self.worker}: budget spent, stopping (study {self.study.study_name} goes on)")
                 return
             self.run_one()
+
+    def fill(self, finished: int) -> bool:
+        """With `fill_budget`, the study's trials done and time left for a quarter of `max_epochs` (at least
+        `min_epochs`) at the pace measured so far: raise this worker's target by one sampled trial, which
+        then gets all the time left (budget_share "equal" with one trial left). The budget is the user's:
+        time a search leaves unused is a model the ensemble does not get; a schedule much shorter than
+        the space's is not worth starting."""
+        cost = self.epoch_cost()
+        least = max(self.space.min_epochs, math.ceil(self.space.max_epochs / 4))
+        if (not self.space.fill_budget or not self.space.params or self.deadline is None or cost is None
+                or self.remaining() < cost * least):
+            return False
+        self.total = finished + 1
+        self.tracker.print(f"{self.worker}: {finished} trials done and {self.remaining() / 60:.0f} min of the budget "
+                           "left: one more sampled trial for the ensemble (fill_budget)")
+        return True
 
     def run_one(self) -> None:
         import optuna

@@ -32,6 +32,8 @@ class SpaceConfig:
     n_trials: int = 20                           # trials (finished + pruned) the study aims for; --trials overrides
     budget_share: Literal["rest", "equal"] = "rest"  # a trial's time: the rest of the worker's budget, or an
                                                  # equal share of it among the trials still to run
+    fill_budget: bool = False                    # with budget left once n_trials are done (enough for a quarter
+                                                 # of max_epochs): one more sampled trial in all of it, again
     trials: list = field(default_factory=list)   # [[trials]] named configs: name, optional preset, overrides
     params: dict = field(default_factory=dict)   # "dotted.key" = {type = "float"|"int"|"log"|"categorical", ...}
 

@@ -172,7 +172,9 @@ def open_study(storage, prepared: Prepared, space_ref: str | Path | None, study_
                 raise FerkaggleError("no search to resume in this study storage for the current prepared data; "
                                      "give --space (and --study)" if resume else "give a search space (--space NAME|PATH)")
         else:
-            study_name = f"{space.name}-{prepared.split_fingerprint[:8]}"
+            # The space's fingerprint is in the name: a changed space (an upgrade's default.toml, an edited
+            # file) starts a study of its own instead of failing against the old one; --study names one.
+            study_name = f"{space.name}-{prepared.split_fingerprint[:8]}-{values_fingerprint(to_dict(space))[:6]}"
     if not re.fullmatch(STUDY_NAME_RE, study_name):
         raise FerkaggleError(f"--study {study_name!r}: use letters, digits, '.', '_' and '-' (up to 100)")
     created = False

@@ -2,6 +2,7 @@
 stopping set (never the holdout), the budget, Ctrl-C under pruning and resume, artifacts and pull."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -83,6 +84,7 @@ def test_spaces_load_with_their_distributions(tmp_path):
     assert load_space("quick")[0].pruner == "asha" and rungs(load_space("quick")[0]) == [3, 9]
     default = load_space("default")[0]  # three whole schedules in equal shares, no pruning (docs/benchmarks.md)
     assert (default.pruner, default.budget_share, default.n_trials, rungs(default)) == ("none", "equal", 3, [120])
+    assert default.fill_budget is True  # time left after the three goes to more models for the ensemble
     # No early stopping there: patience 8 cut a 120-epoch cosine schedule at epoch 49 (docs/benchmarks.md).
     assert [cfg.patience for _, cfg in expand_trials(default, "default")] == [0, 0, 0]
     assert distributions(default, "default")["patience"] == od.CategoricalDistribution([0])
@@ -228,6 +230,57 @@ def test_equal_budget_share_gives_every_trial_its_part(prepared, tmp_path):
     assert done[0]["seconds"] <= budget / 3 * 1.3, done[0]  # "rest" would give it the whole budget
 
 
+@pytest.mark.parametrize("fill", [False, True])
+def test_fill_budget_runs_more_sampled_trials_while_time_is_left(prepared, tmp_path, fill):
+    """n_trials = 1, a 2-epoch trial that ends long before a 60 s budget: without fill_budget the search
+    ends after it; with it, sampled trials follow (each taking the time left) until the budget is spent."""
+    import time
+
+    space = tmp_path / "fill.toml"
+    space.write_text(SPACE.split("[[trials]]")[0].format(name="fill", max_epochs=2, pruner="none", n_trials=1)
+                     + 'budget_share = "equal"\n' + ("fill_budget = true\n" if fill else "")
+                     + '\n[[trials]]\nname = "w8"\n\n[params]' + SPACE.split("[params]")[1].replace("{{", "{").replace("}}", "}"))
+    budget = 60.0
+    t0 = time.time()
+    doc = run_search(prepared, space, budget_s=budget, root=tmp_path / "runs")
+    wall = time.time() - t0
+    done = [t for t in doc["trials"] if t["status"] == "done"]
+    assert done[0]["name"] == "w8" and done[0]["epochs"] == 2
+    if not fill:
+        assert len(doc["trials"]) == 1
+    else:
+        assert len(done) >= 2, doc["trials"]  # a 2-epoch trial of the tiny net takes seconds
+        assert all(t["name"].startswith("fill-") for t in done[1:])  # sampled from [params], not the named ones
+    assert wall <= budget + 30  # never past the budget (plus TF start-up and recording)
+
+
+def test_fill_needs_time_for_a_quarter_schedule_params_and_a_budget():
+    import time
+    from types import SimpleNamespace
+
+    from ferkaggle.search import _Worker
+    from ferkaggle.spaces import SpaceConfig
+
+    def worker(fill=True, params=True, left_s=300.0, cost=10.0, min_epochs=3, deadline=True):
+        w = _Worker.__new__(_Worker)
+        w.space = SpaceConfig(fill_budget=fill, min_epochs=min_epochs, params={"x": [1, 2]} if params else {})
+        w.deadline, w.margin = (time.time() + left_s if deadline else None), 0.0
+        w.epoch_costs, w.total, w.worker = [cost], 3, "me"
+        w.tracker = SimpleNamespace(print=lambda *a, **k: None)
+        return w
+
+    w = worker()
+    assert w.fill(3) is True and w.total == 4            # 300 s left >= 8 epochs (30 / 4, rounded up) of 10 s
+    assert worker(left_s=75.0).fill(3) is False           # 75 s < 8 x 10 s
+    assert worker(left_s=85.0).fill(3) is True
+    assert worker(left_s=85.0, min_epochs=9).fill(3) is False  # min_epochs above a quarter of max_epochs wins
+    assert worker(fill=False).fill(3) is False
+    assert worker(params=False).fill(3) is False          # nothing to sample
+    assert worker(deadline=False).fill(3) is False        # no budget: the study's n_trials is the end
+    w = worker(left_s=25.0)
+    assert w.fill(3) is False and w.total == 3
+
+
 def test_equal_share_divides_the_time_left_among_the_trials_left():
     """The share itself, on a stub study: (deadline - margin - now) / (n_trials - trials taken by others)."""
     import time
@@ -297,13 +350,20 @@ def test_cli_search_and_bad_input(tiny_prepared, tmp_path):
     result = CliRunner().invoke(app, ["search", "--space", str(space), "--budget", "5m"])
     assert result.exit_code == 0, result.output
     assert "best trial" in result.output and "search.json" in result.output and "ran trials: 0, 1" in result.output
+    first = re.search(r"searches/(cli3-[0-9a-f]{8}-[0-9a-f]{6})/search\.json", result.output.replace("\n", ""))
+    assert first, result.output
     other = write_space(tmp_path / "other", name="cli3", max_epochs=2) if (tmp_path / "other").mkdir() is None else None
+    # the same space name with other contents, no --study: a study of its own, not a clash with the first
+    result = CliRunner().invoke(app, ["search", "--space", str(other), "--budget", "5m", "--trials", "1"])
+    assert result.exit_code == 0, result.output
+    second = re.search(r"searches/(cli3-[0-9a-f]{8}-[0-9a-f]{6})/search\.json", result.output.replace("\n", ""))
+    assert second and second.group(1) != first.group(1), result.output
     for args, message in [
         (["--space", str(space), "--budget", "soon"], "not a duration"),
         (["--space", str(space), "--storage", "not a url"], "not a database URL"),
         (["--space", str(space), "--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot reach the study storage"),
         (["--space", str(space), "--study", "bad name!"], "--study"),
-        (["--space", str(other)], "another space"),  # same study name, different space
+        (["--space", str(other), "--study", first.group(1)], "another space"),  # a named study, a different space
         (["--study", "nosuch"], "no study named"),
     ]:
         result = CliRunner().invoke(app, ["search", *args])

@@ -113,7 +113,7 @@ def search(
     resume: bool = typer.Option(False, "--resume", help="Continue the newest study of the current data (no --space needed). Re-running the same command continues its study too."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Study storage, any SQLAlchemy URL (postgresql://user@host:5432/db); default: the embedded runs/searches/studies.db."),
-    study: Optional[str] = typer.Option(None, "--study", help="Study name shared by all workers (default: <space name>-<split fingerprint>)."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name shared by all workers (default: <space name>-<split fingerprint>-<space fingerprint>: a changed space starts a new study)."),
     trials: Optional[int] = typer.Option(None, "--trials", help="Finished + pruned trials the study aims for (default: the space's n_trials)."),
     heartbeat: int = typer.Option(60, "--heartbeat", help="Seconds between a worker's heartbeats; a trial silent for 2x this + 1 is failed as stale and retried."),
     artifacts: Optional[str] = typer.Option(None, "--artifacts", help="Folder of an Optuna artifact store (shared by the workers) to upload every trial's run to; `ferkaggle pull` brings them into one runs/."),
