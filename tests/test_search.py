@@ -221,12 +221,15 @@ def test_equal_budget_share_gives_every_trial_its_part(prepared, tmp_path):
     of the budget (its schedule ending there) instead of taking all of it, and the next ones run."""
     space = write_space(tmp_path, name="share", max_epochs=100000, pruner="none", n_trials=3)
     space.write_text(space.read_text().replace('n_trials = 3', 'n_trials = 3\nbudget_share = "equal"'))
-    budget = 36.0
+    budget = 60.0  # shares of 20 s: room for a first epoch slowed by TF start-up on a loaded 2-core box
     doc = run_search(prepared, space, budget_s=budget, root=tmp_path / "runs")
     done = [t for t in doc["trials"] if t["status"] == "done"]
     # On a quiet machine all three run; under heavy load the third may no longer fit its first epochs.
     assert [t["name"] for t in done][:2] == ["w8", "w4-lr-high"], doc["trials"]
-    assert all(t["stopped"] == "budget" and t["epochs"] >= 3 for t in done), done
+    brief = [(t["name"], t["stopped"], t["epochs"], t["seconds"]) for t in doc["trials"]]
+    # Each ended by its share (the first epoch of the first trial, with TF's start-up, took 11 s of a
+    # 20 s share on a loaded AVX2 box: how many epochs fit is the machine's business, not this test's).
+    assert all(t["stopped"] == "budget" for t in done), brief
     assert done[0]["seconds"] <= budget / 3 * 1.3, done[0]  # "rest" would give it the whole budget
 
 
