@@ -235,7 +235,7 @@ def test_equal_budget_share_gives_every_trial_its_part(prepared, tmp_path):
 
 @pytest.mark.parametrize("fill", [False, True])
 def test_fill_budget_runs_more_sampled_trials_while_time_is_left(prepared, tmp_path, fill):
-    """n_trials = 1, a 2-epoch trial that ends long before a 60 s budget: without fill_budget the search
+    """n_trials = 1, a 2-epoch trial that ends long before a 30 s budget: without fill_budget the search
     ends after it; with it, sampled trials follow (each taking the time left) until the budget is spent."""
     import time
 
@@ -243,7 +243,7 @@ def test_fill_budget_runs_more_sampled_trials_while_time_is_left(prepared, tmp_p
     space.write_text(SPACE.split("[[trials]]")[0].format(name="fill", max_epochs=2, pruner="none", n_trials=1)
                      + 'budget_share = "equal"\n' + ("fill_budget = true\n" if fill else "")
                      + '\n[[trials]]\nname = "w8"\n\n[params]' + SPACE.split("[params]")[1].replace("{{", "{").replace("}}", "}"))
-    budget = 60.0
+    budget = 30.0
     t0 = time.time()
     doc = run_search(prepared, space, budget_s=budget, root=tmp_path / "runs")
     wall = time.time() - t0
