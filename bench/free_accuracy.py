@@ -77,6 +77,24 @@ def tta_table(run_ref: str, data: str, runs_root: str = "runs") -> str:
     return f"run {run.run_id} ({run.info['summary']})\n\n" + "\n".join(rows)
 
 
+def train_keeping_checkpoint(prepared, cfg, keep_dir: Path, seed: int, runs_root: str):
+    """Exactly `ferkaggle train` (`train.train_config`), except that the run's checkpoint folder is
+    copied to keep_dir instead of deleted, to score every variant of the trajectory: (run, wall s)."""
+    from ferkaggle import train
+
+    if keep_dir.exists():
+        raise SystemExit(f"{keep_dir}: exists; choose a new --keep folder")
+
+    def keep_checkpoint(state_dir):
+        shutil.copytree(state_dir, keep_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+    train.remove_checkpoint = keep_checkpoint
+    t0 = time.time()
+    run = train.train_config(prepared, cfg, seed=seed, root=runs_root)
+    return run, time.time() - t0
+
+
 def swa_table(config: str, data: str, keep: str, seed: int, runs_root: str = "runs") -> str:
     from ferkaggle import train
     from ferkaggle.data.prepared import load_prepared
@@ -86,17 +104,7 @@ def swa_table(config: str, data: str, keep: str, seed: int, runs_root: str = "ru
         raise SystemExit(f"{config}: set swa_epochs > 0")
     prepared = load_prepared(data)
     keep_dir = Path(keep)
-    if keep_dir.exists():
-        raise SystemExit(f"{keep_dir}: exists; choose a new --keep folder")
-
-    def keep_checkpoint(state_dir):  # instead of deleting the checkpoint folder, keep it to score every variant
-        shutil.copytree(state_dir, keep_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
-
-    train.remove_checkpoint = keep_checkpoint
-    t0 = time.time()
-    run = train.train_config(prepared, cfg, seed=seed, root=runs_root)
-    wall = time.time() - t0
+    run, wall = train_keeping_checkpoint(prepared, cfg, keep_dir, seed, runs_root)
     fit, stop = prepared.stopping_split(seed)
     y_val, y_stop = prepared.y_val, prepared.y[stop]
     models = {"best checkpoint (epoch %d)" % run.metrics["best_epoch"]: train.load_best(keep_dir)}
@@ -134,17 +142,7 @@ def snapshot_table(config: str, data: str, keep: str, seed: int, against: str | 
     prepared = load_prepared(data)
     other = load_run(against, runs_root) if against else None
     keep_dir = Path(keep)
-    if keep_dir.exists():
-        raise SystemExit(f"{keep_dir}: exists; choose a new --keep folder")
-
-    def keep_checkpoint(state_dir):
-        shutil.copytree(state_dir, keep_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
-
-    train.remove_checkpoint = keep_checkpoint
-    t0 = time.time()
-    run = train.train_config(prepared, cfg, seed=seed, root=runs_root)
-    wall = time.time() - t0
+    run, wall = train_keeping_checkpoint(prepared, cfg, keep_dir, seed, runs_root)
     _, stop = prepared.stopping_split(seed)
     y_val, y_stop = prepared.y_val, prepared.y[stop]
     import keras

@@ -33,7 +33,7 @@ from ferkaggle.config import to_dict
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.metrics import scores
 from ferkaggle.runs import (Run, RunWriter, current_split, is_refit, list_runs, load_run, prepared_for_run,
-                            rank_key, read_run, superseded_by_refit)
+                            rank_key, read_run, refit_on_holdout, superseded_by_refit)
 
 Method = Literal["mean", "weighted", "greedy"]
 METHODS: tuple[str, ...] = ("mean", "weighted", "greedy")
@@ -212,7 +212,7 @@ def run_ensemble(runs: list[Run], cfg: EnsembleConfig, runs_root=None, *, named:
     if named:
         result.metrics["selected_on"] += "; candidates named by the user"
     used = [r.run_id for r, w in zip(runs, result.weights) if w > 0]
-    refits = [r.run_id for r, w in zip(runs, result.weights) if w > 0 and r.info.get("refit_rows") == "all"]
+    refits = [r.run_id for r, w in zip(runs, result.weights) if w > 0 and refit_on_holdout(r)]
     if refits:  # their holdout probabilities are their sources': the recipe before the refit
         result.metrics["scored_on"] += ", refit members by the recipe before the refit"
         result.metrics["refit_members"] = refits

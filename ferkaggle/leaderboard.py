@@ -71,6 +71,8 @@ def _float(value: Any) -> float | None:
 
 
 def _row(run) -> Row:
+    from ferkaggle.runs import is_refit
+
     info, metrics = run.info, run.metrics
     data = info.get("data", {})
     started = str(info.get("started") or "")
@@ -85,7 +87,7 @@ def _row(run) -> Row:
                        default=None),
         model_bytes=run.size_bytes(), scored_on=run.scored_on, selected_on_score=run.selected_on_score,
         split=str(data.get("split_fingerprint", "?"))[:8], data=str(data.get("data_fingerprint", "?"))[:8],
-        date=started[:16].replace("T", " "), refit=bool(info.get("refit_of")),
+        date=started[:16].replace("T", " "), refit=is_refit(run),
     )
 
 

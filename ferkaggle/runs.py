@@ -355,11 +355,17 @@ def is_refit(run: Run) -> bool:
     return bool(run.info.get("refit_of"))
 
 
+def refit_on_holdout(run: Run) -> bool:
+    """Whether the run is a refit on all labelled rows: it trained on the holdout, and its holdout
+    probabilities and figures are its source's."""
+    return is_refit(run) and run.info.get("refit_rows") == "all"
+
+
 def superseded_by_refit(runs: Iterable[Run]) -> set[str]:
     """Ids of the runs that have a refit on all labelled rows among `runs`: the refit carries the
     same holdout probabilities and a model trained on more rows, so it takes their place in
     ensembles (one of the two, not both)."""
-    return {str(r.info["refit_of"]) for r in runs if is_refit(r) and r.info.get("refit_rows") == "all"}
+    return {str(r.info["refit_of"]) for r in runs if refit_on_holdout(r)}
 
 
 def rank_runs(runs: Iterable[Run]) -> list[Run]:

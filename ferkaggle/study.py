@@ -160,11 +160,12 @@ def open_study(storage, prepared: Prepared, space_ref: str | Path | None, study_
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = raw = path = None
+    space = raw = path = space_fp = None
     if space_ref is not None:
         space, path = load_space(space_ref)
         raw = read_toml(path)
         expand_trials(space, str(path))
+        space_fp = values_fingerprint(to_dict(space))
     if study_name is None:
         if space is None:
             study_name = find_study(storage, prepared) if resume else None
@@ -174,7 +175,7 @@ def open_study(storage, prepared: Prepared, space_ref: str | Path | None, study_
         else:
             # The space's fingerprint is in the name: a changed space (an upgrade's default.toml, an edited
             # file) starts a study of its own instead of failing against the old one; --study names one.
-            study_name = f"{space.name}-{prepared.split_fingerprint[:8]}-{values_fingerprint(to_dict(space))[:6]}"
+            study_name = f"{space.name}-{prepared.split_fingerprint[:8]}-{space_fp[:6]}"
     if not re.fullmatch(STUDY_NAME_RE, study_name):
         raise FerkaggleError(f"--study {study_name!r}: use letters, digits, '.', '_' and '-' (up to 100)")
     created = False
@@ -189,7 +190,7 @@ def open_study(storage, prepared: Prepared, space_ref: str | Path | None, study_
     if created:
         study.set_user_attr("space", raw)
         study.set_user_attr("space_path", str(path))
-        study.set_user_attr("space_fingerprint", values_fingerprint(to_dict(space)))
+        study.set_user_attr("space_fingerprint", space_fp)
         study.set_user_attr("split_fingerprint", prepared.split_fingerprint)
         study.set_user_attr("prepared", str(prepared.path))
         study.set_user_attr("seed", seed)
@@ -212,7 +213,7 @@ def open_study(storage, prepared: Prepared, space_ref: str | Path | None, study_
     else:
         raise FerkaggleError(f"study {study_name!r} exists but was never set up by ferkaggle")
     stored, attrs = _study_space(probe)
-    if space is not None and values_fingerprint(to_dict(space)) != attrs["space_fingerprint"]:
+    if space is not None and space_fp != attrs["space_fingerprint"]:
         raise FerkaggleError(f"study {study_name!r} searches another space ({attrs.get('space_path')}); "
                              "give the same --space, or another --study")
     if attrs["split_fingerprint"] != prepared.split_fingerprint:

@@ -192,6 +192,11 @@ def _better(monitor: str, new: float, best: float | None) -> bool:
     return new > best if monitored(monitor) == "stop_accuracy" else new < best
 
 
+def _planned(horizon, state: dict) -> float:
+    """The epoch count the schedule is planned for now (a callable horizon is re-planned from the state)."""
+    return float(horizon(state)) if callable(horizon) else horizon
+
+
 def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, steps: int,
                     deadline: float | None, on_epoch: Callable[[dict, dict], None] | None,
                     should_stop: Callable[[dict], bool] | None, has_stop: bool = True):
@@ -203,7 +208,7 @@ def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, ste
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
             # A callable horizon is re-planned every epoch (the search's last trial: "end with the budget").
-            self.total = float(horizon(state)) if callable(horizon) else horizon
+            self.total = _planned(horizon, state)
 
         def on_train_batch_begin(self, batch, logs=None):
             lr = learning_rate_at(self.epoch + batch / steps, cfg.optim, self.total)
@@ -235,8 +240,7 @@ def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, ste
             if in_swa_window(cfg, epoch + 1):
                 swa_update(state_dir, self.model, epoch + 1)
             if cfg.snapshots:
-                total = float(horizon(state)) if callable(horizon) else horizon
-                if epoch + 1 in cycle_ends(total, cfg.optim.cycles):
+                if epoch + 1 in cycle_ends(_planned(horizon, state), cfg.optim.cycles):
                     _save_model(self.model, snapshot_file(state_dir, epoch + 1))
             _save_model(self.model, checkpoint_file(state_dir, "last"))
             if cfg.patience and has_stop and state["since_best"] >= cfg.patience:
@@ -649,6 +653,8 @@ def refit_run(source, prepared: Prepared, *, rows: str = "all", root: str | Path
 def check_teachers(teachers: list, prepared: Prepared, weight: float) -> None:
     """Teachers must be CNN runs on this split that never trained on or chose anything by the holdout, so
     that the student's holdout figure stays a score nothing was fitted or chosen on."""
+    from ferkaggle.runs import refit_on_holdout
+
     if not 0.0 < weight <= 1.0:
         raise FerkaggleError(f"--teacher-weight must be in (0, 1], not {weight}")
     for t in teachers:
@@ -656,7 +662,7 @@ def check_teachers(teachers: list, prepared: Prepared, weight: float) -> None:
             raise FerkaggleError(
                 f"teacher {t.run_id} is a {t.kind or 'unknown'} run; teachers are CNN runs (name each member: "
                 "an ensemble's weights were fitted on the holdout, which would then shape the student's targets)")
-        if t.info.get("refit_rows") == "all":
+        if refit_on_holdout(t):
             raise FerkaggleError(f"teacher {t.run_id} was refit on the holdout rows; use its source "
                                  f"{t.info.get('refit_of')} as the teacher")
         if t.selected_on_score:
