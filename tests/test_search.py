@@ -216,6 +216,7 @@ def test_budget_stops_trials_cleanly(prepared, tmp_path):
     assert stopped and all(t["status"] == "done" for t in stopped)  # a budget-stopped trial is a finished run
 
 
+@pytest.mark.slow  # a 60 s wall-clock budget: run by `make test-slow` and by CI (.ci/run)
 def test_equal_budget_share_gives_every_trial_its_part(prepared, tmp_path):
     """budget_share = "equal": three trials, none capped by max_epochs; the first trains about a third
     of the budget (its schedule ending there) instead of taking all of it, and the next ones run."""
@@ -233,7 +234,7 @@ def test_equal_budget_share_gives_every_trial_its_part(prepared, tmp_path):
     assert done[0]["seconds"] <= budget / 3 * 1.3, done[0]  # "rest" would give it the whole budget
 
 
-@pytest.mark.parametrize("fill", [False, True])
+@pytest.mark.parametrize("fill", [False, pytest.param(True, marks=pytest.mark.slow)])  # True: a 30 s budget, slow
 def test_fill_budget_runs_more_sampled_trials_while_time_is_left(prepared, tmp_path, fill):
     """n_trials = 1, a 2-epoch trial that ends long before a 30 s budget: without fill_budget the search
     ends after it; with it, sampled trials follow (each taking the time left) until the budget is spent."""
