@@ -73,6 +73,15 @@ def configure_threads(intra_op: int = 0, inter_op: int = 0) -> dict[str, int]:
     return runtime_info()
 
 
+def onednn_enabled() -> bool | None:
+    """Whether TensorFlow runs its CPU ops on oneDNN here (None where this TF cannot say)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def runtime_info(cfg: TrainConfig | None = None) -> dict[str, Any]:
     """TensorFlow's versions, threads and devices, and the precision `cfg` resolves to here."""
     import keras
@@ -83,6 +92,7 @@ def runtime_info(cfg: TrainConfig | None = None) -> dict[str, Any]:
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "cpus": os.cpu_count(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "onednn": onednn_enabled(),
     }
     if cfg is not None:
         info["precision"] = resolve_precision(cfg.precision)

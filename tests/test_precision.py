@@ -67,3 +67,20 @@ def test_mixed_float16_trains_resumes_and_records(tiny_prepared, tmp_path):
     assert json.loads((run.dir / "run.json").read_text())["runtime"]["precision"] == "mixed_float16"
     np.testing.assert_allclose(run.proba("val").sum(axis=1), 1.0, atol=1e-3)
     assert "fp16" in run.info["summary"]
+
+
+@pytest.mark.parametrize("user_setting, env_after, onednn", [(None, "1", True), ("0", "0", False)])
+def test_onednn_is_on_unless_the_user_turned_it_off(user_setting, env_after, onednn):
+    """Importing ferkaggle turns TensorFlow's oneDNN kernels on (TF leaves them off on AVX2 CPUs,
+    1.25-1.5x slower there), unless the user's environment says otherwise, and runs record it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if user_setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = user_setting
+    code = ("import os, ferkaggle; setting = os.environ['TF_ENABLE_ONEDNN_OPTS']\n"
+            "from ferkaggle.train import runtime_info; print(setting, runtime_info()['onednn'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-2:] == [env_after, str(onednn)]

@@ -53,7 +53,8 @@ def train(
     teachers = [select_run(ref) for ref in teacher or []]
     runtime = quiet_tensorflow(threads, inter_threads)
     console.print(f"[bold]{escape(cfg.name)}[/bold] on {escape(prepared.key)} · {len(prepared.train_idx)} train / "
-                  f"{len(prepared.val_idx)} val · TF {runtime['tensorflow']}, {runtime['intra_op_threads'] or 'default'} threads")
+                  f"{len(prepared.val_idx)} val · TF {runtime['tensorflow']}, {runtime['intra_op_threads'] or 'default'} threads"
+                  f"{', oneDNN' if runtime['onednn'] else ''}")
     run = train_config(prepared, cfg, seed=seed, epochs=epochs, folds=folds, teachers=teachers,
                        teacher_weight=teacher_weight)
     m = run.metrics
