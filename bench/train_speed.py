@@ -4,10 +4,11 @@ Compares the notebooks' pipeline (the `simple` CNN fed batch by batch from a Pyt
 generator that augments image by image with scipy, as Keras' ImageDataGenerator did)
 with ferkaggle's (tf.data over in-memory uint8, batched fused augmentation in a parallel
 `map`, prefetch) for each architecture preset, batch sizes, bfloat16 mixed precision,
-and TensorFlow thread settings (each thread setting in its own process, since TF fixes
-its pools at start-up).
+TensorFlow thread settings, and oneDNN on or off (each thread or oneDNN setting in its own
+process, since TF fixes both at start-up).
 
     python bench/train_speed.py --data data/prepared/<key> --steps 30 --json bench/train_speed.json
+    python bench/train_speed.py --data data/prepared/<key> --steps 60 --onednn-rounds 3   # oneDNN off vs on
 
 Inputs: a prepared data folder (its training rows). Output: a table on stdout (and JSON).
 Figures go to docs/benchmarks.md, "CNN training throughput".
@@ -107,10 +108,36 @@ def run_all(args) -> list[dict]:
         if only is not None and str(i) not in only:
             continue
         r = measure(x, y, preset, changes, pipeline, args.steps)
-        r.update(label=label, intra=threads["intra_op_threads"], inter=threads["inter_op_threads"])
-        print(f"{label:45s} intra {r['intra']} inter {r['inter']}  params {r['params']:>9,d}  "
+        r.update(label=label, intra=threads["intra_op_threads"], inter=threads["inter_op_threads"],
+                 onednn=threads["onednn"])
+        print(f"{label:45s} intra {r['intra']} inter {r['inter']} oneDNN {r['onednn']!s:5s} params {r['params']:>9,d}  "
               f"{r['images_per_s']:7.0f} img/s  ({25838 / r['images_per_s']:5.0f} s per FER2013 epoch)", flush=True)
         rows.append(r)
+    return rows
+
+
+def onednn_matrix(args) -> list[dict]:
+    """oneDNN off (TensorFlow's default on AVX2 CPUs) against on (ferkaggle's default), one fresh process
+    per setting, alternating so that both see the same drift of a shared box; medians over the rounds."""
+    import statistics
+
+    rows = []
+    for rnd in range(1, args.onednn_rounds + 1):
+        for setting in ("0", "1"):
+            cmd = [sys.executable, __file__, "--steps", str(args.steps), "--only", "1,4,7", "--json", "/dev/stdout"]
+            cmd += ["--data", args.data] if args.data else []
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                 env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": setting}).stdout
+            for r in json.loads(out[out.index("["):]):
+                r["round"] = rnd
+                rows.append(r)
+                print(f"round {rnd}  {r['label']:30s} oneDNN {r['onednn']!s:5s} {r['images_per_s']:7.0f} img/s", flush=True)
+    print("\nmedian images/s (s per FER2013 epoch):")
+    for label in dict.fromkeys(r["label"] for r in rows):
+        med = {on: statistics.median(r["images_per_s"] for r in rows if r["label"] == label and r["onednn"] is on)
+               for on in (False, True)}
+        print(f"{label:30s} off {med[False]:6.0f} ({25838 / med[False]:4.0f} s)   on {med[True]:6.0f} "
+              f"({25838 / med[True]:4.0f} s)   x{med[True] / med[False]:.2f}")
     return rows
 
 
@@ -122,8 +149,16 @@ def main() -> None:
     ap.add_argument("--inter", type=int, default=0, help="inter-op threads (0 = TF default)")
     ap.add_argument("--only", default="", help="comma-separated variant numbers")
     ap.add_argument("--threads-matrix", action="store_true", help="also time variants 1 and 5 under other thread settings")
+    ap.add_argument("--onednn-rounds", type=int, default=0,
+                    help="instead: time variants 1, 4, 7 with oneDNN off and on, alternating, this many rounds")
     ap.add_argument("--json", default="", help="write the rows here")
     args = ap.parse_args()
+    if args.onednn_rounds:
+        rows = onednn_matrix(args)
+        if args.json:
+            with open(args.json, "w") as f:
+                f.write(json.dumps(rows, indent=1))
+        return
     rows = run_all(args)
     if args.threads_matrix:
         for intra, inter in ((1, 1), (2, 1), (2, 2), (4, 2)):
