@@ -72,7 +72,7 @@ def test_mixed_float16_trains_resumes_and_records(tiny_prepared, tmp_path):
 @pytest.mark.parametrize("user_setting, env_after, onednn", [(None, "1", True), ("0", "0", False)])
 def test_onednn_is_on_unless_the_user_turned_it_off(user_setting, env_after, onednn):
     """Importing ferkaggle turns TensorFlow's oneDNN kernels on (TF leaves them off on AVX2 CPUs,
-    1.25-1.5x slower there), unless the user's environment says otherwise, and runs record it."""
+    1.1-1.6x slower there), unless the user's environment says otherwise, and runs record it."""
     import os
     import subprocess
     import sys
