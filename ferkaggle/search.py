@@ -53,7 +53,7 @@ from ferkaggle.data.prepared import Prepared
 from ferkaggle.errors import FerkaggleError
 from ferkaggle.fsutil import atomic_write_json
 from ferkaggle.spaces import (  # noqa: F401  (re-exported: the search API in one place)
-    SpaceConfig, distributions, expand_trials, load_space, named_trials, parse_budget, rungs, suggest,
+    SpaceConfig, base_config, distributions, expand_trials, load_space, named_trials, parse_budget, rungs, sampled_config, suggest,
 )
 from ferkaggle.study import open_storage, open_study, safe_url, worker_id  # noqa: F401
 
@@ -103,14 +103,12 @@ class _Worker:
 
     def __init__(self, study, space: SpaceConfig, prepared: Prepared, *, budget_s: float | None, n_trials: int | None,
                  root, artifacts: str | None, tracker, on_epoch):
-        from ferkaggle.train import load_train_config
-
         self.study, self.space, self.prepared, self.root = study, space, prepared, root
         self.tracker, self.on_epoch = tracker, on_epoch
         self.where = f"study {study.study_name}"
         self.dists = distributions(space, self.where)
         self.named = dict(named_trials(space, self.where))
-        self.base = load_train_config(space.base)
+        self.base = base_config(space, self.where)
         self.seed = int(study.user_attrs.get("seed", DEFAULT_SEED))
         self.total = n_trials or space.n_trials
         if not space.params:
@@ -265,8 +263,6 @@ class _Worker:
         remove_checkpoint(trial_state_dir(self.study.study_name, key, self.root))
 
     def config(self, trial, key: str):
-        from ferkaggle.train import override
-
         frozen = self.study._storage.get_trial(trial._trial_id)
         named = trial.user_attrs.get("named")
         if named is not None:
@@ -279,8 +275,7 @@ class _Worker:
             return self.named[named]
         params = {key: suggest(trial, key, dist) for key, dist in self.dists.items()}
         # Named by the original trial's key, so a retry records under the same name.
-        cfg = override(self.base, {**params, "name": f"{self.space.name}-{key}"}, self.where)
-        return override(cfg, {"epochs": self.space.max_epochs})
+        return sampled_config(self.space, self.base, params, f"{self.space.name}-{key}", self.where)
 
     def objective(self, trial) -> float:
         import optuna

@@ -34,6 +34,8 @@ class SpaceConfig:
                                                  # equal share of it among the trials still to run
     fill_budget: bool = False                    # with budget left once n_trials are done (enough for a quarter
                                                  # of max_epochs): one more sampled trial in all of it, again
+    fixed: dict = field(default_factory=dict)    # [fixed] overrides every trial takes on top of its preset,
+                                                 # named and sampled (precision, patience, ...); not sampled
     trials: list = field(default_factory=list)   # [[trials]] named configs: name, optional preset, overrides
     params: dict = field(default_factory=dict)   # "dotted.key" = {type = "float"|"int"|"log"|"categorical", ...}
 
@@ -72,13 +74,45 @@ def load_space(name_or_path: str | Path) -> tuple[SpaceConfig, Path]:
     return space_from_dict(read_toml(path), str(path)), path
 
 
+def dotted_keys(values: dict[str, Any], prefix: str = "") -> set[str]:
+    """{"model": {"width": 8}, "optim.learning_rate": 1e-3} -> {"model.width", "optim.learning_rate"}."""
+    out: set[str] = set()
+    for key, value in values.items():
+        out |= dotted_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+    return out
+
+
+def with_fixed(space: SpaceConfig, cfg: Any, where: str) -> Any:
+    """A preset's TrainConfig with the space's [fixed] overrides on top."""
+    from ferkaggle.train import override
+
+    return override(cfg, space.fixed, f"{where}: fixed") if space.fixed else cfg
+
+
+def base_config(space: SpaceConfig, where: str) -> Any:
+    """The TrainConfig every sampled trial starts from: the base preset, then [fixed]."""
+    from ferkaggle.train import load_train_config
+
+    return with_fixed(space, load_train_config(space.base), where)
+
+
+def sampled_config(space: SpaceConfig, base: Any, params: dict[str, Any], name: str, where: str) -> Any:
+    """A sampled trial's TrainConfig: `base` (base_config) with the drawn params, trained for max_epochs."""
+    from ferkaggle.train import override
+
+    return override(base, {**params, "name": name, "epochs": space.max_epochs}, where)
+
+
 def distributions(space: SpaceConfig, where: str) -> dict[str, Any]:
     """The Optuna distribution of every dotted key in `params`, each checked against TrainConfig."""
     import optuna.distributions as od
 
-    from ferkaggle.train import load_train_config, override
+    from ferkaggle.train import override
 
-    base = load_train_config(space.base)
+    base = base_config(space, where)
+    both = sorted(dotted_keys(space.fixed) & set(space.params))
+    if both:
+        raise FerkaggleError(f"{where}: {both[0]!r} is both in [fixed] and in [params]; a key is fixed or sampled, not both")
     out: dict[str, Any] = {}
     for key, spec in space.params.items():
         at = f"{where}: params.{key}"
@@ -132,7 +166,7 @@ def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
     """The (name, TrainConfig) of every named trial, in order."""
     from ferkaggle.train import load_train_config, override
 
-    base = load_train_config(space.base)
+    base = base_config(space, where)
     out: list[tuple[str, Any]] = []
     for i, entry in enumerate(space.trials):
         if not isinstance(entry, dict) or "name" not in entry:
@@ -140,7 +174,7 @@ def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
         entry = dict(entry)
         name = str(entry.pop("name"))
         preset = entry.pop("preset", None)
-        cfg = load_train_config(preset) if preset else base
+        cfg = with_fixed(space, load_train_config(preset), where) if preset else base
         cfg = override(cfg, {**entry, "name": name}, f"{where}: trial {name!r}")
         out.append((name, override(cfg, {"epochs": space.max_epochs})))
     names = [n for n, _ in out]

@@ -13,7 +13,7 @@ pytest.importorskip("optuna")
 from conftest import make_tiny_prepared  # noqa: E402
 from ferkaggle.errors import FerkaggleError  # noqa: E402
 from ferkaggle.search import (  # noqa: E402
-    distributions, expand_trials, load_space, parse_budget, rungs, run_search,
+    base_config, distributions, expand_trials, load_space, parse_budget, rungs, run_search,
 )
 
 SPACE = """
@@ -24,6 +24,9 @@ max_epochs = {max_epochs}
 eta = 2
 pruner = "{pruner}"
 n_trials = {n_trials}
+
+[fixed]
+label_smoothing = 0.05
 
 [[trials]]
 name = "w8"
@@ -87,7 +90,7 @@ def test_spaces_load_with_their_distributions(tmp_path):
     assert default.fill_budget is True  # time left after the three goes to more models for the ensemble
     # No early stopping there: patience 8 cut a 120-epoch cosine schedule at epoch 49 (docs/benchmarks.md).
     assert [cfg.patience for _, cfg in expand_trials(default, "default")] == [0, 0, 0]
-    assert distributions(default, "default")["patience"] == od.CategoricalDistribution([0])
+    assert base_config(default, "default").patience == 0  # and the sampled trials' ([fixed])
     space, path = load_space(write_space(tmp_path))
     dists = distributions(space, str(path))
     assert dists["optim.learning_rate"] == od.FloatDistribution(1e-3, 1e-2, log=True)
@@ -95,6 +98,37 @@ def test_spaces_load_with_their_distributions(tmp_path):
     short = tmp_path / "short.toml"
     short.write_text('base = "tiny"\n[params]\n"label_smoothing" = [0.0, 0.1]\n')
     assert distributions(*load_space(short)[:1], "x")["label_smoothing"] == od.CategoricalDistribution([0.0, 0.1])
+
+
+def test_fixed_applies_to_every_trial_under_its_own_settings(tmp_path):
+    """[fixed] lies over the preset of every trial; a named trial's own settings lie over [fixed]."""
+    from ferkaggle.spaces import sampled_config
+
+    path = tmp_path / "fixed.toml"
+    path.write_text('base = "tiny"\nmax_epochs = 7\n[fixed]\nlabel_smoothing = 0.05\nmodel = { width = 4, dense_units = 8 }\n'
+                    '[[trials]]\nname = "a"\n[[trials]]\nname = "b"\nmodel = { width = 12 }\n'
+                    '[[trials]]\nname = "c"\npreset = "simple"\n'
+                    '[params]\n"optim.learning_rate" = [1e-3, 2e-3]\n')
+    space, _ = load_space(path)
+    named = dict(expand_trials(space, "x"))
+    assert [named[n].label_smoothing for n in "abc"] == [0.05, 0.05, 0.05]  # tiny and simple say 0.0
+    assert [named[n].model.width for n in "abc"] == [4, 12, 4]  # tiny says 8, simple 32
+    assert named["b"].model.dense_units == 8 and named["c"].model.architecture == "simple"
+    sampled = sampled_config(space, base_config(space, "x"), {"optim.learning_rate": 2e-3}, "s-1", "x")
+    assert (sampled.label_smoothing, sampled.model.width, sampled.optim.learning_rate, sampled.epochs) == (0.05, 4, 2e-3, 7)
+
+
+@pytest.mark.parametrize("space, message", [
+    ('[fixed]\nlabel_smoothing = 0.1\n[params]\n"label_smoothing" = [0.0, 0.1]\n', "both in [fixed] and in [params]"),
+    ('[fixed]\nmodel = { width = 4 }\n[params]\n"model.width" = [4, 8]\n', "'model.width' is both"),
+    ('[fixed]\nmodel = { widht = 4 }\n[params]\n"model.width" = [4, 8]\n', "widht"),
+])
+def test_bad_fixed_fails_loudly(tmp_path, space, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('base = "tiny"\n' + space)
+    with pytest.raises(FerkaggleError) as err:
+        expand_trials(*load_space(bad)[:1], str(bad))
+    assert message in str(err.value) and "bad.toml" in str(err.value)
 
 
 @pytest.mark.parametrize("params, message", [
@@ -129,6 +163,7 @@ def test_every_trial_is_a_run_and_selection_ignores_the_holdout(prepared, tmp_pa
     assert sorted(runs) == sorted(t.user_attrs["run_id"] for t in finished)  # one run per trial, no more
     for t in finished:
         run = runs[t.user_attrs["run_id"]]
+        assert run.info["config"]["label_smoothing"] == 0.05  # the space's [fixed], named and sampled trials alike
         pruned = t.state.name == "PRUNED"
         assert run.info["search"]["state"] == ("pruned" if pruned else "complete")
         assert ("pruned at epoch" in run.info["summary"]) == pruned
