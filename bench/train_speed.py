@@ -110,9 +110,31 @@ def run_all(args) -> list[dict]:
         r = measure(x, y, preset, changes, pipeline, args.steps)
         r.update(label=label, intra=threads["intra_op_threads"], inter=threads["inter_op_threads"],
                  onednn=threads["onednn"])
-        print(f"{label:45s} intra {r['intra']} inter {r['inter']} oneDNN {r['onednn']!s:5s} params {r['params']:>9,d}  "
-              f"{r['images_per_s']:7.0f} img/s  ({25838 / r['images_per_s']:5.0f} s per FER2013 epoch)", flush=True)
+        print(row_line(r), flush=True)
         rows.append(r)
+    return rows
+
+
+def row_line(r: dict) -> str:
+    return (f"{r['label']:45s} intra {r['intra']} inter {r['inter']} oneDNN {r['onednn']!s:5s} params {r['params']:>9,d}  "
+            f"{r['images_per_s']:7.0f} img/s  ({25838 / r['images_per_s']:5.0f} s per FER2013 epoch)")
+
+
+def child_rows(args, only: str, extra: list[str] | None = None, env: dict | None = None) -> list[dict]:
+    """The rows of this script run in a fresh process (TensorFlow fixes its threads and oneDNN at start-up)."""
+    cmd = [sys.executable, __file__, "--steps", str(args.steps), "--only", only, "--json", "/dev/stdout", *(extra or [])]
+    cmd += ["--data", args.data] if args.data else []
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    return json.loads(out[out.index("["):])
+
+
+def threads_matrix(args) -> list[dict]:
+    """Variants 1 and 5 under other intra/inter-op thread settings, one fresh process each."""
+    rows = []
+    for intra, inter in ((1, 1), (2, 1), (2, 2), (4, 2)):
+        for r in child_rows(args, "1,5", ["--intra", str(intra), "--inter", str(inter)]):
+            print(row_line(r), flush=True)
+            rows.append(r)
     return rows
 
 
@@ -124,11 +146,7 @@ def onednn_matrix(args) -> list[dict]:
     rows = []
     for rnd in range(1, args.onednn_rounds + 1):
         for setting in ("0", "1"):
-            cmd = [sys.executable, __file__, "--steps", str(args.steps), "--only", "1,4,7", "--json", "/dev/stdout"]
-            cmd += ["--data", args.data] if args.data else []
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                 env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": setting}).stdout
-            for r in json.loads(out[out.index("["):]):
+            for r in child_rows(args, "1,4,7", env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": setting}):
                 r["round"] = rnd
                 rows.append(r)
                 print(f"round {rnd}  {r['label']:30s} oneDNN {r['onednn']!s:5s} {r['images_per_s']:7.0f} img/s", flush=True)
@@ -155,18 +173,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.onednn_rounds:
         rows = onednn_matrix(args)
-        if args.json:
-            with open(args.json, "w") as f:
-                f.write(json.dumps(rows, indent=1))
-        return
-    rows = run_all(args)
-    if args.threads_matrix:
-        for intra, inter in ((1, 1), (2, 1), (2, 2), (4, 2)):
-            cmd = [sys.executable, __file__, "--steps", str(args.steps), "--intra", str(intra), "--inter", str(inter),
-                   "--only", "1,5", "--json", "/dev/stdout"] + (["--data", args.data] if args.data else [])
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            print("".join(line + "\n" for line in out.splitlines() if "img/s" in line), end="", flush=True)
-            rows += json.loads(out[out.index("["):])
+    else:
+        rows = run_all(args) + (threads_matrix(args) if args.threads_matrix else [])
     if args.json:
         text = json.dumps(rows, indent=1)
         if args.json == "/dev/stdout":

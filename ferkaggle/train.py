@@ -59,7 +59,7 @@ from ferkaggle.tta import TTA_MODES, predict_proba, tta_views  # noqa: F401
 
 # ----------------------------------------------------------------------------- runtime
 
-def configure_threads(intra_op: int = 0, inter_op: int = 0) -> dict[str, int]:
+def configure_threads(intra_op: int = 0, inter_op: int = 0) -> dict[str, Any]:
     """Set TensorFlow's thread pools (0 = TF's default); only possible before TF starts working."""
     import tensorflow as tf
 
