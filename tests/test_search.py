@@ -276,8 +276,9 @@ def test_fill_budget_runs_more_sampled_trials_while_time_is_left(prepared, tmp_p
     import time
 
     space = tmp_path / "fill.toml"
+    top = 'n_trials = 1\nbudget_share = "equal"\n' + ("fill_budget = true\n" if fill else "")  # before [fixed]
     space.write_text(SPACE.split("[[trials]]")[0].format(name="fill", max_epochs=2, pruner="none", n_trials=1)
-                     + 'budget_share = "equal"\n' + ("fill_budget = true\n" if fill else "")
+                     .replace("n_trials = 1\n", top)
                      + '\n[[trials]]\nname = "w8"\n\n[params]' + SPACE.split("[params]")[1].replace("{{", "{").replace("}}", "}"))
     budget = 30.0
     t0 = time.time()
