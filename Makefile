@@ -1,7 +1,8 @@
 # ferkaggle: `make submit` runs the whole pipeline, `make test` the fast tests.
 # Variables: DATA=path (competition files; default data/, else the demo competition),
 #            BUDGET=5m (CNN search time budget), SPACE= (search space preset; default: quick on
-#            the demo data, default on competition data).
+#            the demo data, gpu on competition data where TensorFlow sees a GPU, else default),
+#            EXTRAS= (pip extras to install; default: dev, plus gpu where nvidia-smi is on the PATH).
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -11,6 +12,9 @@ DATA   ?= data
 BUDGET ?= 5m
 SPACE  ?=
 TOP    ?= 3
+comma  := ,
+# An NVIDIA driver here (nvidia-smi on the PATH): also the CUDA libraries TensorFlow needs to use the GPU.
+EXTRAS ?= dev$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)gpu)
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-slow submit ensemble leaderboard bench clean
@@ -21,13 +25,13 @@ help:
 	@echo "make leaderboard  the local CV leaderboard"
 	@echo "make test         fast test suite (installs first)"
 	@echo "make test-slow    slow tests on ../shared/fer2013 (minutes)"
-	@echo "make install      create $(VENV) and install ferkaggle with its dev extra"
+	@echo "make install      create $(VENV) and install ferkaggle with its $(EXTRAS) extras"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -41,6 +41,12 @@ def _machine() -> tuple[bool, bool]:
     return bool(tf.config.list_physical_devices("GPU")), bool(cpu_flags() & BF16_FLAGS)
 
 
+def gpu_visible() -> bool:
+    """Whether TensorFlow sees a GPU here (it needs the CUDA libraries: `pip install 'ferkaggle[gpu]'`,
+    which `make install` does where `nvidia-smi` is on the PATH)."""
+    return _machine()[0]
+
+
 def resolve_precision(name: str, *, gpu: bool | None = None, cpu_bf16: bool | None = None) -> str:
     """The Keras dtype policy for a config's `precision`; "auto" chooses by the machine (or by the
     `gpu` / `cpu_bf16` facts given)."""

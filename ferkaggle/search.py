@@ -98,6 +98,19 @@ def _budget_horizon(until: float, max_epochs: int, first_cost: float | None):
     return horizon
 
 
+def default_space(demo: bool, gpu: bool | None = None) -> tuple[str, str]:
+    """The space `ferkaggle search` takes when none is named, and why: `quick` on the demo data (the
+    real-data spaces would spend minutes per epoch on it), `gpu` on competition data when TensorFlow
+    sees a GPU (`gpu` None: ask it), else `default`, the space measured on 2-core CPUs."""
+    if demo:
+        return "quick", "demo data"
+    if gpu is None:
+        from ferkaggle.precision import gpu_visible
+
+        gpu = gpu_visible()
+    return ("gpu", "competition data, TensorFlow sees a GPU") if gpu else ("default", "competition data, no GPU")
+
+
 class _Worker:
     """One `ferkaggle search` process pulling trials from a study until the budget or the study ends."""
 

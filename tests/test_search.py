@@ -422,3 +422,58 @@ def test_last_trial_horizon_is_replanned_from_its_pace():
     assert horizon(fast) == 16  # the machine sped up: a longer schedule, still ending with the budget
     assert horizon({"epochs_done": 6, "history": [{"seconds": 1.0}]}) == 40  # capped at max_epochs
     assert _budget_horizon(time.time() - 1, 40, 50.0)({"epochs_done": 3, "history": []}) == 4  # at least one epoch
+
+
+@pytest.mark.parametrize("demo, gpu, expected", [(True, True, "quick"), (True, False, "quick"),
+                                                 (False, True, "gpu"), (False, False, "default")])
+def test_default_space_by_data_and_machine(demo, gpu, expected):
+    from ferkaggle.search import default_space
+
+    assert default_space(demo, gpu=gpu)[0] == expected
+
+
+def test_gpu_space_trains_the_published_bodies():
+    """The gpu space's networks are the anchors' bodies: VGG 64/128/256/512 x 2 convs and ResNet-18
+    (a stem conv, 4 stages x 2 basic blocks of two 3x3 convs, a 1x1 shortcut where the shape changes)."""
+    import keras
+
+    from ferkaggle.models import build_model
+
+    space, path = load_space("gpu")
+    named = dict(expand_trials(space, str(path)))
+    assert list(named) == ["gpu-vgg-w64-d4x2", "gpu-resnet18", "gpu-vgg-w64-d4x2-sgd"]
+    assert (space.pruner, space.budget_share, space.fill_budget, space.max_epochs) == ("none", "equal", True, 300)
+    assert {(c.precision, c.patience, c.epochs) for c in named.values()} == {("auto", 0, 300)}
+    assert base_config(space, "gpu").model.max_width == 512  # sampled wide VGGs are not capped at 256
+
+    def convs(cfg):
+        model = build_model(cfg.model)
+        return [(layer.kernel_size[0], layer.filters) for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+    assert convs(named["gpu-vgg-w64-d4x2"]) == [(3, 64)] * 2 + [(3, 128)] * 2 + [(3, 256)] * 2 + [(3, 512)] * 2
+    resnet = convs(named["gpu-resnet18"])
+    assert [f for k, f in resnet if k == 3] == [64] + [64] * 4 + [128] * 4 + [256] * 4 + [512] * 4  # 17 3x3 convs
+    assert [f for k, f in resnet if k == 1] == [128, 256, 512]
+    assert named["gpu-vgg-w64-d4x2-sgd"].optim.optimizer == "sgd"
+
+
+def test_cli_search_takes_the_gpu_space_where_tensorflow_sees_a_gpu(tiny_prepared, monkeypatch):
+    from typer.testing import CliRunner
+
+    import ferkaggle.precision
+    import ferkaggle.search
+    from ferkaggle.cli import app
+
+    asked = []
+
+    def no_search(prepared, space, **kwargs):
+        asked.append(space)
+        raise FerkaggleError("stopped before training")
+
+    monkeypatch.setattr(ferkaggle.search, "run_search", no_search)
+    for gpu, expected in [(True, "gpu"), (False, "default")]:
+        monkeypatch.setattr(ferkaggle.precision, "gpu_visible", lambda gpu=gpu: gpu)
+        result = CliRunner().invoke(app, ["search", "--budget", "5m"])
+        assert result.exit_code == 1 and "stopped before training" in result.output, result.output
+        assert f"search space: {expected} (competition data" in result.output, result.output
+    assert asked == ["gpu", "default"]

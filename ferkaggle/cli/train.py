@@ -109,7 +109,7 @@ def refit(
 
 @app.command()
 def search(
-    space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space name (configs/spaces/<name>.toml) or path; default: 'quick' on the demo data, else 'default'."),
+    space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space name (configs/spaces/<name>.toml) or path; default: 'quick' on the demo data, 'gpu' on competition data where TensorFlow sees a GPU, else 'default'."),
     budget: Optional[str] = typer.Option(None, "--budget", "-b", help="Wall-time budget of this worker: 90s, 60m, 2h (default: none)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest study of the current data (no --space needed). Re-running the same command continues its study too."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
@@ -134,16 +134,15 @@ def search(
     """
     from ferkaggle.data.prepared import load_prepared
     from ferkaggle.runs import search_dir
-    from ferkaggle.search import parse_budget, run_search, search_table
+    from ferkaggle.search import default_space, parse_budget, run_search, search_table
 
     budget_s = parse_budget(budget)
     if trials is not None and trials < 1:
         raise FerkaggleError("--trials must be at least 1")
     prepared = load_prepared(data, mmap=True)
     if space is None and not resume and study is None:
-        # The demo competition is small: the real-data space would spend minutes per rung on it.
-        space = "quick" if prepared.manifest.get("demo") else "default"
-        console.print(f"search space: {space} ({'demo data' if space == 'quick' else 'competition data'}; --space to choose)")
+        space, why = default_space(bool(prepared.manifest.get("demo")))
+        console.print(f"search space: {space} ({why}; --space to choose)")
     quiet_tensorflow(threads, inter_threads)
     doc = run_search(prepared, space, budget_s=budget_s, seed=seed, resume=resume, storage=storage,
                      study_name=study, n_trials=trials, heartbeat_s=heartbeat, artifacts=artifacts)
