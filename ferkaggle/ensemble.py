@@ -96,6 +96,33 @@ def halves(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
 
 
+def best_on_halves(runs: list[Run], y_val: np.ndarray, seed: int = DEFAULT_SEED) -> dict | None:
+    """`best` as a procedure, scored free of its own choice. `best` picks the top run by its holdout
+    accuracy, so that accuracy is the score it was chosen on: among many runs the winner's is
+    optimistic. Here the choice is made on one stratified half of the holdout (the ensembles' halves,
+    `rank_key` on that half alone) and scored on the other, both ways; an ensemble's holdout
+    probabilities are already cross-fitted, so it competes on the same terms. None with fewer than
+    two candidates with holdout probabilities (nothing to choose)."""
+    pool = [r for r in runs if r.has_proba("val")]
+    if len(pool) < 2:
+        return None
+    y = np.asarray(y_val, dtype=np.int64)
+    half_a, half_b = halves(y, seed)
+
+    def top(rows: np.ndarray) -> Run:
+        keys = []
+        for i, run in enumerate(pool):
+            s = scores(y[rows], run.proba("val")[rows])
+            keys.append((rank_key(s["accuracy"], s["macro_f1"], run.run_id, is_refit(run)), i))
+        return pool[min(keys)[1]]
+
+    on_a, on_b = top(half_a), top(half_b)
+    right = (int((on_a.proba("val")[half_b].argmax(axis=1) == y[half_b]).sum())
+             + int((on_b.proba("val")[half_a].argmax(axis=1) == y[half_a]).sum()))
+    return {"accuracy": right / len(y), "picked_on_half_a": on_a.run_id, "picked_on_half_b": on_b.run_id,
+            "candidates": len(pool)}
+
+
 @dataclass
 class EnsembleResult:
     weights: np.ndarray            # over the candidates, chosen and fitted on the whole holdout: used for test

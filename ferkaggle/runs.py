@@ -373,10 +373,14 @@ def rank_runs(runs: Iterable[Run]) -> list[Run]:
     return sorted(runs, key=run_rank_key)
 
 
-def best_run(runs: Iterable[Run], split_fingerprint: str | None = None) -> Run | None:
-    pool = [r for r in runs if r.val_accuracy is not None and r.has_proba("test")
+def best_candidates(runs: Iterable[Run], split_fingerprint: str | None = None) -> list[Run]:
+    """The runs `best` chooses among: a holdout accuracy and test probabilities (on the split)."""
+    return [r for r in runs if r.val_accuracy is not None and r.has_proba("test")
             and (split_fingerprint is None or r.split_fingerprint == split_fingerprint)]
-    ranked = rank_runs(pool)
+
+
+def best_run(runs: Iterable[Run], split_fingerprint: str | None = None) -> Run | None:
+    ranked = rank_runs(best_candidates(runs, split_fingerprint))
     return ranked[0] if ranked else None
 
 

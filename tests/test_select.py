@@ -69,3 +69,57 @@ def test_a_split_with_no_runs_is_a_clear_error(board):
     remove_run(runs["elsewhere"])
     with pytest.raises(FerkaggleError, match="no completed run"):
         select_run("best")
+
+
+def _run_right_on(prepared, name: str, right: "np.ndarray"):
+    """A run whose holdout argmax is the label exactly on the rows where `right` is True."""
+    import numpy as np
+
+    from ferkaggle.metrics import scores
+    from ferkaggle.runs import RunWriter, read_run
+
+    y = np.asarray(prepared.y_val)
+    val = np.full((len(y), 7), 0.05, np.float32)
+    val[np.arange(len(y)), np.where(right, y, (y + 1) % 7)] = 0.7
+    test = np.full((len(prepared.x_test), 7), 1 / 7, np.float32)
+    with RunWriter("baseline", name, {}, prepared, seed=0, summary=name) as writer:
+        writer.save_probas(val=val, test=test)
+        s = scores(y, val)
+        writer.save_metrics({"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"]})
+    return read_run(writer.dir)
+
+
+def test_best_is_scored_free_of_its_own_choice(tiny_prepared, in_tmp):
+    """A run that is perfect on one holdout half and poor on the other tops the holdout; `best`'s
+    figure for it is the score it was chosen on. Chosen on one half and scored on the other, the
+    choice is worth what the hand count says, well under that figure."""
+    import numpy as np
+
+    from ferkaggle.ensemble import best_on_halves, halves
+    from ferkaggle.runs import best_candidates, list_runs
+
+    y = np.asarray(tiny_prepared.y_val)
+    n = len(y)
+    half_a, half_b = halves(y, 42)
+    lucky_right = np.zeros(n, bool)
+    lucky_right[half_a] = True                              # every row of half A
+    lucky_right[half_b[: len(half_b) * 2 // 5]] = True      # 40% of half B
+    solid_right = np.arange(n) % 5 < 3                      # 60% of the rows, evenly
+    lucky = _run_right_on(tiny_prepared, "lucky", lucky_right)
+    solid = _run_right_on(tiny_prepared, "solid", solid_right)
+    assert select_run("best").run_id == lucky.run_id and lucky.val_accuracy > solid.val_accuracy
+    # Half A picks lucky (all right there), scored on B; half B picks solid if it beats lucky's 40% there.
+    assert solid_right[half_b].mean() > lucky_right[half_b].mean()
+    expected = (lucky_right[half_b].sum() + solid_right[half_a].sum()) / n
+    estimate = best_on_halves(best_candidates(list_runs()), y)
+    assert estimate["accuracy"] == pytest.approx(expected)
+    assert (estimate["picked_on_half_a"], estimate["picked_on_half_b"]) == (lucky.run_id, solid.run_id)
+    assert estimate["accuracy"] < lucky.val_accuracy - 0.15
+    result = CliRunner().invoke(app, ["submit", "--run", "best"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"holdout accuracy {lucky.val_accuracy:.4f}" in text
+    assert f"scored on the other: {expected:.4f} (half A picked {lucky.run_id}, half B {solid.run_id})" in text
+    # Naming a run is the user's choice, not `best`'s: no estimate is printed.
+    result = CliRunner().invoke(app, ["submit", "--run", solid.run_id])
+    assert result.exit_code == 0 and "scored on the other" not in result.output, result.output

@@ -102,6 +102,22 @@ def _resolve_run(ref: str):
     return select_run(ref)
 
 
+def _print_best_estimate(chosen) -> None:
+    """Say what `best`'s holdout figure is worth: it is the score the run was chosen on."""
+    from ferkaggle.ensemble import best_on_halves
+    from ferkaggle.runs import best_candidates, list_runs, prepared_for_run
+
+    pool = best_candidates(list_runs(), chosen.split_fingerprint)
+    estimate = best_on_halves(pool, prepared_for_run(chosen).y_val)
+    if estimate is None:
+        return
+    picks = {estimate["picked_on_half_a"], estimate["picked_on_half_b"]}
+    which = "both halves picked it" if picks == {chosen.run_id} else (
+        f"half A picked {estimate['picked_on_half_a']}, half B {estimate['picked_on_half_b']}")
+    console.print(f"`best` chose it by that holdout accuracy among {estimate['candidates']} runs; the same choice "
+                  f"made on one holdout half and scored on the other: [bold]{estimate['accuracy']:.4f}[/bold] ({which})")
+
+
 @app.command()
 def submit(
     run: str = typer.Option("best", "--run", "-r", help="Run id (or a unique part of it), `best` (top of the leaderboard) or `latest` (newest); both only among runs on the current prepared data."),
@@ -131,6 +147,8 @@ def submit(
     holdout = f", holdout accuracy {val:.4f}" if val is not None else ""
     console.print(f"[green]wrote[/green] {escape(str(result.path))}: {result.rows} rows, validated "
                   f"(run {chosen.run_id}{holdout})")
+    if run == "best":
+        _print_best_estimate(chosen)
     shares = ", ".join(f"{EMOTIONS[k]} {c}" for k, c in enumerate(result.class_counts))
     console.print(f"predicted classes: {shares}")
     if result.test_accuracy is not None:
