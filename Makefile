@@ -11,7 +11,7 @@ FK     := $(BIN)/ferkaggle
 DATA   ?= data
 BUDGET ?= 5m
 SPACE  ?=
-TOP    ?= 3
+TOP    ?= 0   # ensemble candidates: 0 = every run on the current data (greedy picks), K = the K best per half
 comma  := ,
 # An NVIDIA driver here (nvidia-smi on the PATH): also the CUDA libraries TensorFlow needs to use the GPU.
 EXTRAS ?= dev$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)gpu)
@@ -20,8 +20,8 @@ EXTRAS ?= dev$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)gpu)
 .PHONY: help install test test-slow submit ensemble leaderboard bench clean
 
 help:
-	@echo "make submit       prepare -> baseline -> search (BUDGET=$(BUDGET)) -> ensemble of the top $(TOP) -> submission of the best run -> leaderboard"
-	@echo "make ensemble     ensemble of the top $(TOP) runs and its submission"
+	@echo "make submit       prepare -> baseline -> search (BUDGET=$(BUDGET)) -> greedy ensemble (TOP=$(TOP): 0 = every run) -> submission of the best run -> leaderboard"
+	@echo "make ensemble     greedy ensemble of the runs (TOP=$(TOP): 0 = every run) and its submission"
 	@echo "make leaderboard  the local CV leaderboard"
 	@echo "make test         fast test suite (installs first)"
 	@echo "make test-slow    slow tests on ../shared/fer2013 (minutes)"

@@ -83,7 +83,7 @@ def refit(
     just above its source; `submit --run best` then submits it, and `ferkaggle ensemble` takes it
     in place of its source. Costs one more training of the run (on ~1.2x the rows).
 
-    Example: ferkaggle refit 2026-11-30_161712_vgg-w16-d4x2 && ferkaggle ensemble --top 3 && ferkaggle submit --run best
+    Example: ferkaggle refit 2026-11-30_161712_vgg-w16-d4x2 && ferkaggle ensemble && ferkaggle submit --run best
     """
     from ferkaggle.runs import prepared_for_run, select_run
     from ferkaggle.train import REFIT_ROWS, refit_config, refit_run
