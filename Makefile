@@ -11,7 +11,8 @@ FK     := $(BIN)/ferkaggle
 DATA   ?= data
 BUDGET ?= 5m
 SPACE  ?=
-TOP    ?= 0   # ensemble candidates: 0 = every run on the current data (greedy picks), K = the K best per half
+# Ensemble candidates: 0 = every run on the current data (greedy picks), K = the K best per holdout half.
+TOP    ?= 0
 comma  := ,
 # An NVIDIA driver here (nvidia-smi on the PATH): also the CUDA libraries TensorFlow needs to use the GPU.
 EXTRAS ?= dev$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)gpu)
