@@ -107,19 +107,13 @@ def best_on_halves(runs: list[Run], y_val: np.ndarray, seed: int = DEFAULT_SEED)
     if len(pool) < 2:
         return None
     y = np.asarray(y_val, dtype=np.int64)
+    val = np.stack([r.proba("val") for r in pool])
     half_a, half_b = halves(y, seed)
-
-    def top(rows: np.ndarray) -> Run:
-        keys = []
-        for i, run in enumerate(pool):
-            s = scores(y[rows], run.proba("val")[rows])
-            keys.append((rank_key(s["accuracy"], s["macro_f1"], run.run_id, is_refit(run)), i))
-        return pool[min(keys)[1]]
-
-    on_a, on_b = top(half_a), top(half_b)
-    right = (int((on_a.proba("val")[half_b].argmax(axis=1) == y[half_b]).sum())
-             + int((on_b.proba("val")[half_a].argmax(axis=1) == y[half_a]).sum()))
-    return {"accuracy": right / len(y), "picked_on_half_a": on_a.run_id, "picked_on_half_b": on_b.run_id,
+    (on_a,) = choose_members(pool, val[:, half_a], y[half_a], top=1)  # the top run by rank_key on half A alone
+    (on_b,) = choose_members(pool, val[:, half_b], y[half_b], top=1)
+    right = (int((val[on_a, half_b].argmax(axis=1) == y[half_b]).sum())
+             + int((val[on_b, half_a].argmax(axis=1) == y[half_a]).sum()))
+    return {"accuracy": right / len(y), "picked_on_half_a": pool[on_a].run_id, "picked_on_half_b": pool[on_b].run_id,
             "candidates": len(pool)}
 
 
