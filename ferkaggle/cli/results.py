@@ -187,7 +187,7 @@ def validate(
 
 @app.command()
 def ensemble(
-    runs: Optional[list[str]] = typer.Argument(None, help="Runs to combine (ids or unique parts), all of them members. Default: every run on the current prepared data, of which the --top best on each fitting half join."),
+    runs: Optional[list[str]] = typer.Argument(None, help="Runs to combine (ids or unique parts), all of them members. Default: every run on the current prepared data, among which the method chooses on each fitting half (with --top K, among the K best there)."),
     top: int = typer.Option(0, "--top", "-k", help="With no runs named: candidates are every run on the current data (0, the default: greedy chooses among them on each fitting half) or the K best runs on each fitting half."),
     method: str = typer.Option("greedy", "--method", help="mean | weighted (by accuracy) | greedy (Caruana forward selection)."),
     rounds: int = typer.Option(40, "--rounds", help="Greedy selection steps (with replacement)."),
