@@ -20,8 +20,8 @@ import os
 import platform
 import time
 
-from ferkaggle.baseline import BaselineConfig, run_baseline
-from ferkaggle.config import load_preset
+from ferkaggle.classical.baseline import BaselineConfig, run_baseline
+from ferkaggle.core.presets import load_preset
 from ferkaggle.data.prepared import load_prepared
 
 # name -> (preset under configs/baseline/ or None for the defaults, command-line equivalent)

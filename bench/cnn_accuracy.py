@@ -49,7 +49,8 @@ def main() -> None:
         print(markdown(doc))
         return
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.search import parse_budget, run_search
+    from ferkaggle.search.spaces import parse_budget
+    from ferkaggle.search.stage import run_search
 
     prepared = load_prepared(args.data, mmap=True)
     t0 = time.time()

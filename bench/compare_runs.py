@@ -24,7 +24,7 @@ from free_accuracy import accuracy, paired  # noqa: E402
 
 def main() -> None:
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs import load_run
+    from ferkaggle.runs.registry import load_run
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="+", help="run ids; the first is the reference")

@@ -29,8 +29,8 @@ def minutes(run) -> float:
 
 def main() -> None:
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.ensemble import EnsembleConfig, build_ensemble
-    from ferkaggle.runs import load_run
+    from ferkaggle.results.ensemble import EnsembleConfig, build_ensemble
+    from ferkaggle.runs.registry import load_run
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="+", help="run ids; the first is the reference of the paired column")

@@ -53,8 +53,8 @@ def tta_table(run_ref: str, data: str, runs_root: str = "runs") -> str:
     import keras
 
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs import load_run
-    from ferkaggle.train import TTA_MODES, predict_proba
+    from ferkaggle.runs.registry import load_run
+    from ferkaggle.cnn.tta import TTA_MODES, predict_proba
 
     run = load_run(run_ref, runs_root)
     prepared = load_prepared(data)
@@ -80,7 +80,7 @@ def tta_table(run_ref: str, data: str, runs_root: str = "runs") -> str:
 def train_keeping_checkpoint(prepared, cfg, keep_dir: Path, seed: int, runs_root: str):
     """Exactly `ferkaggle train` (`train.train_config`), except that the run's checkpoint folder is
     copied to keep_dir instead of deleted, to score every variant of the trajectory: (run, wall s)."""
-    from ferkaggle import train
+    from ferkaggle.cnn import train
 
     if keep_dir.exists():
         raise SystemExit(f"{keep_dir}: exists; choose a new --keep folder")
@@ -96,7 +96,7 @@ def train_keeping_checkpoint(prepared, cfg, keep_dir: Path, seed: int, runs_root
 
 
 def swa_table(config: str, data: str, keep: str, seed: int, runs_root: str = "runs") -> str:
-    from ferkaggle import train
+    from ferkaggle.cnn import train
     from ferkaggle.data.prepared import load_prepared
 
     cfg = train.load_train_config(config)
@@ -132,9 +132,9 @@ def swa_table(config: str, data: str, keep: str, seed: int, runs_root: str = "ru
 
 def snapshot_table(config: str, data: str, keep: str, seed: int, against: str | None,
                    runs_root: str = "runs") -> str:
-    from ferkaggle import averaging, train
+    from ferkaggle.cnn import averaging, train
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs import load_run, snapshot_files
+    from ferkaggle.runs.registry import load_run, snapshot_files
 
     cfg = train.load_train_config(config)
     if not cfg.snapshots:

@@ -44,8 +44,8 @@ class UntrainedRun:
     """Enough of a Run for Predictor: the simple CNN with hflip TTA, random weights."""
 
     def __init__(self):
-        from ferkaggle.models import build_model
-        from ferkaggle.train import load_train_config
+        from ferkaggle.cnn.models import build_model
+        from ferkaggle.cnn.config import load_train_config
 
         cfg = load_train_config("simple")
         self.model = build_model(cfg.model)
@@ -63,9 +63,9 @@ def main() -> None:
     from PIL import Image
     from skimage import data
 
-    from ferkaggle.faces import HaarDetector, find_faces, read_photo
-    from ferkaggle.predict import Predictor
-    from ferkaggle.runs import load_run
+    from ferkaggle.photos.faces import HaarDetector, find_faces, read_photo
+    from ferkaggle.photos.predict import Predictor
+    from ferkaggle.runs.registry import load_run
 
     if args.run:
         predictor = Predictor.from_run(load_run(args.run))
@@ -77,7 +77,7 @@ def main() -> None:
               "4000x3000": base.resize((4000, 3000), Image.Resampling.LANCZOS)}
     detectors = [HaarDetector()]
     if args.mtcnn:
-        from ferkaggle.faces import MtcnnDetector
+        from ferkaggle.photos.faces import MtcnnDetector
 
         detectors.append(MtcnnDetector())
     print(f"# {platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "

@@ -73,7 +73,8 @@ def python_generator(x, y, batch_size, seed=0):
 def measure(x, y, preset, changes, pipeline, steps):
     import keras
 
-    from ferkaggle.train import build_compiled, load_train_config, make_dataset, override
+    from ferkaggle.cnn.train import build_compiled, make_dataset
+    from ferkaggle.cnn.config import load_train_config, override
 
     cfg = override(load_train_config(preset), changes)
     model = build_compiled(cfg)
@@ -97,7 +98,7 @@ def measure(x, y, preset, changes, pipeline, steps):
 
 def run_all(args) -> list[dict]:
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.train import configure_threads
+    from ferkaggle.cnn.train import configure_threads
 
     threads = configure_threads(args.intra, args.inter)
     prepared = load_prepared(args.data, mmap=True)

@@ -11,14 +11,3 @@ __version__ = "0.1.0"
 # takes effect only if set before TensorFlow is imported, hence here; the user's own setting
 # (TF_ENABLE_ONEDNN_OPTS=0 turns it off) wins, and every run records which kernels it used.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-"""Class names in label order: label k is EMOTIONS[k] (the FER2013 convention)."""
-
-NUM_CLASSES = len(EMOTIONS)
-IMAGE_SIZE = 48
-"""Faces are IMAGE_SIZE x IMAGE_SIZE grayscale, uint8."""
-NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
-
-DEFAULT_SEED = 42
-"""The one default seed of every stage (split, forests, CNNs, search, ensembles); `--seed` overrides it."""

@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny synthetic prepared data in tmp_path, and a clean working directory."""
+"""Shared fixtures: tiny synthetic prepared data in tmp_path, and a clean working directory.
+
+Helpers that are not fixtures live in tests/helpers/."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np
 import pytest
 
+from helpers.fakes import make_tiny_prepared
+
 SHARED_FER = Path(__file__).resolve().parents[1].parent / "shared" / "fer2013"
 
 
@@ -20,22 +24,6 @@ def in_tmp(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FERKAGGLE_RUNS_DIR", raising=False)
     return tmp_path
-
-
-def make_tiny_prepared(root: Path, n: int = 240, n_test: int = 60, folds: int = 3, seed: int = 0):
-    """A small prepared set of synthetic faces: every 5th labelled row is holdout-val."""
-    from ferkaggle.data.prepared import write_prepared
-    from ferkaggle.data.synthetic import make_faces
-
-    x, y = make_faces(n, seed=seed)
-    x_test, y_test = make_faces(n_test, seed=seed + 1)
-    fold = (np.arange(n) % folds).astype(np.int8)
-    fold[::5] = -1
-    return write_prepared(
-        root, "tiny", x=x, y=y, fold=fold, x_test=x_test,
-        test_ids=np.arange(n_test, dtype=np.int64), y_test=y_test,
-        manifest={"layout": "synthetic", "seed": seed},
-    )
 
 
 @pytest.fixture
@@ -50,27 +38,7 @@ def shared_fer() -> Path:
     return SHARED_FER
 
 
-def fake_proba(y: np.ndarray, skill: float, rng: np.random.Generator) -> np.ndarray:
-    """Probabilities that put extra mass on the true class for a `skill` share of rows."""
-    n = len(y)
-    logits = rng.normal(size=(n, 7))
-    knows = rng.random(n) < skill
-    logits[np.arange(n)[knows], y[knows]] += 4.0
-    proba = np.exp(logits)
-    return (proba / proba.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def make_fake_run(prepared, name: str, skill: float, seed: int = 0, kind: str = "baseline", oof: bool = True):
-    """A completed run with made-up but label-correlated probabilities, written through the registry."""
-    from ferkaggle.metrics import scores
-    from ferkaggle.runs import RunWriter, read_run
-
-    rng = np.random.default_rng(seed)
-    val = fake_proba(np.asarray(prepared.y_val), skill, rng)
-    y_test = prepared.y_test if prepared.y_test is not None else np.zeros(len(prepared.x_test), np.int64)
-    test = fake_proba(np.asarray(y_test), skill, rng)
-    with RunWriter(kind, name, {"skill": skill}, prepared, seed=seed, summary=f"fake skill {skill}") as writer:
-        writer.save_probas(val=val, test=test, oof=fake_proba(np.asarray(prepared.y_train), skill, rng) if oof else None)
-        s = scores(prepared.y_val, val)
-        writer.save_metrics({"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"]})
-    return read_run(writer.dir)
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """One tiny prepared set (200 labelled faces, 40 test faces) shared by a module's training tests."""
+    return make_tiny_prepared(tmp_path_factory.mktemp("data") / "prepared", n=200, n_test=40)

@@ -9,7 +9,7 @@ import json
 from typer.testing import CliRunner
 
 from ferkaggle.cli import app
-from ferkaggle.runs import list_runs
+from ferkaggle.runs.registry import list_runs
 
 runner = CliRunner()
 

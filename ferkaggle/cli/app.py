@@ -16,8 +16,8 @@ import typer
 import typer.core
 from rich.markup import escape
 
-from ferkaggle.console import err_console
-from ferkaggle.errors import FerkaggleError
+from ferkaggle.core.console import err_console
+from ferkaggle.core.errors import FerkaggleError
 
 
 class _Group(typer.core.TyperGroup):
@@ -91,6 +91,6 @@ def quiet_tensorflow(threads: int = 0, inter_threads: int = 0) -> dict:
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
     with _native_stderr_silenced():
         import tensorflow  # noqa: F401
-    from ferkaggle.train import configure_threads
+    from ferkaggle.cnn.train import configure_threads
 
     return configure_threads(threads, inter_threads)

@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ferkaggle.cli.app import app
-from ferkaggle.console import console
-from ferkaggle.errors import FerkaggleError
+from ferkaggle.core.console import console
+from ferkaggle.core.errors import FerkaggleError
 
 MODEL_CHOICES = "rf | extra-trees | logreg | knn | svm | nb"
 
@@ -46,8 +46,8 @@ def baseline(
 
     Example: ferkaggle baseline --model rf --features hog --n-estimators 300
     """
-    from ferkaggle.baseline import BaselineConfig, run_baseline
-    from ferkaggle.config import from_dict, load_preset
+    from ferkaggle.classical.baseline import BaselineConfig, run_baseline
+    from ferkaggle.core.presets import from_dict, load_preset
     from ferkaggle.data.prepared import load_prepared
 
     if c is not None and model is None and config is None:

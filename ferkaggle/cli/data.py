@@ -9,10 +9,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle import DEFAULT_SEED, EMOTIONS
+from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
 from ferkaggle.cli.app import app
 from ferkaggle.data.synthetic import DEMO_SEED
-from ferkaggle.console import console, warn
+from ferkaggle.core.console import console, warn
 
 
 @app.command("demo-data")

@@ -10,15 +10,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle import EMOTIONS
+from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.cli.app import app, quiet_tensorflow
-from ferkaggle.console import console, err_console
-from ferkaggle.errors import FerkaggleError
+from ferkaggle.core.console import console, err_console
+from ferkaggle.core.errors import FerkaggleError
 
 
 def _predict_run(ref: str):
     from ferkaggle.data.prepared import current_split_fingerprint
-    from ferkaggle.predict import resolve_predict_run
+    from ferkaggle.photos.predict import resolve_predict_run
 
     return resolve_predict_run(ref, split_fingerprint=current_split_fingerprint() if ref == "best" else None)
 
@@ -42,8 +42,8 @@ def predict(
 
     Example: ferkaggle predict photos/ --run best --out predictions/
     """
-    from ferkaggle.faces import expand_paths, make_detector
-    from ferkaggle.predict import Predictor, predict_photos, write_outputs
+    from ferkaggle.photos.faces import expand_paths, make_detector
+    from ferkaggle.photos.predict import Predictor, predict_photos, write_outputs
 
     if fmt not in ("table", "json"):
         raise FerkaggleError(f"--format must be table or json, not {fmt!r}")
@@ -125,9 +125,9 @@ def serve(
 
     Example: ferkaggle serve --run best --port 8000, then open http://127.0.0.1:8000/
     """
-    from ferkaggle.faces import make_detector
-    from ferkaggle.predict import Predictor
-    from ferkaggle.serve import App, make_server
+    from ferkaggle.photos.faces import make_detector
+    from ferkaggle.photos.predict import Predictor
+    from ferkaggle.photos.serve import App, make_server
 
     quiet_tensorflow()
     chosen = _predict_run(run)
@@ -157,7 +157,7 @@ def export(
 
     Example: ferkaggle export best --format tflite --out fer.tflite
     """
-    from ferkaggle.export import export_run
+    from ferkaggle.photos.export import export_run
 
     quiet_tensorflow()
     chosen = _predict_run(run)

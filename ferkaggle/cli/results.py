@@ -14,12 +14,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle import DEFAULT_SEED, EMOTIONS
-from ferkaggle import leaderboard as lb  # standard library only: keeps --help fast
+from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
+from ferkaggle.runs import leaderboard as lb  # standard library only: keeps --help fast
 from ferkaggle.cli.app import app
-from ferkaggle.console import console
+from ferkaggle.core.console import console
 from ferkaggle.data.prepared import current_split_fingerprint
-from ferkaggle.errors import FerkaggleError
+from ferkaggle.core.errors import FerkaggleError
 
 
 @app.command()
@@ -37,7 +37,7 @@ def leaderboard(
 
     Example: ferkaggle leaderboard --top 10 --format markdown
     """
-    from ferkaggle.runs import runs_root
+    from ferkaggle.runs.registry import runs_root
 
     if format not in lb.FORMATS:
         raise FerkaggleError(f"unknown format {format!r}; choose one of {', '.join(lb.FORMATS)}")
@@ -97,15 +97,15 @@ def _fitting_columns(rows: list[list[str]], width: int) -> list[str]:
 
 
 def _resolve_run(ref: str):
-    from ferkaggle.runs import select_run
+    from ferkaggle.runs.registry import select_run
 
     return select_run(ref)
 
 
 def _print_best_estimate(chosen) -> None:
     """Say what `best`'s holdout figure is worth: it is the score the run was chosen on."""
-    from ferkaggle.ensemble import best_on_halves
-    from ferkaggle.runs import best_candidates, list_runs, prepared_for_run
+    from ferkaggle.results.ensemble import best_on_halves
+    from ferkaggle.runs.registry import best_candidates, list_runs, prepared_for_run
 
     pool = best_candidates(list_runs(), chosen.split_fingerprint)
     estimate = best_on_halves(pool, prepared_for_run(chosen).y_val)
@@ -134,8 +134,8 @@ def submit(
 
     Example: ferkaggle submit --run best --kaggle my-fer-competition -m "cnn + tta"
     """
-    from ferkaggle import kaggle_api
-    from ferkaggle.submission import write_submission
+    from ferkaggle.results import kaggle as kaggle_api
+    from ferkaggle.results.submission import write_submission
 
     if kaggle:
         problem = kaggle_api.missing_requirement()
@@ -173,7 +173,7 @@ def validate(
     Example: ferkaggle validate submissions/2026-11-23_101500_rf-pixels.csv
     """
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.submission import validate_submission
+    from ferkaggle.results.submission import validate_submission
 
     prepared = load_prepared(data, mmap=True)
     result = validate_submission(file, prepared.test_ids)
@@ -203,7 +203,7 @@ def ensemble(
 
     Example: ferkaggle ensemble --top 5 --method greedy
     """
-    from ferkaggle.ensemble import EnsembleConfig, ensemble_stage
+    from ferkaggle.results.ensemble import EnsembleConfig, ensemble_stage
 
     cfg = EnsembleConfig(method=method, greedy_rounds=rounds, top=top, seed=seed)  # type: ignore[arg-type]
     run, result = ensemble_stage(runs, cfg)
@@ -237,7 +237,7 @@ def report(
 
     Example: ferkaggle report best
     """
-    from ferkaggle.report import write_report
+    from ferkaggle.results.report import write_report
 
     chosen = _resolve_run(run)
     result = write_report(chosen, out)
@@ -259,7 +259,7 @@ def download(
 
     Example: ferkaggle download my-fer-competition && ferkaggle prepare
     """
-    from ferkaggle import kaggle_api
+    from ferkaggle.results import kaggle as kaggle_api
 
     files = kaggle_api.download(competition, out)
     console.print(f"[green]downloaded[/green] {len(files)} files into {escape(str(out))}/; next: `ferkaggle prepare --source {escape(str(out))}`")

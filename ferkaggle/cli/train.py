@@ -13,10 +13,10 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from ferkaggle import DEFAULT_SEED
+from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.cli.app import app, quiet_tensorflow
-from ferkaggle.console import console
-from ferkaggle.errors import FerkaggleError
+from ferkaggle.core.console import console
+from ferkaggle.core.errors import FerkaggleError
 
 
 @app.command()
@@ -45,8 +45,9 @@ def train(
     Example: ferkaggle train --config simple --epochs 20
     """
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs import select_run
-    from ferkaggle.train import load_train_config, train_config
+    from ferkaggle.runs.registry import select_run
+    from ferkaggle.cnn.config import load_train_config
+    from ferkaggle.cnn.train import train_config
 
     cfg = load_train_config(config)
     prepared = load_prepared(data, mmap=True)
@@ -85,8 +86,8 @@ def refit(
 
     Example: ferkaggle refit 2026-11-30_161712_vgg-w16-d4x2 && ferkaggle ensemble && ferkaggle submit --run best
     """
-    from ferkaggle.runs import prepared_for_run, select_run
-    from ferkaggle.train import REFIT_ROWS, refit_config, refit_run
+    from ferkaggle.runs.registry import prepared_for_run, select_run
+    from ferkaggle.cnn.train import REFIT_ROWS, refit_config, refit_run
 
     if rows not in REFIT_ROWS:
         raise FerkaggleError(f"--rows must be one of {', '.join(REFIT_ROWS)}, not {rows!r}")
@@ -133,8 +134,9 @@ def search(
     Example: ferkaggle search --space default --budget 60m
     """
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs import search_dir
-    from ferkaggle.search import default_space, parse_budget, run_search, search_table
+    from ferkaggle.runs.registry import search_dir
+    from ferkaggle.search.stage import default_space, run_search, search_table
+    from ferkaggle.search.spaces import parse_budget
 
     budget_s = parse_budget(budget)
     if trials is not None and trials < 1:
@@ -166,7 +168,7 @@ def pull(
 
     Example: ferkaggle pull --storage postgresql://user@db/optuna --study fer --artifacts /mnt/fer-artifacts
     """
-    from ferkaggle.search import pull_runs
+    from ferkaggle.search.stage import pull_runs
 
     counts = pull_runs(storage, study, artifacts)
     console.print(f"pulled {counts['pulled']} runs ({counts['present']} already here"

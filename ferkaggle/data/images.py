@@ -22,9 +22,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ferkaggle import EMOTIONS, IMAGE_SIZE
+from ferkaggle.core.constants import EMOTIONS, IMAGE_SIZE
 from ferkaggle.data.records import LAYOUT_IMAGES, BadRows, RawData
-from ferkaggle.errors import DataError, FerkaggleError
+from ferkaggle.core.errors import DataError, FerkaggleError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm")
 _CLASS_INDEX = {name: index for index, name in enumerate(EMOTIONS)}

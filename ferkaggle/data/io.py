@@ -37,13 +37,11 @@ import numpy as np
 
 from ferkaggle.data import images
 from ferkaggle.data.pixels import parse_pixel_rows
-from ferkaggle.data.records import (BAD_ROW_MODES, FER2013_NAMES, LAYOUT_FER2013, LAYOUT_ICML, LAYOUT_IMAGES,
-                                    LAYOUT_KAGGLE, TEST_LABEL_NAMES, TEST_NAMES, TRAIN_NAMES, USAGE_PRIVATE,
-                                    USAGE_PUBLIC, BadRows, RawData, check_on_bad_row)
+from ferkaggle.data.records import BAD_ROW_MODES, FER2013_NAMES, LAYOUT_FER2013, LAYOUT_ICML, LAYOUT_IMAGES, LAYOUT_KAGGLE, TEST_LABEL_NAMES, TEST_NAMES, TRAIN_NAMES, USAGE_PRIVATE, USAGE_PUBLIC, BadRows, RawData, check_on_bad_row
 from ferkaggle.data.sources import DEFAULT_FOLDER, DEMO_SUBFOLDER, NoDataFound, Source, find_source, resolve_source
 from ferkaggle.data.streams import FileRef, open_stream
 from ferkaggle.data.tables import check_unique_ids, read_label_table, read_table
-from ferkaggle.errors import DataError
+from ferkaggle.core.errors import DataError
 
 __all__ = [
     "BAD_ROW_MODES", "DEFAULT_FOLDER", "DEMO_SUBFOLDER", "FER2013_NAMES", "LAYOUT_FER2013", "LAYOUT_ICML",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ferkaggle import NUM_PIXELS
+from ferkaggle.core.constants import NUM_PIXELS
 from ferkaggle.data.records import show_value
 
 SPACE, ZERO = 32, 48  # ord(" "), ord("0")

@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from ferkaggle import DEFAULT_SEED, EMOTIONS, NUM_CLASSES, __version__
+from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS, NUM_CLASSES
+from ferkaggle import __version__
 from ferkaggle.data.prepared import DEFAULT_ROOT, Prepared, load_hash_cache, load_prepared, save_hash_cache, set_latest
 from ferkaggle.data.splits import HOLDOUT
-from ferkaggle.errors import FerkaggleError
+from ferkaggle.core.errors import FerkaggleError
 
 # Bump when prepare's output for the same inputs and options changes: old caches are then ignored.
 PREPARE_VERSION = 2  # 2: splits by duplicate group, groups.npy, new --dedupe
@@ -90,7 +91,7 @@ def _fingerprint_files(files: list[Path], root: Path) -> tuple[list[dict[str, An
     Returns the fingerprints and the updated hash cache to save (None when unchanged); it is saved
     only once prepare succeeds, so a failed prepare writes nothing at all.
     """
-    from ferkaggle.fsutil import sha256_file, sha256_json
+    from ferkaggle.core.fsutil import sha256_file, sha256_json
 
     cache = load_hash_cache(root)
     out, changed = [], False
@@ -117,7 +118,7 @@ def _fingerprint_files(files: list[Path], root: Path) -> tuple[list[dict[str, An
 
 
 def prepare_key(kind: str, fingerprints: list[dict[str, Any]], options: PrepareOptions) -> str:
-    from ferkaggle.fsutil import sha256_json
+    from ferkaggle.core.fsutil import sha256_json
 
     payload = {"version": PREPARE_VERSION, "kind": kind, "files": [f["sha256"] for f in fingerprints],  # in role order: train, test, labels
                "options": options.__dict__}

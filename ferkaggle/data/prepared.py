@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from ferkaggle import DEFAULT_SEED, IMAGE_SIZE, NUM_CLASSES
+from ferkaggle.core.constants import DEFAULT_SEED, IMAGE_SIZE, NUM_CLASSES
 from ferkaggle.data.splits import HOLDOUT
-from ferkaggle.errors import FerkaggleError
-from ferkaggle.fsutil import atomic_dir, atomic_save_npy, atomic_write_json, atomic_write_text
+from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.core.fsutil import atomic_dir, atomic_save_npy, atomic_write_json, atomic_write_text
 
 DEFAULT_ROOT = Path("data/prepared")
 CACHE_DIR = "cache"  # inside a prepared set; rebuilding the set replaces its folder, this included

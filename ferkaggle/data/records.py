@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkaggle.errors import DataError, FerkaggleError
+from ferkaggle.core.errors import DataError, FerkaggleError
 
 LAYOUT_KAGGLE = "Kaggle CSV (train.csv + test.csv)"
 LAYOUT_FER2013 = "fer2013.csv (emotion,pixels,Usage)"

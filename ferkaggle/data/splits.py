@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ferkaggle import DEFAULT_SEED, EMOTIONS, NUM_CLASSES
-from ferkaggle.errors import FerkaggleError
+from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS, NUM_CLASSES
+from ferkaggle.core.errors import FerkaggleError
 
 HOLDOUT = -1
 UNASSIGNED = -2  # a row dropped before fold assignment (--dedupe); never written to disk

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator
 
-from ferkaggle.errors import DataError
+from ferkaggle.core.errors import DataError
 
 try:  # ISA-L inflates gzip ~3x faster than zlib; optional, same results (set FERKAGGLE_GZIP=zlib to compare)
     from isal import igzip as _isal_gzip

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkaggle import IMAGE_SIZE, NUM_CLASSES
-from ferkaggle.errors import FerkaggleError
+from ferkaggle.core.constants import IMAGE_SIZE, NUM_CLASSES
+from ferkaggle.core.errors import FerkaggleError
 
 # FER2013 training-set class counts: angry, disgust, fear, happy, sad, surprise, neutral.
 FER2013_COUNTS = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965], dtype=np.float64)
@@ -251,7 +251,7 @@ def write_demo_competition(out_dir: str | Path, n_train: int = DEFAULT_DEMO_TRAI
     temporary sibling and renamed, so a reader never sees half a file; existing files are only
     replaced with overwrite=True (nothing the user has is clobbered silently).
     """
-    from ferkaggle.fsutil import atomic_write_text
+    from ferkaggle.core.fsutil import atomic_write_text
 
     out = Path(out_dir)
     if n_train < NUM_CLASSES or n_test < 1:

@@ -1,0 +1,1 @@
+"""Classical models on pixel or HOG features, scored with k-fold CV and recorded as runs."""

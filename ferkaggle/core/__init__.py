@@ -1,0 +1,1 @@
+"""The lowest layer, used by every stage: errors, atomic files, the console, TOML presets, metrics and constants."""

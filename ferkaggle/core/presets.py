@@ -1,0 +1,140 @@
+"""Config is data: frozen dataclasses per stage, loaded from TOML presets.
+
+A preset lists only what it changes from the dataclass defaults; unknown keys fail
+loudly with the file and the key. Nested dataclasses map to TOML tables. `configs/`
+holds the named presets; a name resolves to `configs/<name>.toml` (in the current
+directory first, then beside the installed package), and anything with a `/` or a
+`.toml` suffix is a path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ferkaggle.core.errors import FerkaggleError
+
+T = TypeVar("T")
+
+PACKAGE_CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the checkout's configs/, beside the package
+
+
+def config_dirs() -> list[Path]:
+    dirs = [Path.cwd() / "configs", PACKAGE_CONFIGS]
+    unique: list[Path] = []
+    for d in dirs:
+        if d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def resolve_preset(name_or_path: str | Path, subdir: str = "") -> Path:
+    """Find a preset file by name (`simple`) or path (`my/cfg.toml`)."""
+    text = str(name_or_path)
+    if text.endswith(".toml") or "/" in text or Path(text).exists():
+        path = Path(text)
+        if not path.is_file():
+            raise FerkaggleError(f"{path}: no such config file")
+        return path
+    tried = []
+    for d in config_dirs():
+        candidate = (d / subdir / f"{text}.toml") if subdir else (d / f"{text}.toml")
+        tried.append(str(candidate))
+        if candidate.is_file():
+            return candidate
+    known = sorted({p.stem for d in config_dirs() for p in (d / subdir if subdir else d).glob("*.toml")})
+    raise FerkaggleError(f"no preset named {text!r} (looked for {', '.join(tried)}); known: {', '.join(known) or 'none'}")
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise FerkaggleError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise FerkaggleError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def from_dict(cls: type[T], values: dict[str, Any], where: str = "config", base: T | None = None) -> T:
+    """Build dataclass `cls` from `values` over `base` (or the defaults), checking every key and type."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(cls)
+    base = base if base is not None else cls()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise FerkaggleError(f"{where}: unknown key {key!r}; allowed: {', '.join(fields)}")
+        hint = hints[key]
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise FerkaggleError(f"{where}: {key!r} must be a table")
+            changes[key] = from_dict(hint, value, f"{where}.{key}", current)
+        else:
+            changes[key] = _coerce(value, hint, f"{where}: {key!r}")
+    return dataclasses.replace(base, **changes)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except FerkaggleError as exc:
+                errors.append(str(exc))
+        raise FerkaggleError(errors[0] if errors else f"{where} has the wrong type")
+    if origin is typing.Literal:
+        if value not in args:
+            raise FerkaggleError(f"{where} must be one of {', '.join(map(repr, args))}, not {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise FerkaggleError(f"{where} must be a list, not {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, where) for v in value] if inner is not Any else list(value)
+        return tuple(items) if origin is tuple else items
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FerkaggleError(f"{where} must be a number, not {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FerkaggleError(f"{where} must be an integer, not {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise FerkaggleError(f"{where} must be true or false, not {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise FerkaggleError(f"{where} must be a string, not {value!r}")
+        return value
+    return value
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The whole resolved config, for run.json."""
+    return dataclasses.asdict(cfg)
+
+
+def load_preset(cls: type[T], name_or_path: str | Path | None, subdir: str = "", base: T | None = None) -> T:
+    """Defaults of `cls`, overridden by the preset (if any)."""
+    if name_or_path is None:
+        return base if base is not None else cls()
+    path = resolve_preset(name_or_path, subdir)
+    return from_dict(cls, read_toml(path), str(path), base)

@@ -1,0 +1,111 @@
+"""Export a run's model as one standalone file: Keras (`.keras`) or TensorFlow Lite (`.tflite`).
+
+Input: a CNN run (its model.keras) or an ensemble of CNN runs. Output: a model that takes
+float32 [batch, 48, 48, 1] grey pixels in 0..255 (a 48x48 face crop as it is, no scaling:
+the model rescales to [0, 1] itself) and returns float32 [batch, 7] probabilities in the
+order of `ferkaggle.EMOTIONS` (angry, disgust, fear, happy, sad, surprise, neutral).
+
+The run's test-time augmentation is built in, every mode of `train.TTA_MODES`: with
+`tta = "hflip"` the exported model returns the mean over the face and its mirror, with
+"tencrop" / "shift" the mean over the same ten views `train.predict_proba` averages (the
+views are made inside the graph by `train.tta_views`), so it gives exactly the run's
+probabilities.
+An ensemble becomes one model: its members' (TTA) outputs weighted as the ensemble recorded.
+Forest runs have no Keras graph and are refused (their model.joblib is already one file).
+
+    import keras, numpy as np
+    model = keras.models.load_model("fer.keras")
+    proba = model.predict(face48.reshape(1, 48, 48, 1).astype("float32"))  # [1, 7]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from pathlib import Path
+from typing import Literal
+
+from ferkaggle.core.constants import IMAGE_SIZE
+from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.core.fsutil import atomic_write_bytes
+from ferkaggle.runs.registry import Run
+
+FORMATS = ("keras", "tflite")
+
+
+def standalone_model(run: Run):
+    """One Keras model with the run's TTA (and an ensemble's weighting) built in."""
+    import keras
+
+    from ferkaggle.photos.predict import Predictor
+    from ferkaggle.cnn.tta import tta_views
+
+    predictor = Predictor.from_run(run)
+    for _, model, tta in predictor.parts:
+        if tta is None:
+            raise FerkaggleError(f"run {run.run_id}: a {run.kind} run with a scikit-learn model cannot be exported "
+                                 "to keras/tflite; use its model.joblib with `ferkaggle predict` instead")
+    inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels", dtype="float32")
+    outputs = []
+    for index, (weight, model, tta) in enumerate(predictor.parts):
+        if len(predictor.parts) > 1:
+            # Members often share a builder name ("vgg"); a model's parts must be uniquely named.
+            model = keras.Model(model.input, model.output, name=f"member_{index}")
+        views = [model(view) for view in tta_views(inputs, tta)]
+        out = views[0] if len(views) == 1 else keras.layers.Average(name=f"tta_{index}")(views)
+        if len(predictor.parts) > 1:
+            out = keras.layers.Rescaling(weight, name=f"weight_{index}")(out)
+        outputs.append(out)
+    combined = outputs[0] if len(outputs) == 1 else keras.layers.Add(name="ensemble")(outputs)
+    combined = keras.layers.Activation("linear", dtype="float32", name="probabilities")(combined)
+    return keras.Model(inputs, combined, name=f"ferkaggle_{run.run_id}"[:60].replace("-", "_"))
+
+
+def export_run(run: Run, fmt: Literal["keras", "tflite"], out: str | Path | None = None) -> Path:
+    """Write the standalone model; returns its path (default `<run_id>.<fmt>` in the working folder)."""
+    if fmt not in FORMATS:
+        raise FerkaggleError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    path = Path(out) if out is not None else Path(f"{run.run_id}.{fmt}")
+    if path.is_dir():
+        path = path / f"{run.run_id}.{fmt}"
+    if path.suffix != f".{fmt}":
+        raise FerkaggleError(f"{path}: a {fmt} export must end in .{fmt}")
+    model = standalone_model(run)
+    if fmt == "keras":
+        import tempfile
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            staged = Path(tmp) / path.name
+            model.save(staged)  # Keras writes the zip itself; stage then rename, so the write is atomic
+            return atomic_write_bytes(path, staged.read_bytes())
+    import tensorflow as tf
+
+    try:
+        # The converter exports a SavedModel first and prints its signature on stdout: keep stdout for our line.
+        with contextlib.redirect_stdout(io.StringIO()):
+            data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    except Exception as exc:
+        raise FerkaggleError(f"run {run.run_id}: TensorFlow Lite could not convert the model ({type(exc).__name__}: {exc})") from None
+    return atomic_write_bytes(path, data)
+
+
+def tflite_predict(path: str | Path, faces):
+    """Probabilities [n, 7] from an exported .tflite file for float32/uint8 faces [n, 48, 48(, 1)]."""
+    import numpy as np
+    import tensorflow as tf
+
+    import warnings
+
+    x = np.asarray(faces, np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+    with warnings.catch_warnings():
+        # TF announces a move of the interpreter to the separate ai_edge_litert package; it still ships in TF.
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+    detail = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(detail["index"], list(x.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(detail["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()

@@ -1,0 +1,1 @@
+"""What is made from recorded runs' probabilities: ensembles, submissions, reports, the Kaggle upload."""

@@ -1,0 +1,494 @@
+"""The run registry: the one module that knows the layout of `runs/`.
+
+    runs/<run_id>/                 run_id = 2026-11-23_101500_rf-pixels (sorts by time)
+      run.json        kind, name, summary, full resolved config, data + split fingerprints,
+                      seed, package versions, threads, start/end times, duration, status
+      metrics.json    val_accuracy, val_macro_f1 (holdout), scored_on, selected_on,
+                      cv_mean/cv_std (k-fold), history, ...
+      val_proba.npy   float32 [n_val, 7]    holdout-val probabilities, holdout order
+      oof_proba.npy   float32 [n_train, 7]  out-of-fold probabilities, training-row order
+      test_proba.npy  float32 [n_test, 7]   test probabilities, test-file order
+      model.keras | model.joblib
+      checkpoint/ | checkpoint-fold<f>/     while a CNN trains (removed when it is recorded):
+        state.json  last.keras  best.keras  (`checkpoint_dir`, `checkpoint_file`)
+
+A run is `running` while it works, then `completed`, `failed` or `interrupted`. Only
+completed runs count on the leaderboard unless asked. Everything else goes through here:
+the checkpoint folders and file names (train.py and the search call `checkpoint_dir`,
+`checkpoint_file`, `drop_checkpoint_models`, `remove_checkpoint`), the one ranking of runs
+(`rank_key`, `rank_runs`: leaderboard, `best`, `ensemble --top`), and the choice of `best`
+and `latest`, which only ever look at the current prepared split (`select_run`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ferkaggle.core.constants import NUM_CLASSES
+from ferkaggle.data.prepared import Prepared, load_prepared
+from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.core.fsutil import atomic_save_npy, atomic_write_json
+
+DEFAULT_ROOT = Path("runs")
+PROBA_FILES = {"val": "val_proba.npy", "test": "test_proba.npy", "oof": "oof_proba.npy"}
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+CHECKPOINT_FILES = {"state": "state.json", "last": "last.keras", "best": "best.keras", "swa": "swa.npz"}
+"""A CNN checkpoint folder: state.json (epochs done, history, best score), last.keras (model +
+optimizer, to resume), best.keras (the weights of the best epoch on the stop split), swa.npz
+(with `swa_epochs` on: the running mean of the weights of the schedule's last epochs), and with
+`snapshots` on, snapshot-<epoch>.keras: the model at the end of each cosine cycle (`snapshot_file`)."""
+
+SELECTORS = ("best", "latest")
+"""Run references resolved among the runs of the current prepared split (`select_run`)."""
+
+
+def runs_root(root: str | Path | None = None) -> Path:
+    return Path(root) if root is not None else Path(os.environ.get("FERKAGGLE_RUNS_DIR", DEFAULT_ROOT))
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:48] or "run"
+
+
+def new_run_id(name: str, root: Path, now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now()
+    base = f"{now:%Y-%m-%d_%H%M%S}_{_slug(name)}"
+    run_id, n = base, 2
+    while (root / run_id).exists():
+        run_id, n = f"{base}-{n}", n + 1
+    return run_id
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for pkg in ("ferkaggle", "numpy", "pandas", "scikit-learn", "tensorflow", "keras"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class RunWriter:
+    """Creates a run folder and records everything a run produces.
+
+    Use as a context manager: leaving the block normally marks the run completed
+    (after `save_probas`/`save_metrics`), an exception marks it failed, Ctrl-C
+    marks it interrupted; the exception is re-raised.
+    """
+
+    def __init__(self, kind: str, name: str, config: dict[str, Any], prepared: Prepared, *,
+                 seed: int, summary: str = "", model: str = "", root: str | Path | None = None,
+                 extra: dict[str, Any] | None = None):
+        self.root = runs_root(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.prepared = prepared
+        self.run_id = new_run_id(name, self.root)
+        self.dir = self.root / self.run_id
+        self.dir.mkdir()
+        self._t0 = time.monotonic()
+        self.info: dict[str, Any] = {
+            "run_id": self.run_id,
+            "kind": kind,
+            "name": name,
+            "model": model or name,
+            "summary": summary,
+            "status": "running",
+            "seed": seed,
+            "data": {
+                "prepared": str(prepared.path),
+                "key": prepared.key,
+                "data_fingerprint": prepared.data_fingerprint,
+                "split_fingerprint": prepared.split_fingerprint,
+                "n_train": int(len(prepared.train_idx)),
+                "n_val": int(len(prepared.val_idx)),
+                "n_test": int(len(prepared.x_test)),
+            },
+            "config": config,
+            "versions": package_versions(),
+            "host": {"platform": platform.platform(), "cpus": os.cpu_count(), "argv": sys.argv[1:]},
+            "started": _now(),
+            "created_ns": time.time_ns(),  # orders runs made within the same second
+            "ended": None,
+            "duration_s": None,
+            **(extra or {}),
+        }
+        self._write_info()
+
+    def _write_info(self) -> None:
+        atomic_write_json(self.dir / "run.json", self.info)
+
+    def update_info(self, **fields: Any) -> None:
+        self.info.update(fields)
+        self._write_info()
+
+    def model_path(self, suffix: str) -> Path:
+        return self.dir / f"model{suffix}"
+
+    def save_probas(self, *, val: np.ndarray | None = None, test: np.ndarray | None = None,
+                    oof: np.ndarray | None = None) -> None:
+        expected = {"val": len(self.prepared.val_idx), "test": len(self.prepared.x_test), "oof": len(self.prepared.train_idx)}
+        for which, arr in (("val", val), ("test", test), ("oof", oof)):
+            if arr is None:
+                continue
+            arr = np.asarray(arr, dtype=np.float32)
+            if arr.shape != (expected[which], NUM_CLASSES):
+                raise ValueError(f"{which} probabilities have shape {arr.shape}, expected {(expected[which], NUM_CLASSES)}")
+            atomic_save_npy(self.dir / PROBA_FILES[which], arr)
+
+    def save_metrics(self, metrics: dict[str, Any]) -> None:
+        atomic_write_json(self.dir / "metrics.json", metrics)
+
+    def finish(self, status: str = "completed", error: str | None = None) -> None:
+        self.info.update(status=status, ended=_now(), duration_s=round(time.monotonic() - self._t0, 2))
+        if error:
+            self.info["error"] = error
+        self._write_info()
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.finish("completed")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("interrupted", "interrupted by the user")
+        else:
+            self.finish("failed", f"{exc_type.__name__}: {exc}")
+        return False
+
+
+@dataclass
+class Run:
+    """A run read back from disk."""
+
+    dir: Path
+    info: dict[str, Any]
+    metrics: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return self.info["run_id"]
+
+    @property
+    def status(self) -> str:
+        return self.info.get("status", "unknown")
+
+    @property
+    def kind(self) -> str:
+        return self.info.get("kind", "")
+
+    @property
+    def split_fingerprint(self) -> str:
+        return self.info["data"]["split_fingerprint"]
+
+    @property
+    def data_fingerprint(self) -> str:
+        return self.info["data"]["data_fingerprint"]
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return self.metrics.get("val_accuracy")
+
+    @property
+    def scored_on(self) -> str:
+        """What val_accuracy was computed on: `holdout`, or `holdout, cross-fitted halves` (ensembles)."""
+        default = "holdout, cross-fitted halves" if self.kind == "ensemble" else "holdout"
+        return str(self.metrics.get("scored_on", default))
+
+    @property
+    def selected_on_score(self) -> bool:
+        """Whether anything in the run (early stopping, checkpoint, members, weights) was chosen on
+        the rows its score is computed on. Stages record it; runs recorded before they did are
+        assumed selected on it when they selected anything (CNNs and ensembles)."""
+        if "selected_on_score" in self.metrics:
+            return bool(self.metrics["selected_on_score"])
+        return self.kind in ("cnn", "ensemble")
+
+    def has_proba(self, which: str) -> bool:
+        return (self.dir / PROBA_FILES[which]).is_file()
+
+    def proba(self, which: str) -> np.ndarray:
+        path = self.dir / PROBA_FILES[which]
+        if not path.is_file():
+            raise FerkaggleError(f"run {self.run_id} has no {which} probabilities ({path.name} is missing)")
+        return np.load(path, allow_pickle=False)
+
+    def model_file(self) -> Path | None:
+        for suffix in (".keras", ".joblib"):
+            if (self.dir / f"model{suffix}").is_file():
+                return self.dir / f"model{suffix}"
+        return None
+
+    def size_bytes(self) -> int:
+        model = self.model_file()
+        return model.stat().st_size if model else 0
+
+
+def read_run(folder: Path) -> Run | None:
+    try:
+        info = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        metrics = {}
+    return Run(folder, info, metrics)
+
+
+def list_runs(root: str | Path | None = None, *, include_incomplete: bool = False) -> list[Run]:
+    """All runs under root, oldest first; only completed ones unless include_incomplete."""
+    root = runs_root(root)
+    if not root.is_dir():
+        return []
+    runs = [r for r in (read_run(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if r]
+    runs.sort(key=lambda r: (r.info.get("created_ns", 0), r.run_id))
+    return [r for r in runs if include_incomplete or r.status == "completed"]
+
+
+def load_run(ref: str, root: str | Path | None = None, split_fingerprint: str | None = None) -> Run:
+    """A run by id, unique id prefix or substring, or folder path; `best`/`latest` go to `select_run`
+    (on `split_fingerprint`, default the current prepared split)."""
+    if ref in SELECTORS:
+        return select_run(ref, root, split_fingerprint=split_fingerprint)
+    root = runs_root(root)
+    path = Path(ref)
+    if (path / "run.json").is_file():
+        run = read_run(path)
+        if run:
+            return run
+    candidates = [r for r in list_runs(root, include_incomplete=True) if r.run_id == ref]
+    if not candidates:
+        candidates = [r for r in list_runs(root, include_incomplete=True) if ref in r.run_id]
+    if not candidates:
+        raise FerkaggleError(f"no run matching {ref!r} in {root}/")
+    if len(candidates) > 1:
+        names = ", ".join(r.run_id for r in candidates[:5])
+        raise FerkaggleError(f"{ref!r} matches {len(candidates)} runs ({names}...); give more of the id")
+    return candidates[0]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def checkpoint_dir(run_dir: str | Path, fold: int | None = None) -> Path:
+    """The checkpoint folder of a CNN run (one per fold for k-fold runs); not created here."""
+    return Path(run_dir) / ("checkpoint" if fold is None else f"checkpoint-fold{int(fold)}")
+
+
+def checkpoint_file(state_dir: str | Path, which: str) -> Path:
+    """`which` = state | last | best | swa: that file of a checkpoint folder (any folder: the search keeps its own)."""
+    try:
+        return Path(state_dir) / CHECKPOINT_FILES[which]
+    except KeyError:
+        raise ValueError(f"unknown checkpoint file {which!r}; one of {', '.join(CHECKPOINT_FILES)}") from None
+
+
+def snapshot_file(state_dir: str | Path, epoch: int) -> Path:
+    """The model saved at the end of the cosine cycle that ends at `epoch` (snapshot ensembles)."""
+    return Path(state_dir) / f"snapshot-{int(epoch):04d}.keras"
+
+
+def snapshot_files(state_dir: str | Path) -> dict[int, Path]:
+    """{epoch: file} of the snapshots saved in a checkpoint folder, by epoch."""
+    found = {}
+    for path in Path(state_dir).glob("snapshot-*.keras"):
+        stem = path.stem.split("-", 1)[1]
+        if stem.isdigit():
+            found[int(stem)] = path
+    return dict(sorted(found.items()))
+
+
+def drop_checkpoint_models(state_dir: str | Path) -> None:
+    """Delete a checkpoint's model files (once recorded, the run folder holds model.keras); keep state.json."""
+    for which in ("last", "best", "swa"):
+        checkpoint_file(state_dir, which).unlink(missing_ok=True)
+    for path in snapshot_files(state_dir).values():
+        path.unlink(missing_ok=True)
+
+
+def remove_checkpoint(state_dir: str | Path) -> None:
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def searches_root(root: str | Path | None = None) -> Path:
+    """runs/searches/: where searches keep their own records (they are not runs)."""
+    return runs_root(root) / "searches"
+
+
+# ----------------------------------------------------------------------------- ranking and choice
+
+def rank_key(val_accuracy: float | None, val_macro_f1: float | None, run_id: str, refit: bool = False) -> tuple:
+    """THE ranking of runs, as a sort key (ascending = better first): higher holdout accuracy,
+    then higher macro-F1, then a refit before the run it refits (they carry the same figures; the
+    refit trained on more rows), then the older run id (ids sort by time). Runs without an
+    accuracy last. The leaderboard, `best` and `ensemble --top` (there on each fitting half) all
+    sort by it."""
+    return (val_accuracy is None, -(val_accuracy or 0.0), -(val_macro_f1 or 0.0), not refit, run_id)
+
+
+def run_rank_key(run: Run) -> tuple:
+    return rank_key(run.val_accuracy, run.metrics.get("val_macro_f1"), run.run_id, is_refit(run))
+
+
+def is_refit(run: Run) -> bool:
+    """Whether the run is a `ferkaggle refit` of another run."""
+    return bool(run.info.get("refit_of"))
+
+
+def refit_on_holdout(run: Run) -> bool:
+    """Whether the run is a refit on all labelled rows: it trained on the holdout, and its holdout
+    probabilities and figures are its source's."""
+    return is_refit(run) and run.info.get("refit_rows") == "all"
+
+
+def superseded_by_refit(runs: Iterable[Run]) -> set[str]:
+    """Ids of the runs that have a refit on all labelled rows among `runs`: the refit carries the
+    same holdout probabilities and a model trained on more rows, so it takes their place in
+    ensembles (one of the two, not both)."""
+    return {str(r.info["refit_of"]) for r in runs if refit_on_holdout(r)}
+
+
+def rank_runs(runs: Iterable[Run]) -> list[Run]:
+    """Runs best first by `rank_key`."""
+    return sorted(runs, key=run_rank_key)
+
+
+def best_candidates(runs: Iterable[Run], split_fingerprint: str | None = None) -> list[Run]:
+    """The runs `best` chooses among: a holdout accuracy and test probabilities (on the split)."""
+    return [r for r in runs if r.val_accuracy is not None and r.has_proba("test")
+            and (split_fingerprint is None or r.split_fingerprint == split_fingerprint)]
+
+
+def best_run(runs: Iterable[Run], split_fingerprint: str | None = None) -> Run | None:
+    ranked = rank_runs(best_candidates(runs, split_fingerprint))
+    return ranked[0] if ranked else None
+
+
+def current_split(prepared_root: str | Path | None = None) -> str:
+    """The split fingerprint of the latest prepared data; a one-line error when there is none."""
+    from ferkaggle.data.prepared import DEFAULT_ROOT as PREPARED_ROOT
+    from ferkaggle.data.prepared import current_split_fingerprint
+
+    where = Path(prepared_root) if prepared_root is not None else PREPARED_ROOT
+    split = current_split_fingerprint(where)
+    if split is None:
+        raise FerkaggleError(f"`best` and `latest` choose among runs on the current prepared data, and there is "
+                             f"none in {where}/ (no LATEST or its folder is gone): run `ferkaggle prepare`, "
+                             "or name a run id")
+    return split
+
+
+def select_run(ref: str, root: str | Path | None = None, *, prepared_root: str | Path | None = None,
+               split_fingerprint: str | None = None) -> Run:
+    """A run by reference: `best` (top of `rank_runs` with test probabilities) or `latest` (newest
+    completed) among the runs on the current prepared split only (`split_fingerprint`, default: the
+    latest prepared data's); anything else as `load_run` (id, unique part of an id, folder path)."""
+    if ref not in SELECTORS:
+        return load_run(ref, root)
+    root = runs_root(root)
+    split = split_fingerprint or current_split(prepared_root)
+    here = [r for r in list_runs(root) if r.split_fingerprint == split]
+    chosen = best_run(here) if ref == "best" else (here[-1] if here else None)
+    if chosen is None:
+        what = "completed run with test probabilities" if ref == "best" else "completed run"
+        raise FerkaggleError(f"no {what} in {root}/ on the current prepared data (split {split[:8]}): "
+                             "run `ferkaggle baseline` or `ferkaggle train` first")
+    return chosen
+
+
+def remove_run(run: Run) -> None:
+    shutil.rmtree(run.dir)
+
+
+def prepared_for_run(run: Run) -> Prepared:
+    """The prepared data a run was trained on (its test ids and labels), checked by fingerprint."""
+    recorded = run.info["data"]
+    try:
+        # The recorded path first; then the same key under ./data/prepared, for a moved checkout.
+        where = recorded["prepared"] if Path(recorded["prepared"]).is_dir() else recorded["key"]
+        prepared = load_prepared(where, mmap=True)
+    except FerkaggleError:
+        raise FerkaggleError(
+            f"run {run.run_id} was made on prepared data {recorded['prepared']}, which is gone; "
+            "run `ferkaggle prepare` with the same inputs and options to rebuild it"
+        ) from None
+    if prepared.split_fingerprint != recorded["split_fingerprint"]:
+        raise FerkaggleError(
+            f"run {run.run_id}: the prepared data at {prepared.path} has changed since the run "
+            f"(split {prepared.split_fingerprint} != {recorded['split_fingerprint']})"
+        )
+    return prepared
+
+
+# ----------------------------------------------------------------------------- searches
+# runs/searches/ belongs to the registry too: the embedded Optuna study file, and one folder per
+# study with its summary and the trials' epoch checkpoints (removed once a trial is a run).
+
+STUDY_DB = "studies.db"
+
+
+def embedded_study_url(root: str | Path | None = None) -> str:
+    """The SQLAlchemy URL of the embedded study file (runs/searches/studies.db), created on demand."""
+    folder = searches_root(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(folder / STUDY_DB).resolve()}"
+
+
+def search_dir(study_name: str, root: str | Path | None = None) -> Path:
+    """runs/searches/<study>/: search.json (the summary) and trials/<key>/ (epoch checkpoints)."""
+    return searches_root(root) / study_name
+
+
+def trial_state_dir(study_name: str, trial_key: str, root: str | Path | None = None) -> Path:
+    return search_dir(study_name, root) / "trials" / trial_key
+
+
+def archive_run(run: Run, dest_dir: Path) -> Path:
+    """A zip of a run folder (for Optuna's artifact store); returns its path."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.make_archive(str(dest_dir / run.run_id), "zip", root_dir=run.dir))
+
+
+def import_run_archive(archive: Path, run_id: str, root: str | Path | None = None) -> Run | None:
+    """Unpack a run zip into the registry as runs/<run_id>/ unless that run is already there;
+    returns the new Run, or None when it was present. Atomic: unpacked beside, then renamed."""
+    root = runs_root(root)
+    target = root / run_id
+    if target.exists():
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", run_id):
+        raise FerkaggleError(f"refusing to import a run with the id {run_id!r}")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".import-{run_id}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.unpack_archive(str(archive), str(tmp), "zip")
+    run = read_run(tmp)
+    if run is None or run.run_id != run_id:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FerkaggleError(f"{archive}: not an archive of run {run_id}")
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None
+    return read_run(target)

@@ -1,0 +1,1 @@
+"""The search over CNN configurations: spaces, the Optuna study, the worker and the search stage."""

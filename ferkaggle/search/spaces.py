@@ -1,0 +1,236 @@
+"""Search spaces: the TOML under configs/spaces/ that a user writes, read into a SpaceConfig.
+
+A space names a base preset, named trials (presets known to be good, enqueued first) and
+distributions over dotted TrainConfig keys (categorical lists, int, float, log), which the
+Optuna sampler draws from. `load_space` validates every key against TrainConfig when the
+space loads, so a typo fails before any training; `suggest` turns a distribution into an
+Optuna `trial.suggest_*` call. The budget parser lives here too: it reads the user's
+`--budget` text.
+"""
+
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ferkaggle.core.presets import from_dict, read_toml, resolve_preset
+from ferkaggle.core.errors import FerkaggleError
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    name: str = "search"                         # label of the search (default study name prefix, trial names)
+    base: str = "simple"                         # preset (configs/<base>.toml) every sampled trial starts from
+    min_epochs: int = 2                          # first rung: epochs before the pruner first compares trials
+    max_epochs: int = 30                         # every trial's `epochs` (and LR horizon) when the budget allows
+    eta: int = 3                                 # pruner reduction factor: keep the best 1/eta at each rung (>= 2)
+    pruner: Literal["asha", "hyperband", "none"] = "asha"  # asha = SuccessiveHalvingPruner (asynchronous)
+    sampler: Literal["tpe", "random"] = "tpe"    # how configurations are proposed after the named trials
+    n_trials: int = 20                           # trials (finished + pruned) the study aims for; --trials overrides
+    budget_share: Literal["rest", "equal"] = "rest"  # a trial's time: the rest of the worker's budget, or an
+                                                 # equal share of it among the trials still to run
+    fill_budget: bool = False                    # with budget left once n_trials are done (enough for a quarter
+                                                 # of max_epochs): one more sampled trial in all of it, again
+    fixed: dict = field(default_factory=dict)    # [fixed] overrides every trial takes on top of its preset,
+                                                 # named and sampled (precision, patience, ...); not sampled
+    trials: list = field(default_factory=list)   # [[trials]] named configs: name, optional preset, overrides
+    params: dict = field(default_factory=dict)   # "dotted.key" = {type = "float"|"int"|"log"|"categorical", ...}
+
+
+def parse_budget(text: str | float | int | None) -> float | None:
+    """'90s', '60m', '2h', '1h30m', or plain seconds -> seconds; None/'' -> no budget."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", s)
+    if not parts or re.sub(r"\s", "", "".join(n + u for n, u in parts)) != re.sub(r"\s", "", s):
+        raise FerkaggleError(f"budget {text!r} is not a duration; use e.g. 90s, 60m, 2h or 1h30m")
+    seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise FerkaggleError(f"budget {text!r} must be positive")
+    return seconds
+
+
+# ----------------------------------------------------------------------------- spaces
+
+def space_from_dict(values: dict[str, Any], where: str) -> SpaceConfig:
+    space = from_dict(SpaceConfig, values, where)
+    if space.eta < 2 or space.min_epochs < 1 or space.max_epochs < space.min_epochs:
+        raise FerkaggleError(f"{where}: need eta >= 2 and 1 <= min_epochs <= max_epochs")
+    if space.n_trials < 1:
+        raise FerkaggleError(f"{where}: n_trials must be >= 1")
+    return space
+
+
+def load_space(name_or_path: str | Path) -> tuple[SpaceConfig, Path]:
+    path = resolve_preset(name_or_path, "spaces")
+    return space_from_dict(read_toml(path), str(path)), path
+
+
+def dotted_keys(values: dict[str, Any], prefix: str = "") -> set[str]:
+    """{"model": {"width": 8}, "optim.learning_rate": 1e-3} -> {"model.width", "optim.learning_rate"}."""
+    out: set[str] = set()
+    for key, value in values.items():
+        out |= dotted_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+    return out
+
+
+def with_fixed(space: SpaceConfig, cfg: Any, where: str) -> Any:
+    """A preset's TrainConfig with the space's [fixed] overrides on top."""
+    from ferkaggle.cnn.config import override
+
+    return override(cfg, space.fixed, f"{where}: fixed") if space.fixed else cfg
+
+
+def base_config(space: SpaceConfig, where: str) -> Any:
+    """The TrainConfig every sampled trial starts from: the base preset, then [fixed]."""
+    from ferkaggle.cnn.config import load_train_config
+
+    return with_fixed(space, load_train_config(space.base), where)
+
+
+def sampled_config(space: SpaceConfig, base: Any, params: dict[str, Any], name: str, where: str) -> Any:
+    """A sampled trial's TrainConfig: `base` (base_config) with the drawn params, trained for max_epochs."""
+    from ferkaggle.cnn.config import override
+
+    return override(base, {**params, "name": name, "epochs": space.max_epochs}, where)
+
+
+def distributions(space: SpaceConfig, where: str) -> dict[str, Any]:
+    """The Optuna distribution of every dotted key in `params`, each checked against TrainConfig."""
+    import optuna.distributions as od
+
+    from ferkaggle.cnn.config import override
+
+    base = base_config(space, where)
+    both = sorted(dotted_keys(space.fixed) & set(space.params))
+    if both:
+        raise FerkaggleError(f"{where}: {both[0]!r} is both in [fixed] and in [params]; a key is fixed or sampled, not both")
+    out: dict[str, Any] = {}
+    for key, spec in space.params.items():
+        at = f"{where}: params.{key}"
+        if isinstance(spec, list):
+            spec = {"type": "categorical", "choices": spec}
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise FerkaggleError(f"{at} must be a list of choices or a table with a type (float, int, log, categorical)")
+        spec = dict(spec)
+        kind = spec.pop("type")
+        allowed = {"categorical": {"choices"}, "float": {"low", "high", "log", "step"},
+                   "log": {"low", "high"}, "int": {"low", "high", "log", "step"}}
+        if kind not in allowed:
+            raise FerkaggleError(f"{at}: type must be one of float, int, log, categorical, not {kind!r}")
+        unknown = set(spec) - allowed[kind]
+        if unknown:
+            raise FerkaggleError(f"{at}: unknown field {sorted(unknown)[0]!r}; allowed for {kind}: {', '.join(sorted(allowed[kind]))}")
+        try:
+            if kind == "categorical":
+                choices = spec.get("choices")
+                if not isinstance(choices, list) or not choices:
+                    raise FerkaggleError(f"{at}: choices must be a non-empty list")
+                if any(not isinstance(c, (str, int, float, bool)) for c in choices):
+                    raise FerkaggleError(f"{at}: choices must be strings, numbers or booleans")
+                dist = od.CategoricalDistribution(choices)
+                samples = choices
+            elif kind == "int":
+                if not all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
+                    raise FerkaggleError(f"{at}: int needs integer low and high")
+                dist = od.IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log", False)),
+                                          step=int(spec.get("step", 1)))
+                samples = [spec["low"], spec["high"]]
+            else:
+                if not all(isinstance(spec.get(k), (int, float)) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
+                    raise FerkaggleError(f"{at}: {kind} needs numeric low and high")
+                step = spec.get("step")
+                dist = od.FloatDistribution(float(spec["low"]), float(spec["high"]),
+                                            log=kind == "log" or bool(spec.get("log", False)),
+                                            step=None if step is None else float(step))
+                samples = [float(spec["low"]), float(spec["high"])]
+        except ValueError as exc:
+            if isinstance(exc, FerkaggleError):
+                raise
+            raise FerkaggleError(f"{at}: {exc}") from None
+        for value in samples:  # the key must exist in TrainConfig and accept these values
+            override(base, {key: value}, at)
+        out[key] = dist
+    return out
+
+
+def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
+    """The (name, TrainConfig) of every named trial, in order."""
+    from ferkaggle.cnn.config import load_train_config, override
+
+    base = base_config(space, where)
+    out: list[tuple[str, Any]] = []
+    for i, entry in enumerate(space.trials):
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise FerkaggleError(f"{where}: trials[{i}] needs a name")
+        entry = dict(entry)
+        name = str(entry.pop("name"))
+        preset = entry.pop("preset", None)
+        cfg = with_fixed(space, load_train_config(preset), where) if preset else base
+        cfg = override(cfg, {**entry, "name": name}, f"{where}: trial {name!r}")
+        out.append((name, override(cfg, {"epochs": space.max_epochs})))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise FerkaggleError(f"{where}: trial names must be unique")
+    return out
+
+
+def expand_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
+    """Named trials, after checking the whole space (distributions included)."""
+    distributions(space, where)
+    trials = named_trials(space, where)
+    if not trials and not space.params:
+        raise FerkaggleError(f"{where}: the space has no trials (add [[trials]] or [params])")
+    return trials
+
+
+def rungs(space: SpaceConfig) -> list[int]:
+    """Epoch counts at which the pruner compares trials (the last is max_epochs)."""
+    if space.pruner == "none":
+        return [space.max_epochs]
+    out, r = [], space.min_epochs
+    while r < space.max_epochs:
+        out.append(r)
+        r *= space.eta
+    return out + [space.max_epochs]
+
+
+def values_fingerprint(values: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def get_dotted(cfg: Any, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def fits(dist: Any, value: Any) -> bool:
+    import optuna.distributions as od
+
+    if isinstance(dist, od.CategoricalDistribution):
+        return any(type(value) is type(c) and value == c for c in dist.choices)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(dist, od.IntDistribution) and not isinstance(value, int):
+        return False
+    return dist.low <= value <= dist.high
+
+
+def suggest(trial, key: str, dist: Any) -> Any:
+    import optuna.distributions as od
+
+    if isinstance(dist, od.CategoricalDistribution):
+        return trial.suggest_categorical(key, list(dist.choices))
+    if isinstance(dist, od.IntDistribution):
+        return trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)

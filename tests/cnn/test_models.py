@@ -1,0 +1,63 @@
+"""Every registered builder builds and outputs [batch, 7] softmax; `simple` is the notebook's CNN."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from ferkaggle.core.errors import FerkaggleError  # noqa: E402
+from ferkaggle.cnn.models import BUILDERS, ModelConfig, build_model  # noqa: E402
+
+SMALL = {
+    "simple": ModelConfig(),
+    "vgg": ModelConfig(architecture="vgg", width=8, depth=2, dense_units=16),
+    "resnet": ModelConfig(architecture="resnet", width=8, depth=2, dense_units=16),
+    "mlp": ModelConfig(architecture="mlp", depth=2, dense_units=32),
+    "lstm": ModelConfig(architecture="lstm", width=8, dense_units=8),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_builder_outputs_softmax_over_seven_classes(name):
+    model = build_model(SMALL[name])
+    x = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1)).astype(np.float32)
+    out = np.asarray(model(x, training=False))
+    assert out.shape == (3, 7)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
+    assert (out >= 0).all()
+
+
+def test_simple_is_the_notebook_cnn():
+    model = build_model(ModelConfig())
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["InputLayer", "Rescaling",
+                     "Conv2D", "MaxPooling2D", "BatchNormalization",
+                     "Conv2D", "MaxPooling2D", "BatchNormalization",
+                     "Conv2D", "MaxPooling2D", "BatchNormalization",
+                     "Flatten", "Dense", "Dropout", "Dense"]
+    assert [layer.filters for layer in model.layers if type(layer).__name__ == "Conv2D"] == [32, 64, 128]
+    assert model.count_params() == 619_911
+
+
+def test_vgg_options_change_the_network():
+    lean = build_model(ModelConfig(architecture="vgg", width=16, depth=3, separable=True))
+    wide = build_model(ModelConfig(architecture="vgg", width=16, depth=3, global_pool=False))
+    assert lean.count_params() < wide.count_params()
+    assert any(type(layer).__name__ == "SeparableConv2D" for layer in lean.layers)
+
+
+def test_bfloat16_policy_keeps_float32_probabilities():
+    from ferkaggle.cnn.config import TrainConfig, override
+    from ferkaggle.cnn.train import build_compiled
+
+    model = build_compiled(override(TrainConfig(), {"precision": "mixed_bfloat16", "model": {"architecture": "vgg", "width": 8, "depth": 1}}))
+    out = model(np.zeros((2, 48, 48, 1), np.float32), training=False)
+    assert out.dtype.name == "float32" if hasattr(out.dtype, "name") else str(out.dtype) == "float32"
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"  # building does not leak the policy
+
+
+def test_unknown_architecture_is_a_user_error():
+    with pytest.raises(FerkaggleError, match="unknown architecture"):
+        build_model(ModelConfig(architecture="alexnet"))  # type: ignore[arg-type]
