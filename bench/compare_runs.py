@@ -24,13 +24,13 @@ from free_accuracy import accuracy, paired  # noqa: E402
 
 def main() -> None:
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs.registry import load_run
+    from ferkaggle.runs.select import select_run
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="+", help="run ids; the first is the reference")
     ap.add_argument("--runs", default="runs")
     args = ap.parse_args()
-    runs = [load_run(ref, args.runs) for ref in args.run]
+    runs = [select_run(ref, args.runs) for ref in args.run]
     splits = {r.split_fingerprint for r in runs}
     if len(splits) != 1:
         sys.exit(f"the runs are on different splits ({', '.join(sorted(splits))}): no paired comparison")

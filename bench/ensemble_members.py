@@ -30,14 +30,14 @@ def minutes(run) -> float:
 def main() -> None:
     from ferkaggle.data.prepared import load_prepared
     from ferkaggle.results.ensemble import EnsembleConfig, build_ensemble
-    from ferkaggle.runs.registry import load_run
+    from ferkaggle.runs.select import select_run
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="+", help="run ids; the first is the reference of the paired column")
     ap.add_argument("--runs", default="runs")
     ap.add_argument("--method", default="greedy", choices=["mean", "weighted", "greedy"])
     args = ap.parse_args()
-    runs = [load_run(ref, args.runs) for ref in args.run]
+    runs = [select_run(ref, args.runs) for ref in args.run]
     if len({r.split_fingerprint for r in runs}) != 1:
         sys.exit("the runs are on different splits: no paired comparison")
     prepared = load_prepared(runs[0].info["data"]["prepared"], mmap=True)

@@ -52,9 +52,9 @@ def paired(y, proba, reference, draws: int = 2000, seed: int = 0) -> tuple[float
 def tta_table(run_ref: str, data: str, runs_root: str = "runs") -> str:
     import keras
 
+    from ferkaggle.cnn.tta import TTA_MODES, predict_proba
     from ferkaggle.data.prepared import load_prepared
     from ferkaggle.runs.registry import load_run
-    from ferkaggle.cnn.tta import TTA_MODES, predict_proba
 
     run = load_run(run_ref, runs_root)
     prepared = load_prepared(data)
@@ -134,7 +134,8 @@ def snapshot_table(config: str, data: str, keep: str, seed: int, against: str | 
                    runs_root: str = "runs") -> str:
     from ferkaggle.cnn import averaging, train
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs.registry import load_run, snapshot_files
+    from ferkaggle.runs.checkpoints import snapshot_files
+    from ferkaggle.runs.registry import load_run
 
     cfg = train.load_train_config(config)
     if not cfg.snapshots:

@@ -44,8 +44,8 @@ class UntrainedRun:
     """Enough of a Run for Predictor: the simple CNN with hflip TTA, random weights."""
 
     def __init__(self):
-        from ferkaggle.cnn.models import build_model
         from ferkaggle.cnn.config import load_train_config
+        from ferkaggle.cnn.models import build_model
 
         cfg = load_train_config("simple")
         self.model = build_model(cfg.model)
@@ -64,7 +64,7 @@ def main() -> None:
     from skimage import data
 
     from ferkaggle.photos.faces import HaarDetector, find_faces, read_photo
-    from ferkaggle.photos.predict import Predictor
+    from ferkaggle.photos.predictor import Predictor
     from ferkaggle.runs.registry import load_run
 
     if args.run:

@@ -73,8 +73,9 @@ def python_generator(x, y, batch_size, seed=0):
 def measure(x, y, preset, changes, pipeline, steps):
     import keras
 
-    from ferkaggle.cnn.train import build_compiled, make_dataset
     from ferkaggle.cnn.config import load_train_config, override
+    from ferkaggle.cnn.dataset import make_dataset
+    from ferkaggle.cnn.fit import build_compiled
 
     cfg = override(load_train_config(preset), changes)
     model = build_compiled(cfg)
@@ -97,8 +98,8 @@ def measure(x, y, preset, changes, pipeline, steps):
 
 
 def run_all(args) -> list[dict]:
+    from ferkaggle.cnn.runtime import configure_threads
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.cnn.train import configure_threads
 
     threads = configure_threads(args.intra, args.inter)
     prepared = load_prepared(args.data, mmap=True)

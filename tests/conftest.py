@@ -10,7 +10,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import numpy as np
 import pytest
 
 from helpers.fakes import make_tiny_prepared

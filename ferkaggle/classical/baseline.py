@@ -37,13 +37,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ferkaggle.core.constants import DEFAULT_SEED, NUM_CLASSES
-from ferkaggle.core.presets import to_dict
+from ferkaggle.classical.features import HogSettings, compute_features, prepared_features
 from ferkaggle.core.console import track
-from ferkaggle.data.prepared import Prepared
+from ferkaggle.core.constants import DEFAULT_SEED, NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.classical.features import HogSettings, prepared_features
 from ferkaggle.core.metrics import scores
+from ferkaggle.core.presets import to_dict
+from ferkaggle.data.prepared import Prepared
+from ferkaggle.runs.registry import RunWriter, read_run
 
 MODELS: tuple[str, ...] = ("rf", "extra-trees", "logreg", "knn", "svm", "nb")
 ModelName = Literal["rf", "extra-trees", "logreg", "knn", "svm", "nb"]
@@ -232,8 +233,6 @@ class FoldEnsemble:
         self.models = models
 
     def predict_proba(self, faces: np.ndarray) -> np.ndarray:
-        from ferkaggle.classical.features import compute_features
-
         x = compute_features(np.asarray(faces, np.uint8), self.features, self.hog)
         return np.mean([full_proba(m, x) for m in self.models], axis=0)
 
@@ -327,7 +326,6 @@ def run_baseline(prepared: Prepared, cfg: BaselineConfig = BaselineConfig(), run
     """
     import joblib
 
-    from ferkaggle.runs.registry import RunWriter, read_run
 
     cfg = resolve(cfg)
     if prepared.num_folds < 2:

@@ -91,6 +91,6 @@ def quiet_tensorflow(threads: int = 0, inter_threads: int = 0) -> dict:
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
     with _native_stderr_silenced():
         import tensorflow  # noqa: F401
-    from ferkaggle.cnn.train import configure_threads
+    from ferkaggle.cnn.runtime import configure_threads
 
     return configure_threads(threads, inter_threads)

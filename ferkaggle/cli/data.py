@@ -9,10 +9,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
 from ferkaggle.cli.app import app
-from ferkaggle.data.synthetic import DEMO_SEED
 from ferkaggle.core.console import console, warn
+from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
+from ferkaggle.data.synthetic import DEMO_SEED
 
 
 @app.command("demo-data")
@@ -118,7 +118,9 @@ def prepare(
 
     Example: ferkaggle prepare --train data/train.csv --test data/test.csv --dedupe
     """
-    from ferkaggle.data.prepare import PrepareOptions, demo_if_missing as find_demo, prepare as run_prepare
+    from ferkaggle.data.prepare import PrepareOptions
+    from ferkaggle.data.prepare import demo_if_missing as find_demo
+    from ferkaggle.data.prepare import prepare as run_prepare
 
     use_demo = False
     folder, created = find_demo(source) if demo_if_missing and train is None and test is None else (None, False)

@@ -10,15 +10,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.cli.app import app, quiet_tensorflow
 from ferkaggle.core.console import console, err_console
+from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
 
 
 def _predict_run(ref: str):
     from ferkaggle.data.prepared import current_split_fingerprint
-    from ferkaggle.photos.predict import resolve_predict_run
+    from ferkaggle.photos.predictor import resolve_predict_run
 
     return resolve_predict_run(ref, split_fingerprint=current_split_fingerprint() if ref == "best" else None)
 
@@ -43,7 +43,9 @@ def predict(
     Example: ferkaggle predict photos/ --run best --out predictions/
     """
     from ferkaggle.photos.faces import expand_paths, make_detector
-    from ferkaggle.photos.predict import Predictor, predict_photos, write_outputs
+    from ferkaggle.photos.outputs import write_outputs
+    from ferkaggle.photos.predict import predict_photos
+    from ferkaggle.photos.predictor import Predictor
 
     if fmt not in ("table", "json"):
         raise FerkaggleError(f"--format must be table or json, not {fmt!r}")
@@ -126,7 +128,7 @@ def serve(
     Example: ferkaggle serve --run best --port 8000, then open http://127.0.0.1:8000/
     """
     from ferkaggle.photos.faces import make_detector
-    from ferkaggle.photos.predict import Predictor
+    from ferkaggle.photos.predictor import Predictor
     from ferkaggle.photos.serve import App, make_server
 
     quiet_tensorflow()

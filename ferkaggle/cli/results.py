@@ -14,12 +14,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
-from ferkaggle.runs import leaderboard as lb  # standard library only: keeps --help fast
 from ferkaggle.cli.app import app
 from ferkaggle.core.console import console
-from ferkaggle.data.prepared import current_split_fingerprint
+from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.data.prepared import current_split_fingerprint
+from ferkaggle.runs import leaderboard as lb  # standard library only: keeps --help fast
 
 
 @app.command()
@@ -97,7 +97,7 @@ def _fitting_columns(rows: list[list[str]], width: int) -> list[str]:
 
 
 def _resolve_run(ref: str):
-    from ferkaggle.runs.registry import select_run
+    from ferkaggle.runs.select import select_run
 
     return select_run(ref)
 
@@ -105,7 +105,8 @@ def _resolve_run(ref: str):
 def _print_best_estimate(chosen) -> None:
     """Say what `best`'s holdout figure is worth: it is the score the run was chosen on."""
     from ferkaggle.results.ensemble import best_on_halves
-    from ferkaggle.runs.registry import best_candidates, list_runs, prepared_for_run
+    from ferkaggle.runs.registry import list_runs, prepared_for_run
+    from ferkaggle.runs.select import best_candidates
 
     pool = best_candidates(list_runs(), chosen.split_fingerprint)
     estimate = best_on_halves(pool, prepared_for_run(chosen).y_val)

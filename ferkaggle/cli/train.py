@@ -13,9 +13,9 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.cli.app import app, quiet_tensorflow
 from ferkaggle.core.console import console
+from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.core.errors import FerkaggleError
 
 
@@ -44,10 +44,10 @@ def train(
 
     Example: ferkaggle train --config simple --epochs 20
     """
-    from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs.registry import select_run
     from ferkaggle.cnn.config import load_train_config
     from ferkaggle.cnn.train import train_config
+    from ferkaggle.data.prepared import load_prepared
+    from ferkaggle.runs.select import select_run
 
     cfg = load_train_config(config)
     prepared = load_prepared(data, mmap=True)
@@ -86,8 +86,9 @@ def refit(
 
     Example: ferkaggle refit 2026-11-30_161712_vgg-w16-d4x2 && ferkaggle ensemble && ferkaggle submit --run best
     """
-    from ferkaggle.runs.registry import prepared_for_run, select_run
-    from ferkaggle.cnn.train import REFIT_ROWS, refit_config, refit_run
+    from ferkaggle.cnn.refit import REFIT_ROWS, refit_config, refit_run
+    from ferkaggle.runs.registry import prepared_for_run
+    from ferkaggle.runs.select import select_run
 
     if rows not in REFIT_ROWS:
         raise FerkaggleError(f"--rows must be one of {', '.join(REFIT_ROWS)}, not {rows!r}")
@@ -134,9 +135,9 @@ def search(
     Example: ferkaggle search --space default --budget 60m
     """
     from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs.registry import search_dir
-    from ferkaggle.search.stage import default_space, run_search, search_table
+    from ferkaggle.runs.studies import search_dir
     from ferkaggle.search.spaces import parse_budget
+    from ferkaggle.search.stage import default_space, run_search, search_table
 
     budget_s = parse_budget(budget)
     if trials is not None and trials < 1:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ferkaggle.runs.registry import checkpoint_file, snapshot_files
 from ferkaggle.cnn.tta import predict_proba
+from ferkaggle.runs.checkpoints import checkpoint_file, snapshot_files
 
 if TYPE_CHECKING:
     from ferkaggle.cnn.config import TrainConfig

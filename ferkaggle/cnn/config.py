@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 from ferkaggle.cnn.augment import AugmentConfig
 from ferkaggle.cnn.augment import describe as describe_augment
-from ferkaggle.core.presets import from_dict, load_preset
-from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.cnn.models import ModelConfig
 from ferkaggle.cnn.models import describe as describe_model
 from ferkaggle.cnn.schedules import SCHEDULES
+from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.core.presets import from_dict, load_preset
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The compute dtype a model trains in, and `precision = "auto"`: the fast one for this machine.
+"""The TensorFlow runtime a CNN trains in: thread pools, oneDNN, devices, freeing memory between
+fits, and the compute dtype a model trains in, and `precision = "auto"`: the fast one for this machine.
 
 - a GPU that TensorFlow sees -> `mixed_float16`: float16 tensor cores on every CUDA GPU since
   Volta (T4, V100, A100, H100), which Kaggle's and Colab's GPUs all are; Keras adds dynamic
@@ -14,8 +15,13 @@ what run.json records, so a run says what it actually trained in.
 
 from __future__ import annotations
 
+import gc
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+from ferkaggle.cnn.config import TrainConfig
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -61,3 +67,51 @@ def resolve_precision(name: str, *, gpu: bool | None = None, cpu_bf16: bool | No
     if gpu:
         return "mixed_float16"
     return "mixed_bfloat16" if cpu_bf16 else "float32"
+
+
+def configure_threads(intra_op: int = 0, inter_op: int = 0) -> dict[str, Any]:
+    """Set TensorFlow's thread pools (0 = TF's default); only possible before TF starts working."""
+    import tensorflow as tf
+
+    try:
+        if intra_op:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        if inter_op:
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:
+        pass  # TF already initialised in this process (tests, search): keep what it has
+    return runtime_info()
+
+
+def onednn_enabled() -> bool | None:
+    """Whether TensorFlow runs its CPU ops on oneDNN here (None where this TF cannot say)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def runtime_info(cfg: TrainConfig | None = None) -> dict[str, Any]:
+    """TensorFlow's versions, threads and devices, and the precision `cfg` resolves to here."""
+    import keras
+    import tensorflow as tf
+
+    info = {
+        "tensorflow": tf.__version__, "keras": keras.__version__,
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "cpus": os.cpu_count(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "onednn": onednn_enabled(),
+    }
+    if cfg is not None:
+        info["precision"] = resolve_precision(cfg.precision)
+    return info
+
+
+def release_memory() -> None:
+    """Keep memory flat across trials: drop Keras' graph state and collect."""
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()

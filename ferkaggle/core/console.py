@@ -10,10 +10,11 @@ import contextlib
 import os
 import sys
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
 
 def _log_width() -> int | None:
     """Rich uses 80 columns when output is not a terminal, which folds tables in logs; use
@@ -102,3 +103,13 @@ def track() -> Iterator[Tracker]:
             yield Tracker(progress)
     else:
         yield Tracker(None)
+
+
+def epoch_reporter(tracker, task) -> Callable[[dict, dict], None]:
+    def report(entry: dict, state: dict) -> None:
+        stop = f"stop {entry['stop_accuracy']:.3f} " if "stop_accuracy" in entry else ""  # a refit has no stop split
+        note = (f"epoch {entry['epoch']} loss {entry.get('loss', float('nan')):.3f} "
+                f"{stop}lr {entry['lr']:.2g} {entry['seconds']:.0f}s")
+        tracker.advance(task, 1, note)
+
+    return report

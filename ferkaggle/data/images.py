@@ -23,8 +23,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ferkaggle.core.constants import EMOTIONS, IMAGE_SIZE
-from ferkaggle.data.records import LAYOUT_IMAGES, BadRows, RawData
 from ferkaggle.core.errors import DataError, FerkaggleError
+from ferkaggle.data.records import LAYOUT_IMAGES, BadRows, RawData
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm")
 _CLASS_INDEX = {name: index for index, name in enumerate(EMOTIONS)}

@@ -26,7 +26,7 @@ always raise.
 The work is split by job: records.py (RawData, names, bad-row policy), streams.py (files, gzip,
 zips, the threaded block reader), pixels.py (the vectorised pixel decoder), tables.py (CSV
 tables), sources.py (layout detection), images.py (image folders). This module reads a detected
-layout and re-exports the names callers use.
+layout.
 """
 
 from __future__ import annotations
@@ -35,20 +35,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkaggle.data import images
-from ferkaggle.data.pixels import parse_pixel_rows
-from ferkaggle.data.records import BAD_ROW_MODES, FER2013_NAMES, LAYOUT_FER2013, LAYOUT_ICML, LAYOUT_IMAGES, LAYOUT_KAGGLE, TEST_LABEL_NAMES, TEST_NAMES, TRAIN_NAMES, USAGE_PRIVATE, USAGE_PUBLIC, BadRows, RawData, check_on_bad_row
-from ferkaggle.data.sources import DEFAULT_FOLDER, DEMO_SUBFOLDER, NoDataFound, Source, find_source, resolve_source
-from ferkaggle.data.streams import FileRef, open_stream
-from ferkaggle.data.tables import check_unique_ids, read_label_table, read_table
 from ferkaggle.core.errors import DataError
-
-__all__ = [
-    "BAD_ROW_MODES", "DEFAULT_FOLDER", "DEMO_SUBFOLDER", "FER2013_NAMES", "LAYOUT_FER2013", "LAYOUT_ICML",
-    "LAYOUT_IMAGES", "LAYOUT_KAGGLE", "TEST_LABEL_NAMES", "TEST_NAMES", "TRAIN_NAMES", "BadRows", "FileRef",
-    "NoDataFound", "RawData", "Source", "check_on_bad_row", "find_source", "open_stream", "parse_pixel_rows",
-    "read_source", "read_table", "resolve_source",
-]
+from ferkaggle.data import images
+from ferkaggle.data.records import (
+    LAYOUT_FER2013,
+    LAYOUT_ICML,
+    LAYOUT_KAGGLE,
+    USAGE_PRIVATE,
+    USAGE_PUBLIC,
+    BadRows,
+    RawData,
+)
+from ferkaggle.data.sources import Source, resolve_source
+from ferkaggle.data.streams import FileRef
+from ferkaggle.data.tables import check_unique_ids, read_label_table, read_table
 
 
 def _read_kaggle(source: Source, bad_rows: BadRows, notes: list[str]) -> RawData:

@@ -25,11 +25,31 @@ from typing import Any
 
 import numpy as np
 
-from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS, NUM_CLASSES
 from ferkaggle import __version__
-from ferkaggle.data.prepared import DEFAULT_ROOT, Prepared, load_hash_cache, load_prepared, save_hash_cache, set_latest
-from ferkaggle.data.splits import HOLDOUT
+from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS, NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.core.fsutil import sha256_file, sha256_json
+from ferkaggle.data.dedupe import find_duplicates, first_row_ids, leak_check
+from ferkaggle.data.io import read_source
+from ferkaggle.data.prepared import (
+    DEFAULT_ROOT,
+    Prepared,
+    load_hash_cache,
+    load_prepared,
+    save_hash_cache,
+    set_latest,
+    write_prepared,
+)
+from ferkaggle.data.records import check_on_bad_row
+from ferkaggle.data.sources import DEFAULT_FOLDER, DEMO_SUBFOLDER, NoDataFound, find_source, resolve_source
+from ferkaggle.data.splits import HOLDOUT, UNASSIGNED, make_folds
+from ferkaggle.data.synthetic import (
+    DEFAULT_DEMO_TEST,
+    DEFAULT_DEMO_TRAIN,
+    DEMO_SEED,
+    demo_present,
+    write_demo_competition,
+)
 
 # Bump when prepare's output for the same inputs and options changes: old caches are then ignored.
 PREPARE_VERSION = 2  # 2: splits by duplicate group, groups.npy, new --dedupe
@@ -46,8 +66,6 @@ class PrepareOptions:
     on_bad_row: str = "error"  # "error": stop at the first bad row; "skip": drop and list bad labelled rows (a bad test row always stops)
 
     def __post_init__(self) -> None:
-        from ferkaggle.data.records import check_on_bad_row
-
         check_on_bad_row(self.on_bad_row)
 
 
@@ -79,8 +97,6 @@ def _input_files(source: Path | None, train: Path | None, test: Path | None, tes
     sources.resolve_source is the detection read_source uses too, so the files are exactly the
     ones it will read. For image folders the 'file' is the folder; it is fingerprinted by a stat walk.
     """
-    from ferkaggle.data.sources import resolve_source
-
     found = resolve_source(source, train=train, test=test, test_labels=test_labels)
     return found.kind, found.input_files()
 
@@ -91,8 +107,6 @@ def _fingerprint_files(files: list[Path], root: Path) -> tuple[list[dict[str, An
     Returns the fingerprints and the updated hash cache to save (None when unchanged); it is saved
     only once prepare succeeds, so a failed prepare writes nothing at all.
     """
-    from ferkaggle.core.fsutil import sha256_file, sha256_json
-
     cache = load_hash_cache(root)
     out, changed = [], False
     for path in files:
@@ -118,8 +132,6 @@ def _fingerprint_files(files: list[Path], root: Path) -> tuple[list[dict[str, An
 
 
 def prepare_key(kind: str, fingerprints: list[dict[str, Any]], options: PrepareOptions) -> str:
-    from ferkaggle.core.fsutil import sha256_json
-
     payload = {"version": PREPARE_VERSION, "kind": kind, "files": [f["sha256"] for f in fingerprints],  # in role order: train, test, labels
                "options": options.__dict__}
     return f"{kind}-{sha256_json(payload)[:12]}"
@@ -186,11 +198,6 @@ def prepare(
 
 
 def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, demo: bool) -> Prepared:
-    from ferkaggle.data.dedupe import find_duplicates, first_row_ids, leak_check
-    from ferkaggle.data.io import read_source
-    from ferkaggle.data.prepared import write_prepared
-    from ferkaggle.data.splits import UNASSIGNED, make_folds
-
     source, train, test, test_labels = paths
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -251,8 +258,6 @@ def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, d
 
 def demo_folder_for(source: str | Path | None) -> Path:
     """Where --demo-if-missing puts the demo competition: <source folder>/demo."""
-    from ferkaggle.data.sources import DEFAULT_FOLDER, DEMO_SUBFOLDER
-
     base = Path(source) if source is not None else DEFAULT_FOLDER
     return base / DEMO_SUBFOLDER
 
@@ -264,9 +269,6 @@ def demo_if_missing(source: str | Path | None, seed: int | None = None) -> tuple
     a source whose only data set is an earlier demo (in <source>/demo) also returns the demo so
     the user is told it is in use. An ambiguous or unreadable folder is the user's to fix: it raises.
     """
-    from ferkaggle.data.sources import DEFAULT_FOLDER, NoDataFound, find_source
-    from ferkaggle.data.synthetic import DEFAULT_DEMO_TEST, DEFAULT_DEMO_TRAIN, DEMO_SEED, demo_present, write_demo_competition
-
     folder = Path(source) if source is not None else DEFAULT_FOLDER
     demo = demo_folder_for(source)
     if folder.is_file():

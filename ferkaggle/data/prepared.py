@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from ferkaggle.core.constants import DEFAULT_SEED, IMAGE_SIZE, NUM_CLASSES
-from ferkaggle.data.splits import HOLDOUT
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import atomic_dir, atomic_save_npy, atomic_write_json, atomic_write_text
+from ferkaggle.data.dedupe import exact_hashes
+from ferkaggle.data.splits import HOLDOUT, stopping_mask
 
 DEFAULT_ROOT = Path("data/prepared")
 CACHE_DIR = "cache"  # inside a prepared set; rebuilding the set replaces its folder, this included
@@ -89,8 +90,6 @@ class Prepared:
             if (self.path / "groups.npy").is_file():
                 self._cache["groups"] = np.load(self.path / "groups.npy", allow_pickle=False).astype(np.int64)
             else:
-                from ferkaggle.data.dedupe import exact_hashes
-
                 self._cache["groups"] = np.unique(exact_hashes(np.asarray(self.x)), return_inverse=True)[1].reshape(-1)
         return self._cache["groups"]
 
@@ -98,8 +97,6 @@ class Prepared:
         """(fit_idx, stop_idx): row indices into x of the training rows a CNN fits on and of the
         rows it early-stops and picks its checkpoint on (`splits.stopping_mask`). The holdout-val
         rows are in neither, so the holdout score stays free of selection."""
-        from ferkaggle.data.splits import stopping_mask
-
         train = self.train_idx
         stop = stopping_mask(np.asarray(self.y)[train], self.groups[train], fraction, seed)
         return train[~stop], train[stop]

@@ -18,11 +18,19 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.data import images
 from ferkaggle.data.images import ImageSet
-from ferkaggle.data.records import FER2013_NAMES, LAYOUT_FER2013, LAYOUT_IMAGES, LAYOUT_KAGGLE, TEST_LABEL_NAMES, TEST_NAMES, TRAIN_NAMES
+from ferkaggle.data.records import (
+    FER2013_NAMES,
+    LAYOUT_FER2013,
+    LAYOUT_IMAGES,
+    LAYOUT_KAGGLE,
+    TEST_LABEL_NAMES,
+    TEST_NAMES,
+    TRAIN_NAMES,
+)
 from ferkaggle.data.streams import FileRef, archive_errors
-from ferkaggle.core.errors import FerkaggleError
 
 DEFAULT_FOLDER = Path("data")
 DEMO_SUBFOLDER = "demo"

@@ -26,6 +26,7 @@ import numpy as np
 
 from ferkaggle.core.constants import IMAGE_SIZE, NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.core.fsutil import atomic_write_text
 
 # FER2013 training-set class counts: angry, disgust, fear, happy, sad, surprise, neutral.
 FER2013_COUNTS = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965], dtype=np.float64)
@@ -251,8 +252,6 @@ def write_demo_competition(out_dir: str | Path, n_train: int = DEFAULT_DEMO_TRAI
     temporary sibling and renamed, so a reader never sees half a file; existing files are only
     replaced with overwrite=True (nothing the user has is clobbered silently).
     """
-    from ferkaggle.core.fsutil import atomic_write_text
-
     out = Path(out_dir)
     if n_train < NUM_CLASSES or n_test < 1:
         raise FerkaggleError(f"demo needs at least {NUM_CLASSES} train and 1 test faces (got {n_train}, {n_test})")

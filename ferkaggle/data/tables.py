@@ -32,10 +32,10 @@ from typing import Callable
 import numpy as np
 
 from ferkaggle.core.constants import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+from ferkaggle.core.errors import DataError
 from ferkaggle.data.pixels import SPACE, ZERO, parse_spans
 from ferkaggle.data.records import UNREAD, USAGE_PRIVATE, USAGE_VALUES, BadRows, show_value
 from ferkaggle.data.streams import FileRef, archive_errors, iter_lines, open_stream, read_blocks
-from ferkaggle.core.errors import DataError
 
 
 def decode_workers() -> int:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-
 from pathlib import Path
 from typing import Literal
 
+from ferkaggle.cnn.tta import tta_views
 from ferkaggle.core.constants import IMAGE_SIZE
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import atomic_write_bytes
+from ferkaggle.photos.predictor import Predictor
 from ferkaggle.runs.registry import Run
 
 FORMATS = ("keras", "tflite")
@@ -38,8 +39,6 @@ def standalone_model(run: Run):
     """One Keras model with the run's TTA (and an ensemble's weighting) built in."""
     import keras
 
-    from ferkaggle.photos.predict import Predictor
-    from ferkaggle.cnn.tta import tta_views
 
     predictor = Predictor.from_run(run)
     for _, model, tta in predictor.parts:
@@ -93,10 +92,10 @@ def export_run(run: Run, fmt: Literal["keras", "tflite"], out: str | Path | None
 
 def tflite_predict(path: str | Path, faces):
     """Probabilities [n, 7] from an exported .tflite file for float32/uint8 faces [n, 48, 48(, 1)]."""
+    import warnings
+
     import numpy as np
     import tensorflow as tf
-
-    import warnings
 
     x = np.asarray(faces, np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
     with warnings.catch_warnings():

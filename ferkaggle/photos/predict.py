@@ -21,8 +21,6 @@ faces.py); the models take those pixels as they are (CNNs rescale to [0, 1] insi
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,127 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from ferkaggle.core.constants import EMOTIONS, NUM_CLASSES
+from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.photos.faces import DEFAULT_MARGIN, Box, Detector, find_faces, read_photo
-from ferkaggle.runs.registry import Run, load_run, list_runs
-
-
-class Predictor:
-    """Probabilities [n, 7] for uint8 faces [n, 48, 48], from one run's saved model(s)."""
-
-    def __init__(self, run: Run, parts: list[tuple[float, Any, str]]):
-        self.run = run
-        self.parts = parts  # (weight, model, tta) - model is a Keras model or a FoldEnsemble
-
-    @property
-    def description(self) -> str:
-        return f"{self.run.run_id} ({self.run.kind}, {len(self.parts)} model{'s' if len(self.parts) != 1 else ''})"
-
-    @classmethod
-    def from_run(cls, run: Run) -> "Predictor":
-        if run.kind == "ensemble":
-            return cls(run, _ensemble_parts(run))
-        return cls(run, [(1.0, *_load_single(run))])
-
-    def predict(self, faces: np.ndarray) -> np.ndarray:
-        faces = np.asarray(faces, np.uint8)
-        if len(faces) == 0:
-            return np.zeros((0, NUM_CLASSES), np.float32)
-        total = np.zeros((len(faces), NUM_CLASSES), np.float64)
-        for weight, model, tta in self.parts:
-            if tta is None:  # a classical model
-                total += weight * np.asarray(model.predict_proba(faces), np.float64)
-            else:
-                from ferkaggle.cnn.tta import predict_proba
-
-                total += weight * predict_proba(model, faces, tta)
-        return total.astype(np.float32)
-
-
-def _load_single(run: Run) -> tuple[Any, str | None]:
-    model_file = run.model_file()
-    if model_file is None:
-        if run.kind == "baseline":
-            why = "it was run with save_model = false (`ferkaggle baseline --save-model`) or its model.joblib was deleted"
-        else:
-            why = "its model.keras is missing"
-        raise FerkaggleError(f"run {run.run_id} has no saved model ({why}); predict needs a run with a model file")
-    if model_file.suffix == ".keras":
-        import keras
-
-        try:
-            model = keras.models.load_model(model_file, compile=False)
-        except Exception as exc:  # a damaged zip, a Keras version mismatch: one readable line
-            raise FerkaggleError(f"{model_file}: cannot load the Keras model ({type(exc).__name__}: {exc})") from None
-        return model, run.info.get("config", {}).get("tta", "none")
-    import joblib
-
-    try:
-        model = joblib.load(model_file)
-    except Exception as exc:
-        raise FerkaggleError(f"{model_file}: cannot load the saved model ({type(exc).__name__}: {exc})") from None
-    if not hasattr(model, "predict_proba"):
-        raise FerkaggleError(f"{model_file}: holds a {type(model).__name__}, not a model with predict_proba")
-    return model, None
-
-
-def _ensemble_parts(run: Run) -> list[tuple[float, Any, str | None]]:
-    members = run.info.get("config", {}).get("members") or []
-    weights = run.metrics.get("weights") or {}
-    if not members or not weights:
-        raise FerkaggleError(f"ensemble run {run.run_id} does not record its members and weights")
-    parts = []
-    for member_id in members:
-        weight = float(weights.get(member_id, 0.0))
-        if weight <= 0:
-            continue
-        try:
-            member = load_run(member_id, root=run.dir.parent)
-        except FerkaggleError:
-            raise FerkaggleError(f"ensemble run {run.run_id}: its member run {member_id} is gone from {run.dir.parent}/") from None
-        try:
-            parts.append((weight, *_load_single(member)))
-        except FerkaggleError as exc:
-            raise FerkaggleError(f"ensemble run {run.run_id}: member {exc}") from None
-    total = sum(w for w, _, _ in parts)
-    return [(w / total, m, t) for w, m, t in parts]
-
-
-def can_predict(run: Run) -> bool:
-    if run.kind == "ensemble":
-        members = run.info.get("config", {}).get("members") or []
-        weights = run.metrics.get("weights") or {}
-        used = [m for m in members if float(weights.get(m, 0)) > 0]
-        if not used:
-            return False
-        for member_id in used:
-            try:
-                if load_run(member_id, root=run.dir.parent).model_file() is None:
-                    return False
-            except FerkaggleError:
-                return False
-        return True
-    return run.model_file() is not None
-
-
-def resolve_predict_run(ref: str, root: str | Path | None = None, split_fingerprint: str | None = None) -> Run:
-    """A run by id/prefix/path, or `best`: the highest holdout accuracy among runs that have a model to predict with
-    (on the current prepared data when given its split fingerprint)."""
-    if ref != "best":
-        return load_run(ref, root)
-    pool = [r for r in list_runs(root) if r.val_accuracy is not None
-            and (split_fingerprint is None or r.split_fingerprint == split_fingerprint)]
-    pool.sort(key=lambda r: (r.val_accuracy, r.metrics.get("val_macro_f1", 0.0)), reverse=True)
-    for run in pool:
-        if can_predict(run):
-            return run
-    raise FerkaggleError("no completed run with a saved model to predict with"
-                         + (" on the current prepared data" if split_fingerprint and pool else "")
-                         + ": train one with `ferkaggle train` (or `ferkaggle baseline` with its model saved)")
-
+from ferkaggle.photos.predictor import Predictor
 
 # ----------------------------------------------------------------------------- photos
+
 
 @dataclass
 class Face:
@@ -218,81 +102,3 @@ def predict_photos(paths: list[Path], predictor: Predictor, detector: Detector, 
     return results
 
 
-# ----------------------------------------------------------------------------- outputs
-
-CSV_HEADER = ["file", "face", "x", "y", "w", "h", "emotion", *EMOTIONS]
-
-
-def predictions_csv(results: list[PhotoResult]) -> str:
-    """One row per face (photos without faces or unreadable ones have none): file, face index from 0, box, emotion, 7 probabilities."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for result in results:
-        for index, face in enumerate(result.faces):
-            writer.writerow([result.file, index, *face.box, face.emotion, *(f"{p:.6f}" for p in face.probabilities)])
-    return buffer.getvalue()
-
-
-def annotate(rgb: np.ndarray, faces: list[Face]):
-    """A PIL image of the photo with each face's box and "emotion probability" label."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    image = Image.fromarray(rgb)
-    draw = ImageDraw.Draw(image)
-    side = max(rgb.shape[:2])
-    line = max(2, side // 300)
-    font_size = max(12, side // 40)
-    try:
-        font = ImageFont.load_default(size=font_size)
-    except TypeError:  # Pillow without FreeType sizing
-        font = ImageFont.load_default()
-    for face in faces:
-        x, y, w, h = face.box
-        draw.rectangle([x, y, x + w, y + h], outline=(255, 215, 0), width=line)
-        text = f"{face.emotion} {face.confidence:.2f}"
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        text_h = bottom - top + 2 * line
-        ty = y - text_h if y - text_h >= 0 else y + h
-        draw.rectangle([x, ty, x + (right - left) + 2 * line, ty + text_h], fill=(255, 215, 0))
-        draw.text((x + line, ty + line - top), text, fill=(0, 0, 0), font=font)
-    return image
-
-
-def annotated_name(file: str, taken: set[str]) -> str:
-    """`<stem>.annotated.<jpg|png>`, unique within one output folder."""
-    path = Path(file)
-    suffix = ".jpg" if path.suffix.lower() in (".jpg", ".jpeg") else ".png"
-    name, n = f"{path.stem}.annotated{suffix}", 2
-    while name in taken:
-        name, n = f"{path.stem}-{n}.annotated{suffix}", n + 1
-    taken.add(name)
-    return name
-
-
-def write_outputs(results: list[PhotoResult], out_dir: str | Path) -> list[Path]:
-    """predictions.csv and an annotated copy of every readable photo under out_dir (atomic writes)."""
-    from ferkaggle.core.fsutil import atomic_write_bytes, atomic_write_text
-
-    out_dir = Path(out_dir)
-    inputs = {Path(r.file).resolve() for r in results}
-    csv_path = out_dir / "predictions.csv"
-    if csv_path.resolve() in inputs:
-        raise FerkaggleError(f"{csv_path}: is one of the inputs; choose another --out folder")
-    written = []
-    taken: set[str] = set()
-    for result in results:
-        if result.image is None:
-            continue
-        target = out_dir / annotated_name(result.file, taken)
-        if target.resolve() in inputs:
-            raise FerkaggleError(f"{target}: is one of the input photos; choose another --out folder")
-        buffer = io.BytesIO()
-        image = annotate(result.image, result.faces)
-        if target.suffix == ".jpg":
-            image.save(buffer, format="JPEG", quality=90)
-        else:
-            image.save(buffer, format="PNG")
-        written.append(atomic_write_bytes(target, buffer.getvalue()))
-    written.insert(0, atomic_write_text(csv_path, predictions_csv(results)))
-    return written

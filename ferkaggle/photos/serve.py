@@ -29,7 +29,8 @@ from typing import Any
 
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.photos.faces import DEFAULT_MARGIN, Detector
-from ferkaggle.photos.predict import Predictor, predict_photo
+from ferkaggle.photos.predict import predict_photo
+from ferkaggle.photos.predictor import Predictor
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 

@@ -29,10 +29,11 @@ from typing import Literal
 import numpy as np
 
 from ferkaggle.core.constants import DEFAULT_SEED
-from ferkaggle.core.presets import to_dict
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.metrics import scores
-from ferkaggle.runs.registry import Run, RunWriter, current_split, is_refit, list_runs, load_run, prepared_for_run, rank_key, read_run, refit_on_holdout, superseded_by_refit
+from ferkaggle.core.presets import to_dict
+from ferkaggle.runs.registry import Run, RunWriter, list_runs, prepared_for_run, read_run
+from ferkaggle.runs.select import current_split, is_refit, rank_key, refit_on_holdout, select_run, superseded_by_refit
 
 Method = Literal["mean", "weighted", "greedy"]
 METHODS: tuple[str, ...] = ("mean", "weighted", "greedy")
@@ -254,7 +255,7 @@ def ensemble_stage(refs: list[str] | None, cfg: EnsembleConfig, runs_root=None) 
     if cfg.top < 0 or cfg.top == 1:
         raise FerkaggleError(f"--top must be 2 or more (or 0 for every run), not {cfg.top}")
     if refs:
-        runs = [load_run(ref, runs_root) for ref in refs]
+        runs = [select_run(ref, runs_root) for ref in refs]
         return run_ensemble(runs, EnsembleConfig(method=cfg.method, greedy_rounds=cfg.greedy_rounds, top=0,
                                                  seed=cfg.seed), runs_root, named=True)
     pool = choose_candidates(runs_root)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkaggle.core.constants import EMOTIONS, NUM_CLASSES
+from ferkaggle.core.constants import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
 from ferkaggle.core.fsutil import atomic_dir, atomic_write_text
 from ferkaggle.runs.registry import Run, prepared_for_run
 
@@ -115,8 +115,6 @@ def feature_importance_grid(model) -> np.ndarray | None:
     onto the grid; a HOG feature's importance is spread over the 8x8-pixel cells of its
     block. Models without `feature_importances_` (logreg, knn, ...) or with PCA give None.
     """
-    from ferkaggle.core.constants import IMAGE_SIZE
-
     grids = []
     for pipeline in getattr(model, "models", []):
         steps = dict(getattr(pipeline, "named_steps", {}))

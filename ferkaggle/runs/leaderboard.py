@@ -28,6 +28,9 @@ import io
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
+from ferkaggle.runs.select import is_refit
+from ferkaggle.runs.select import rank_key
+from ferkaggle.runs.registry import list_runs
 
 FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "json")
 SELECTED_MARK = "(selected on it)"
@@ -71,8 +74,6 @@ def _float(value: Any) -> float | None:
 
 
 def _row(run) -> Row:
-    from ferkaggle.runs.registry import is_refit
-
     info, metrics = run.info, run.metrics
     data = info.get("data", {})
     started = str(info.get("started") or "")
@@ -92,8 +93,6 @@ def _row(run) -> Row:
 
 
 def _sort_key(row: Row):
-    from ferkaggle.runs.registry import rank_key
-
     completed = row.status == "completed" and row.val_accuracy is not None
     return (not completed, *rank_key(row.val_accuracy, row.val_macro_f1, row.run_id, row.refit))
 
@@ -135,8 +134,6 @@ def build_sections(runs: Iterable, current_split: str | None = None, *, kind: st
 def leaderboard(runs_root=None, *, kind: str | None = None, top: int | None = None,
                 include_all: bool = False, current_split: str | None = None) -> list[Section]:
     """Sections from the registry under runs_root (completed runs unless include_all)."""
-    from ferkaggle.runs.registry import list_runs
-
     return build_sections(list_runs(runs_root, include_incomplete=include_all), current_split, kind=kind, top=top)
 
 

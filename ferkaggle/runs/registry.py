@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -42,18 +42,12 @@ from ferkaggle.data.prepared import Prepared, load_prepared
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import atomic_save_npy, atomic_write_json
 
+
 DEFAULT_ROOT = Path("runs")
+SELECTORS = ("best", "latest")
+"""Run references that name a choice, not a run: `ferkaggle.runs.select.select_run` makes it."""
 PROBA_FILES = {"val": "val_proba.npy", "test": "test_proba.npy", "oof": "oof_proba.npy"}
 STATUSES = ("running", "completed", "failed", "interrupted")
-
-CHECKPOINT_FILES = {"state": "state.json", "last": "last.keras", "best": "best.keras", "swa": "swa.npz"}
-"""A CNN checkpoint folder: state.json (epochs done, history, best score), last.keras (model +
-optimizer, to resume), best.keras (the weights of the best epoch on the stop split), swa.npz
-(with `swa_epochs` on: the running mean of the weights of the schedule's last epochs), and with
-`snapshots` on, snapshot-<epoch>.keras: the model at the end of each cosine cycle (`snapshot_file`)."""
-
-SELECTORS = ("best", "latest")
-"""Run references resolved among the runs of the current prepared split (`select_run`)."""
 
 
 def runs_root(root: str | Path | None = None) -> Path:
@@ -266,11 +260,11 @@ def list_runs(root: str | Path | None = None, *, include_incomplete: bool = Fals
     return [r for r in runs if include_incomplete or r.status == "completed"]
 
 
-def load_run(ref: str, root: str | Path | None = None, split_fingerprint: str | None = None) -> Run:
-    """A run by id, unique id prefix or substring, or folder path; `best`/`latest` go to `select_run`
-    (on `split_fingerprint`, default the current prepared split)."""
+def load_run(ref: str, root: str | Path | None = None) -> Run:
+    """A run by id, unique id prefix or substring, or folder path (`best` and `latest` are
+    `ferkaggle.runs.select.select_run`'s: asked for one, this is a programming error, not a run name)."""
     if ref in SELECTORS:
-        return select_run(ref, root, split_fingerprint=split_fingerprint)
+        raise ValueError(f"load_run({ref!r}): `{ref}` is chosen by ferkaggle.runs.select.select_run")
     root = runs_root(root)
     path = Path(ref)
     if (path / "run.json").is_file():
@@ -288,132 +282,7 @@ def load_run(ref: str, root: str | Path | None = None, split_fingerprint: str | 
     return candidates[0]
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-def checkpoint_dir(run_dir: str | Path, fold: int | None = None) -> Path:
-    """The checkpoint folder of a CNN run (one per fold for k-fold runs); not created here."""
-    return Path(run_dir) / ("checkpoint" if fold is None else f"checkpoint-fold{int(fold)}")
-
-
-def checkpoint_file(state_dir: str | Path, which: str) -> Path:
-    """`which` = state | last | best | swa: that file of a checkpoint folder (any folder: the search keeps its own)."""
-    try:
-        return Path(state_dir) / CHECKPOINT_FILES[which]
-    except KeyError:
-        raise ValueError(f"unknown checkpoint file {which!r}; one of {', '.join(CHECKPOINT_FILES)}") from None
-
-
-def snapshot_file(state_dir: str | Path, epoch: int) -> Path:
-    """The model saved at the end of the cosine cycle that ends at `epoch` (snapshot ensembles)."""
-    return Path(state_dir) / f"snapshot-{int(epoch):04d}.keras"
-
-
-def snapshot_files(state_dir: str | Path) -> dict[int, Path]:
-    """{epoch: file} of the snapshots saved in a checkpoint folder, by epoch."""
-    found = {}
-    for path in Path(state_dir).glob("snapshot-*.keras"):
-        stem = path.stem.split("-", 1)[1]
-        if stem.isdigit():
-            found[int(stem)] = path
-    return dict(sorted(found.items()))
-
-
-def drop_checkpoint_models(state_dir: str | Path) -> None:
-    """Delete a checkpoint's model files (once recorded, the run folder holds model.keras); keep state.json."""
-    for which in ("last", "best", "swa"):
-        checkpoint_file(state_dir, which).unlink(missing_ok=True)
-    for path in snapshot_files(state_dir).values():
-        path.unlink(missing_ok=True)
-
-
-def remove_checkpoint(state_dir: str | Path) -> None:
-    shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def searches_root(root: str | Path | None = None) -> Path:
-    """runs/searches/: where searches keep their own records (they are not runs)."""
-    return runs_root(root) / "searches"
-
-
 # ----------------------------------------------------------------------------- ranking and choice
-
-def rank_key(val_accuracy: float | None, val_macro_f1: float | None, run_id: str, refit: bool = False) -> tuple:
-    """THE ranking of runs, as a sort key (ascending = better first): higher holdout accuracy,
-    then higher macro-F1, then a refit before the run it refits (they carry the same figures; the
-    refit trained on more rows), then the older run id (ids sort by time). Runs without an
-    accuracy last. The leaderboard, `best` and `ensemble --top` (there on each fitting half) all
-    sort by it."""
-    return (val_accuracy is None, -(val_accuracy or 0.0), -(val_macro_f1 or 0.0), not refit, run_id)
-
-
-def run_rank_key(run: Run) -> tuple:
-    return rank_key(run.val_accuracy, run.metrics.get("val_macro_f1"), run.run_id, is_refit(run))
-
-
-def is_refit(run: Run) -> bool:
-    """Whether the run is a `ferkaggle refit` of another run."""
-    return bool(run.info.get("refit_of"))
-
-
-def refit_on_holdout(run: Run) -> bool:
-    """Whether the run is a refit on all labelled rows: it trained on the holdout, and its holdout
-    probabilities and figures are its source's."""
-    return is_refit(run) and run.info.get("refit_rows") == "all"
-
-
-def superseded_by_refit(runs: Iterable[Run]) -> set[str]:
-    """Ids of the runs that have a refit on all labelled rows among `runs`: the refit carries the
-    same holdout probabilities and a model trained on more rows, so it takes their place in
-    ensembles (one of the two, not both)."""
-    return {str(r.info["refit_of"]) for r in runs if refit_on_holdout(r)}
-
-
-def rank_runs(runs: Iterable[Run]) -> list[Run]:
-    """Runs best first by `rank_key`."""
-    return sorted(runs, key=run_rank_key)
-
-
-def best_candidates(runs: Iterable[Run], split_fingerprint: str | None = None) -> list[Run]:
-    """The runs `best` chooses among: a holdout accuracy and test probabilities (on the split)."""
-    return [r for r in runs if r.val_accuracy is not None and r.has_proba("test")
-            and (split_fingerprint is None or r.split_fingerprint == split_fingerprint)]
-
-
-def best_run(runs: Iterable[Run], split_fingerprint: str | None = None) -> Run | None:
-    ranked = rank_runs(best_candidates(runs, split_fingerprint))
-    return ranked[0] if ranked else None
-
-
-def current_split(prepared_root: str | Path | None = None) -> str:
-    """The split fingerprint of the latest prepared data; a one-line error when there is none."""
-    from ferkaggle.data.prepared import DEFAULT_ROOT as PREPARED_ROOT
-    from ferkaggle.data.prepared import current_split_fingerprint
-
-    where = Path(prepared_root) if prepared_root is not None else PREPARED_ROOT
-    split = current_split_fingerprint(where)
-    if split is None:
-        raise FerkaggleError(f"`best` and `latest` choose among runs on the current prepared data, and there is "
-                             f"none in {where}/ (no LATEST or its folder is gone): run `ferkaggle prepare`, "
-                             "or name a run id")
-    return split
-
-
-def select_run(ref: str, root: str | Path | None = None, *, prepared_root: str | Path | None = None,
-               split_fingerprint: str | None = None) -> Run:
-    """A run by reference: `best` (top of `rank_runs` with test probabilities) or `latest` (newest
-    completed) among the runs on the current prepared split only (`split_fingerprint`, default: the
-    latest prepared data's); anything else as `load_run` (id, unique part of an id, folder path)."""
-    if ref not in SELECTORS:
-        return load_run(ref, root)
-    root = runs_root(root)
-    split = split_fingerprint or current_split(prepared_root)
-    here = [r for r in list_runs(root) if r.split_fingerprint == split]
-    chosen = best_run(here) if ref == "best" else (here[-1] if here else None)
-    if chosen is None:
-        what = "completed run with test probabilities" if ref == "best" else "completed run"
-        raise FerkaggleError(f"no {what} in {root}/ on the current prepared data (split {split[:8]}): "
-                             "run `ferkaggle baseline` or `ferkaggle train` first")
-    return chosen
 
 
 def remove_run(run: Run) -> None:
@@ -443,24 +312,6 @@ def prepared_for_run(run: Run) -> Prepared:
 # ----------------------------------------------------------------------------- searches
 # runs/searches/ belongs to the registry too: the embedded Optuna study file, and one folder per
 # study with its summary and the trials' epoch checkpoints (removed once a trial is a run).
-
-STUDY_DB = "studies.db"
-
-
-def embedded_study_url(root: str | Path | None = None) -> str:
-    """The SQLAlchemy URL of the embedded study file (runs/searches/studies.db), created on demand."""
-    folder = searches_root(root)
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(folder / STUDY_DB).resolve()}"
-
-
-def search_dir(study_name: str, root: str | Path | None = None) -> Path:
-    """runs/searches/<study>/: search.json (the summary) and trials/<key>/ (epoch checkpoints)."""
-    return searches_root(root) / study_name
-
-
-def trial_state_dir(study_name: str, trial_key: str, root: str | Path | None = None) -> Path:
-    return search_dir(study_name, root) / "trials" / trial_key
 
 
 def archive_run(run: Run, dest_dir: Path) -> Path:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ferkaggle.core.presets import from_dict, read_toml, resolve_preset
+from ferkaggle.cnn.config import load_train_config, override
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.core.presets import from_dict, read_toml, resolve_preset
 
 
 @dataclass(frozen=True)
@@ -84,22 +85,16 @@ def dotted_keys(values: dict[str, Any], prefix: str = "") -> set[str]:
 
 def with_fixed(space: SpaceConfig, cfg: Any, where: str) -> Any:
     """A preset's TrainConfig with the space's [fixed] overrides on top."""
-    from ferkaggle.cnn.config import override
-
     return override(cfg, space.fixed, f"{where}: fixed") if space.fixed else cfg
 
 
 def base_config(space: SpaceConfig, where: str) -> Any:
     """The TrainConfig every sampled trial starts from: the base preset, then [fixed]."""
-    from ferkaggle.cnn.config import load_train_config
-
     return with_fixed(space, load_train_config(space.base), where)
 
 
 def sampled_config(space: SpaceConfig, base: Any, params: dict[str, Any], name: str, where: str) -> Any:
     """A sampled trial's TrainConfig: `base` (base_config) with the drawn params, trained for max_epochs."""
-    from ferkaggle.cnn.config import override
-
     return override(base, {**params, "name": name, "epochs": space.max_epochs}, where)
 
 
@@ -107,7 +102,6 @@ def distributions(space: SpaceConfig, where: str) -> dict[str, Any]:
     """The Optuna distribution of every dotted key in `params`, each checked against TrainConfig."""
     import optuna.distributions as od
 
-    from ferkaggle.cnn.config import override
 
     base = base_config(space, where)
     both = sorted(dotted_keys(space.fixed) & set(space.params))
@@ -164,8 +158,6 @@ def distributions(space: SpaceConfig, where: str) -> dict[str, Any]:
 
 def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
     """The (name, TrainConfig) of every named trial, in order."""
-    from ferkaggle.cnn.config import load_train_config, override
-
     base = base_config(space, where)
     out: list[tuple[str, Any]] = []
     for i, entry in enumerate(space.trials):

@@ -21,11 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from ferkaggle.core.constants import DEFAULT_SEED
+from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.presets import read_toml, to_dict
 from ferkaggle.data.prepared import Prepared
-from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.search.spaces import SpaceConfig, distributions, expand_trials, fits, get_dotted, load_space, named_trials, space_from_dict, values_fingerprint
-
+from ferkaggle.runs.studies import embedded_study_url
+from ferkaggle.search.spaces import (
+    SpaceConfig,
+    distributions,
+    expand_trials,
+    fits,
+    get_dotted,
+    load_space,
+    named_trials,
+    space_from_dict,
+    values_fingerprint,
+)
 
 # ----------------------------------------------------------------------------- storage and study
 
@@ -60,7 +70,6 @@ def open_storage(url: str | None = None, *, root: str | Path | None = None, hear
     import sqlalchemy.exc as sa_exc
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    from ferkaggle.runs.registry import embedded_study_url
 
     url = url or embedded_study_url(root)
     try:

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from ferkaggle.classical import baseline
 from ferkaggle.classical.baseline import BaselineConfig, resolve, run_baseline
 from ferkaggle.cli import app
+from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.presets import load_preset
 from ferkaggle.data.prepared import write_prepared
-from ferkaggle.core.errors import FerkaggleError
 
 SMALL = {  # tiny sizes so each model fits in well under a second
     "rf": dict(n_estimators=5),

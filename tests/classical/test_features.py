@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from ferkaggle.classical import features
+from ferkaggle.classical.features import (
+    HogSettings,
+    compute_features,
+    hog_dim,
+    hog_features,
+    pixel_features,
+    prepared_features,
+)
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.classical.features import HogSettings, compute_features, hog_dim, hog_features, pixel_features, prepared_features
 
 
 def _faces(n: int, seed: int = 0) -> np.ndarray:

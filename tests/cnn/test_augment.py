@@ -8,7 +8,7 @@ tf = pytest.importorskip("tensorflow")
 
 from ferkaggle.cnn.augment import AugmentConfig, Augmenter  # noqa: E402
 from ferkaggle.cnn.config import TrainConfig, override  # noqa: E402
-from ferkaggle.cnn.train import make_dataset
+from ferkaggle.cnn.dataset import make_dataset
 from ferkaggle.cnn.tta import predict_proba
 
 OFF = dict(hflip=0.0, rotation=0.0, shift=0.0, zoom=0.0)

@@ -12,10 +12,11 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from helpers.fakes import make_fake_run, make_tiny_prepared  # noqa: E402
-from ferkaggle.core.errors import FerkaggleError  # noqa: E402
 from ferkaggle.cnn.config import load_train_config, override  # noqa: E402
-from ferkaggle.cnn.train import make_dataset, train_config
+from ferkaggle.cnn.dataset import make_dataset
+from ferkaggle.cnn.train import train_config
+from ferkaggle.core.errors import FerkaggleError  # noqa: E402
+from helpers.fakes import make_fake_run, make_tiny_prepared  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def _hflip(run, faces):
 
 
 def test_the_student_fits_on_the_label_and_teacher_mixture(prepared, teachers, monkeypatch, tmp_path):
+    import ferkaggle.cnn.fit as fit_module
     import ferkaggle.cnn.train as train_module
 
     seen = {}
@@ -46,14 +48,14 @@ def test_the_student_fits_on_the_label_and_teacher_mixture(prepared, teachers, m
 
     monkeypatch.setattr(train_module, "fit_trial", spy)
     fed = []
-    real_dataset = train_module.make_dataset
+    real_dataset = fit_module.make_dataset
 
     def dataset_spy(x, y, cfg, **kwargs):  # what the training pipeline is actually built from
         if kwargs.get("training"):
             fed.append(kwargs.get("targets"))
         return real_dataset(x, y, cfg, **kwargs)
 
-    monkeypatch.setattr(train_module, "make_dataset", dataset_spy)
+    monkeypatch.setattr(fit_module, "make_dataset", dataset_spy)  # fit_trial looks it up in cnn.fit
     cfg = override(load_train_config("tiny"), {"name": "student", "model": {"width": 4}})
     run = train_config(prepared, cfg, seed=0, root=tmp_path, teachers=teachers, teacher_weight=0.3)
     x, y = seen["x"], seen["y"]

@@ -1,7 +1,7 @@
 """Free accuracy at the end of training: ten-view TTA (tencrop, shift), weight averaging (SWA) and
 snapshot ensembles.
 
-Truth is computed here independently of train.py: the views are cut, padded and resized with
+Truth is computed here independently of the cnn package: the views are cut, padded and resized with
 NumPy (a bilinear resize with half-pixel centres, written out below), the averaged weights are
 the NumPy mean of the epoch weights read back from each epoch's last.keras, and the BatchNorm
 statistics are the mean/variance of the layer's inputs computed with a sub-model and NumPy, and a
@@ -18,12 +18,13 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from helpers.fakes import make_tiny_prepared  # noqa: E402
-from ferkaggle.core.errors import FerkaggleError  # noqa: E402
-from ferkaggle.cnn.train import fit_trial, train_config
 from ferkaggle.cnn.averaging import final_model, load_swa, recompute_bn, swa_update
 from ferkaggle.cnn.config import load_train_config, override
+from ferkaggle.cnn.fit import fit_trial
+from ferkaggle.cnn.train import train_config
 from ferkaggle.cnn.tta import predict_proba
+from ferkaggle.core.errors import FerkaggleError  # noqa: E402
+from helpers.fakes import make_tiny_prepared  # noqa: E402
 
 CORNERS = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]  # top-left, top-right, bottom-left, bottom-right, centre
 
@@ -81,7 +82,7 @@ def test_ten_view_tta_is_the_mean_over_views_cut_with_numpy(tencrop_run, prepare
 
 
 def test_tencrop_run_records_tencrop_probabilities_and_predict_uses_them(tencrop_run, prepared):
-    from ferkaggle.photos.predict import Predictor
+    from ferkaggle.photos.predictor import Predictor
 
     assert tencrop_run.metrics["tta"] == "tencrop" and "tta tencrop" in tencrop_run.info["summary"]
     model = _model(tencrop_run)
@@ -186,16 +187,16 @@ def test_swa_is_chosen_on_the_stop_split_only(prepared, tmp_path):
 
 @pytest.mark.parametrize("force", [False, True])
 def test_swa_run_records_its_choice_and_stores_the_model_it_scored(prepared, tmp_path, monkeypatch, force):
-    from ferkaggle.cnn import train
+    from ferkaggle.cnn import record
 
     if force:  # whatever the stop split says, take the averaged model: model.keras must then be it
-        real = train.final_model
+        real = record.final_model
 
         def always_swa(state_dir, cfg, x_fit, x_stop, y_stop):
             model, report = real(state_dir, cfg, x_fit, x_stop, y_stop)
             return load_swa(state_dir, cfg, x_fit)[0], {**report, "used": True}
 
-        monkeypatch.setattr(train, "final_model", always_swa)
+        monkeypatch.setattr(record, "final_model", always_swa)
     run = train_config(prepared, _swa_config(), seed=0, root=tmp_path)
     swa = run.metrics["swa"]
     assert swa["epochs"] == [2, 3] and swa["bn"] == "recompute" and isinstance(swa["used"], bool)
@@ -263,7 +264,7 @@ def test_snapshots_are_the_models_at_the_cycle_ends_and_the_ensemble_is_their_me
 def test_snapshot_ensemble_is_chosen_on_the_stop_split_only(prepared, tmp_path):
     import keras
 
-    from ferkaggle.runs.registry import snapshot_file
+    from ferkaggle.runs.checkpoints import snapshot_file
 
     cfg = _snapshot_config()
     fit, stop = prepared.stopping_split(0)
@@ -295,9 +296,9 @@ def test_snapshot_run_stores_the_ensemble_it_scored(prepared, tmp_path, monkeypa
 
     import keras
 
-    from ferkaggle.cnn import averaging, train
+    from ferkaggle.cnn import averaging, record
 
-    real = train.final_model
+    real = record.final_model
     kept = tmp_path / "kept"
 
     def always_snapshots(state_dir, cfg, x_fit, x_stop, y_stop):  # whatever the stop split says, take the ensemble
@@ -305,7 +306,7 @@ def test_snapshot_run_stores_the_ensemble_it_scored(prepared, tmp_path, monkeypa
         model, report = real(state_dir, cfg, x_fit, x_stop, y_stop)
         return averaging.snapshot_ensemble(state_dir, cfg.snapshots)[0], {**report, "used": True}
 
-    monkeypatch.setattr(train, "final_model", always_snapshots)
+    monkeypatch.setattr(record, "final_model", always_snapshots)
     run = train_config(prepared, _snapshot_config(), seed=0, root=tmp_path / "runs")
     assert run.metrics["snapshots"]["epochs"] == [2, 4] and run.metrics["snapshots"]["used"] is True
     assert "snap2" in run.info["summary"] and "cosine x2" in run.info["summary"]

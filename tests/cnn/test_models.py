@@ -5,8 +5,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from ferkaggle.core.errors import FerkaggleError  # noqa: E402
 from ferkaggle.cnn.models import BUILDERS, ModelConfig, build_model  # noqa: E402
+from ferkaggle.core.errors import FerkaggleError  # noqa: E402
 
 SMALL = {
     "simple": ModelConfig(),
@@ -48,7 +48,7 @@ def test_vgg_options_change_the_network():
 
 def test_bfloat16_policy_keeps_float32_probabilities():
     from ferkaggle.cnn.config import TrainConfig, override
-    from ferkaggle.cnn.train import build_compiled
+    from ferkaggle.cnn.fit import build_compiled
 
     model = build_compiled(override(TrainConfig(), {"precision": "mixed_bfloat16", "model": {"architecture": "vgg", "width": 8, "depth": 1}}))
     out = model(np.zeros((2, 48, 48, 1), np.float32), training=False)

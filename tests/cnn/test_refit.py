@@ -17,10 +17,12 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from helpers.fakes import make_fake_run, make_tiny_prepared  # noqa: E402
-from ferkaggle.core.errors import FerkaggleError  # noqa: E402
-from ferkaggle.cnn.train import fit_trial, refit_run, train_config  # noqa: E402
 from ferkaggle.cnn.config import load_train_config, override
+from ferkaggle.cnn.fit import fit_trial
+from ferkaggle.cnn.refit import refit_run
+from ferkaggle.cnn.train import train_config  # noqa: E402
+from ferkaggle.core.errors import FerkaggleError  # noqa: E402
+from helpers.fakes import make_fake_run, make_tiny_prepared  # noqa: E402
 
 
 def _cfg():
@@ -33,17 +35,17 @@ def source(prepared, tmp_path_factory):
 
 
 def _spy(monkeypatch):
-    import ferkaggle.cnn.train as train_module
+    import ferkaggle.cnn.refit as refit_module
 
     seen = []
-    real = train_module.fit_trial
+    real = refit_module.fit_trial
 
     def spy(x_train, y_train, x_stop, y_stop, cfg, state_dir, **kwargs):
         seen.append({"x": np.asarray(x_train).copy(), "y": np.asarray(y_train).copy(), "n_stop": len(x_stop),
                      "cfg": cfg, "seed": kwargs.get("seed")})
         return real(x_train, y_train, x_stop, y_stop, cfg, state_dir, **kwargs)
 
-    monkeypatch.setattr(train_module, "fit_trial", spy)
+    monkeypatch.setattr(refit_module, "fit_trial", spy)
     return seen
 
 
@@ -125,7 +127,8 @@ def test_without_stop_rows_the_kept_model_is_the_last_epoch(prepared, tmp_path):
 def test_a_refit_ranks_above_its_source_and_replaces_it_in_ensembles(prepared, source, refit_all, tmp_path, monkeypatch):
     from ferkaggle.results.ensemble import choose_candidates
     from ferkaggle.runs.leaderboard import build_sections
-    from ferkaggle.runs.registry import best_run, list_runs
+    from ferkaggle.runs.registry import list_runs
+    from ferkaggle.runs.select import best_run
 
     run, _ = refit_all
     root = source.dir.parent

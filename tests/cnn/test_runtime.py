@@ -41,8 +41,9 @@ def test_mixed_float16_trains_resumes_and_records(tiny_prepared, tmp_path):
     pytest.importorskip("tensorflow")
     import keras
 
-    from ferkaggle.cnn.train import build_compiled, fit_trial, record_run
     from ferkaggle.cnn.config import load_train_config, override
+    from ferkaggle.cnn.fit import build_compiled, fit_trial
+    from ferkaggle.cnn.record import record_run
 
     cfg = override(load_train_config("tiny"), {"epochs": 2, "precision": "mixed_float16", "model": {"width": 4},
                                                "optim": {"schedule": "cosine", "warmup_epochs": 0.0}})

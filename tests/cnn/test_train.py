@@ -7,10 +7,11 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from helpers.fakes import make_tiny_prepared  # noqa: E402
-from ferkaggle.core.errors import FerkaggleError  # noqa: E402
-from ferkaggle.cnn.train import fit_trial, read_state, train_config  # noqa: E402
 from ferkaggle.cnn.config import load_train_config, override
+from ferkaggle.cnn.fit import fit_trial, read_state
+from ferkaggle.cnn.train import train_config  # noqa: E402
+from ferkaggle.core.errors import FerkaggleError  # noqa: E402
+from helpers.fakes import make_tiny_prepared  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.duplicates import EXPECTED, GROUPS_OF_TWO_OR_MORE, duplicate_arrays
 from ferkaggle.data.dedupe import average_hashes, exact_hashes, find_duplicates, leak_check
 from ferkaggle.data.synthetic import make_faces
+from helpers.duplicates import EXPECTED, GROUPS_OF_TWO_OR_MORE, duplicate_arrays
 
 
 def test_hashes_identify_equal_images():

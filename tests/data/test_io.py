@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 
 from ferkaggle.core.constants import EMOTIONS
-from ferkaggle.data import io as fio
-from ferkaggle.data.io import read_source
-from ferkaggle.data.sources import find_source
 from ferkaggle.core.errors import DataError, FerkaggleError
+from ferkaggle.data.io import read_source
+from ferkaggle.data.pixels import parse_pixel_rows
+from ferkaggle.data.records import LAYOUT_FER2013, LAYOUT_ICML, LAYOUT_IMAGES, LAYOUT_KAGGLE
+from ferkaggle.data.sources import NoDataFound, find_source
 
 N_TRAIN, N_VAL, N_TEST = 14, 6, 7
 
@@ -99,7 +100,7 @@ def zip_folder(folder: Path, zip_path: Path, prefix: str = "") -> Path:
 
 def _check_kaggle(data, faces):
     x, y, x_test, _ = faces
-    assert data.layout == fio.LAYOUT_KAGGLE
+    assert data.layout == LAYOUT_KAGGLE
     np.testing.assert_array_equal(data.x, x)
     np.testing.assert_array_equal(data.y, y)
     np.testing.assert_array_equal(data.x_test, x_test)
@@ -146,7 +147,7 @@ def test_fer2013_and_icml_agree(tmp_path, faces):
     with zipfile.ZipFile(tmp_path / "fer.zip", "w") as archive:
         archive.writestr("fer2013/fer2013.csv", fer2013_text(faces))
     results.append(read_source(tmp_path / "fer.zip"))
-    assert results[0].layout == fio.LAYOUT_FER2013 and results[1].layout == fio.LAYOUT_ICML
+    assert results[0].layout == LAYOUT_FER2013 and results[1].layout == LAYOUT_ICML
     for data in results:
         np.testing.assert_array_equal(data.x, x)
         np.testing.assert_array_equal(data.y, y)
@@ -160,7 +161,7 @@ def test_image_folders_and_zip_agree_with_csv(tmp_path, faces):
     x, y, x_test, y_test = faces
     write_images(tmp_path / "imgs", faces)
     data = read_source(tmp_path / "imgs")
-    assert data.layout == fio.LAYOUT_IMAGES
+    assert data.layout == LAYOUT_IMAGES
     np.testing.assert_array_equal(data.x, x)
     np.testing.assert_array_equal(data.y, y)
     np.testing.assert_array_equal(data.x_test, x_test)
@@ -355,7 +356,7 @@ def test_real_data_in_a_subfolder_wins_over_the_generated_demo(tmp_path, faces):
 
 
 def test_nothing_found_is_its_own_error_type(tmp_path):
-    with pytest.raises(fio.NoDataFound):
+    with pytest.raises(NoDataFound):
         find_source(tmp_path)
 
 
@@ -372,7 +373,7 @@ def test_fast_path_matches_slow_path_on_many_rows():
     rng = np.random.default_rng(5)
     x = rng.integers(0, 256, (300, 2304))
     fields = [" ".join(map(str, row)).encode() for row in x]
-    parsed, problems = fio.parse_pixel_rows(fields)
+    parsed, problems = parse_pixel_rows(fields)
     assert problems == {}
     np.testing.assert_array_equal(parsed, x)
 

@@ -9,13 +9,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from helpers.duplicates import EXPECTED, GROUPS_OF_TWO_OR_MORE, duplicate_arrays, parts_of_each_image, write_duplicate_competition
 from ferkaggle.core.constants import EMOTIONS
+from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.data.prepare import PrepareOptions, prepare
 from ferkaggle.data.prepared import load_prepared
 from ferkaggle.data.splits import HOLDOUT
 from ferkaggle.data.synthetic import write_demo_competition
-from ferkaggle.core.errors import FerkaggleError
+from helpers.duplicates import (
+    EXPECTED,
+    GROUPS_OF_TWO_OR_MORE,
+    duplicate_arrays,
+    parts_of_each_image,
+    write_duplicate_competition,
+)
 
 
 @pytest.fixture

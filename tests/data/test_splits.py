@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ferkaggle.data.splits import HOLDOUT, UNASSIGNED, assign_folds, holdout_mask, make_folds
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.data.splits import HOLDOUT, UNASSIGNED, assign_folds, holdout_mask, make_folds
 
 
 def _labels(n=2000, seed=0):

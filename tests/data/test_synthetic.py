@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ferkaggle.core.constants import NUM_CLASSES
-from ferkaggle.data.synthetic import DEMO_FILES, demo_present, make_faces, write_demo_competition
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.data.synthetic import DEMO_FILES, demo_present, make_faces, write_demo_competition
 
 
 def test_shapes_dtypes_and_labels():

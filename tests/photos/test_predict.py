@@ -17,11 +17,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.cli import app
+from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.photos.faces import HaarDetector, crop_face, read_photo
-from ferkaggle.photos.predict import Predictor, predict_photo, resolve_predict_run
+from ferkaggle.photos.predict import predict_photo
+from ferkaggle.photos.predictor import Predictor, resolve_predict_run
 from ferkaggle.runs.registry import prepared_for_run, read_run
 from helpers.photos import ASTRONAUT_FACE, astronaut_rgb, iou, train_tiny_run, write_photos
 
@@ -280,10 +281,10 @@ def test_export_of_a_cnn_ensemble_is_one_model_with_its_weights(world, tmp_path)
 
     import keras
 
-    from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
-    from ferkaggle.photos.export import export_run
     from ferkaggle.cnn.config import load_train_config
     from ferkaggle.cnn.train import train_config
+    from ferkaggle.photos.export import export_run
+    from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
 
     cfg = dataclasses.replace(load_train_config(_tiny_config()), name="tiny-b")
     second = train_config(world["prepared"], cfg, seed=1, root=world["runs"])

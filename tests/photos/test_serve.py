@@ -19,7 +19,8 @@ import pytest
 
 from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.photos.faces import HaarDetector
-from ferkaggle.photos.predict import Predictor, predict_photo
+from ferkaggle.photos.predict import predict_photo
+from ferkaggle.photos.predictor import Predictor
 from ferkaggle.photos.serve import App, make_server
 from helpers.photos import ASTRONAUT_FACE, iou, train_tiny_run, write_photos
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers.fakes import make_fake_run, make_tiny_prepared
 from ferkaggle.cli import app
-from ferkaggle.results.ensemble import EnsembleConfig, build_ensemble, fit_weights, halves, run_ensemble
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.results.ensemble import EnsembleConfig, build_ensemble, fit_weights, halves, run_ensemble
 from ferkaggle.runs.registry import RunWriter, list_runs, read_run
+from helpers.fakes import make_fake_run, make_tiny_prepared
 
 runner = CliRunner()
 

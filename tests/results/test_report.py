@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 from typer.testing import CliRunner
 
-from helpers.fakes import make_fake_run
 from ferkaggle.cli import app
 from ferkaggle.results.report import write_report
-from ferkaggle.runs.registry import RunWriter, read_run
+from ferkaggle.runs.registry import read_run
+from helpers.fakes import make_fake_run
 
 runner = CliRunner()
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers.fakes import make_fake_run
 from ferkaggle.cli import app
 from ferkaggle.results.submission import validate_submission, write_submission
+from helpers.fakes import make_fake_run
 
 runner = CliRunner()
 

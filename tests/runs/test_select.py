@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from helpers.fakes import make_fake_run
 from ferkaggle.cli import app
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.runs.registry import load_run, select_run
+from ferkaggle.runs.registry import load_run
+from ferkaggle.runs.select import select_run
 
 
 def _other_split(in_tmp):
@@ -41,7 +42,8 @@ def test_best_and_latest_stay_on_the_current_split(board):
     latest.write_text("tiny\n")
     assert select_run("best").run_id == runs["strong"].run_id  # not the better run on `other`
     assert select_run("latest").run_id == runs["weak"].run_id  # not the newer run on `other`
-    assert load_run("best").run_id == runs["strong"].run_id  # every caller of load_run gets the same rule
+    with pytest.raises(ValueError, match="select_run"):  # never a run whose id happens to contain "best"
+        load_run("best")
     latest.write_text("other\n")
     assert select_run("best").run_id == runs["elsewhere"].run_id
     assert select_run("latest").run_id == runs["elsewhere"].run_id
@@ -96,7 +98,8 @@ def test_best_is_scored_free_of_its_own_choice(tiny_prepared, in_tmp):
     import numpy as np
 
     from ferkaggle.results.ensemble import best_on_halves, halves
-    from ferkaggle.runs.registry import best_candidates, list_runs
+    from ferkaggle.runs.registry import list_runs
+    from ferkaggle.runs.select import best_candidates
 
     y = np.asarray(tiny_prepared.y_val)
     n = len(y)

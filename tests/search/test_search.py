@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("optuna")
 
-from helpers.fakes import make_tiny_prepared  # noqa: E402
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
 from ferkaggle.search.spaces import base_config, distributions, expand_trials, load_space, parse_budget, rungs
 from ferkaggle.search.stage import run_search
+from helpers.fakes import make_tiny_prepared  # noqa: E402
 
 SPACE = """
 name = "{name}"
@@ -60,7 +60,7 @@ def write_space(folder, name="t3", max_epochs=3, pruner="asha", n_trials=3):
 def study_trials(root, study_name):
     import optuna
 
-    from ferkaggle.runs.registry import embedded_study_url
+    from ferkaggle.runs.studies import embedded_study_url
 
     return optuna.load_study(study_name=study_name, storage=embedded_study_url(root)).get_trials()
 
@@ -298,8 +298,8 @@ def test_fill_needs_time_for_a_quarter_schedule_params_and_a_budget():
     import time
     from types import SimpleNamespace
 
-    from ferkaggle.search.stage import _Worker
     from ferkaggle.search.spaces import SpaceConfig
+    from ferkaggle.search.worker import _Worker
 
     def worker(fill=True, params=True, left_s=300.0, cost=10.0, min_epochs=3, deadline=True):
         w = _Worker.__new__(_Worker)
@@ -328,8 +328,8 @@ def test_equal_share_divides_the_time_left_among_the_trials_left():
 
     from optuna.trial import TrialState
 
-    from ferkaggle.search.stage import _Worker
     from ferkaggle.search.spaces import SpaceConfig
+    from ferkaggle.search.worker import _Worker
 
     def stub(states, share="equal", total=4, left_s=1200.0):
         w = _Worker.__new__(_Worker)
@@ -414,7 +414,7 @@ def test_cli_search_and_bad_input(tiny_prepared, tmp_path):
 def test_last_trial_horizon_is_replanned_from_its_pace():
     import time
 
-    from ferkaggle.search.stage import _budget_horizon
+    from ferkaggle.search.worker import _budget_horizon
 
     horizon = _budget_horizon(time.time() + 100.5, max_epochs=40, first_cost=50.0)
     assert horizon({"epochs_done": 6, "history": []}) == 8  # 100 s left at 50 s/epoch
@@ -460,7 +460,6 @@ def test_gpu_space_trains_the_published_bodies():
 def test_cli_search_takes_the_gpu_space_where_tensorflow_sees_a_gpu(tiny_prepared, monkeypatch):
     from typer.testing import CliRunner
 
-    import ferkaggle.cnn.runtime
     import ferkaggle.search.stage
     from ferkaggle.cli import app
 
@@ -472,7 +471,7 @@ def test_cli_search_takes_the_gpu_space_where_tensorflow_sees_a_gpu(tiny_prepare
 
     monkeypatch.setattr(ferkaggle.search.stage, "run_search", no_search)
     for gpu, expected in [(True, "gpu"), (False, "default")]:
-        monkeypatch.setattr(ferkaggle.cnn.runtime, "gpu_visible", lambda gpu=gpu: gpu)
+        monkeypatch.setattr(ferkaggle.search.stage, "gpu_visible", lambda gpu=gpu: gpu)
         result = CliRunner().invoke(app, ["search", "--budget", "5m"])
         assert result.exit_code == 1 and "stopped before training" in result.output, result.output
         assert f"search space: {expected} (competition data" in result.output, result.output

@@ -245,7 +245,7 @@ def test_three_workers_share_one_study(pg_url, study_name, prepared_path, tmp_pa
 def test_sigkilled_worker_trial_is_failed_as_stale_and_continued_by_another(pg_url, study_name, prepared_path, tmp_path):
     from optuna.trial import TrialState
 
-    from ferkaggle.runs.registry import trial_state_dir
+    from ferkaggle.runs.studies import trial_state_dir
 
     runs = tmp_path / "runs"
     space = tmp_path / "pg.toml"

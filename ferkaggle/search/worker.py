@@ -1,0 +1,335 @@
+"""One search worker: the Optuna objective that trains a trial toward each rung, reports it,
+prunes, resumes an interrupted trial from its checkpoint, and records every finished trial as a run."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from ferkaggle.cnn.config import summarize
+from ferkaggle.cnn.fit import fit_trial, read_state
+from ferkaggle.cnn.record import record_run
+from ferkaggle.cnn.runtime import release_memory
+from ferkaggle.core.console import epoch_reporter
+from ferkaggle.core.constants import DEFAULT_SEED
+from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.core.fsutil import atomic_write_json
+from ferkaggle.data.prepared import Prepared
+from ferkaggle.runs.checkpoints import remove_checkpoint
+from ferkaggle.runs.registry import archive_run, read_run
+from ferkaggle.runs.studies import trial_state_dir
+from ferkaggle.search.spaces import (
+    SpaceConfig,
+    base_config,
+    distributions,
+    named_trials,
+    sampled_config,
+    suggest,
+)
+from ferkaggle.search.study import worker_id
+
+
+def _pruning_callback(trial, max_epochs: int, monitor: str = "val_accuracy"):
+    """optuna-integration's KerasPruningCallback (it subclasses keras.callbacks.Callback, which is
+    Keras 3 here), reporting the step as epochs completed so that rungs are in epochs. The last
+    epoch is reported but never pruned: the trial has already paid for it."""
+    from optuna_integration.keras import KerasPruningCallback
+
+    class EpochsDonePruning(KerasPruningCallback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 >= max_epochs:
+                value = (logs or {}).get(monitor)
+                if value is not None:
+                    self._trial.report(float(value), step=epoch + 1)
+                return
+            super().on_epoch_end(epoch + 1, logs)
+
+    return EpochsDonePruning(trial, monitor)
+
+
+def _stop_value(state: dict) -> float | None:
+    accs = [h["stop_accuracy"] for h in state["history"] if h.get("stop_accuracy") is not None]
+    return max(accs) if accs else None
+
+
+def _budget_horizon(until: float, max_epochs: int, first_cost: float | None):
+    """LR horizon for a trial under a budget: the epochs it can still reach by `until`, re-planned at
+    every epoch from its recent pace (mean of the last 3 epochs), so cosine/one-cycle end with the
+    budget whether the machine speeds up or slows down (a fixed plan ends early or gets cut off)."""
+
+    def horizon(state: dict) -> float:
+        recent = [h["seconds"] for h in state["history"][-3:]]
+        cost = (sum(recent) / len(recent)) if recent else (first_cost or 0.0)
+        if not cost:
+            return float(max_epochs)
+        return float(min(max_epochs, state["epochs_done"] + max(int((until - time.time()) // cost), 1)))
+
+    return horizon
+
+
+class _Worker:
+    """One `ferkaggle search` process pulling trials from a study until the budget or the study ends."""
+
+    def __init__(self, study, space: SpaceConfig, prepared: Prepared, *, budget_s: float | None, n_trials: int | None,
+                 root, artifacts: str | None, tracker, on_epoch):
+        self.study, self.space, self.prepared, self.root = study, space, prepared, root
+        self.tracker, self.on_epoch = tracker, on_epoch
+        self.where = f"study {study.study_name}"
+        self.dists = distributions(space, self.where)
+        self.named = dict(named_trials(space, self.where))
+        self.base = base_config(space, self.where)
+        self.seed = int(study.user_attrs.get("seed", DEFAULT_SEED))
+        self.total = n_trials or space.n_trials
+        if not space.params:
+            self.total = min(self.total, len(self.named))  # nothing to sample beyond the named trials
+        self.worker = worker_id()
+        self.t_start = time.time()
+        self.deadline = None if budget_s is None else self.t_start + budget_s
+        self.margin = 0.0 if budget_s is None else min(60.0, 0.03 * budget_s)  # recording the last run
+        self.epoch_costs: list[float] = []
+        self.ran: list[int] = []
+        self.artifacts = None
+        if artifacts:
+            from optuna.artifacts import FileSystemArtifactStore
+
+            Path(artifacts).mkdir(parents=True, exist_ok=True)
+            self.artifacts = FileSystemArtifactStore(artifacts)
+        fit_idx, stop_idx = prepared.stopping_split(self.seed)  # selection never looks at the holdout
+        self.data = (prepared.x[fit_idx], prepared.y[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx])
+
+    def remaining(self) -> float:
+        return math.inf if self.deadline is None else self.deadline - self.margin - time.time()
+
+    def epoch_cost(self) -> float | None:
+        if self.epoch_costs:
+            return max(self.epoch_costs[-5:])
+        seen = [t.user_attrs["epoch_s"] for t in self.study.get_trials(deepcopy=False) if "epoch_s" in t.user_attrs]
+        return max(seen) if seen else None
+
+    def trial_until(self, trial) -> float | None:
+        """When this trial must end: the worker's deadline, or with `budget_share = "equal"` an equal
+        share of the time left among the study's trials still to run (this one included), so that
+        every one of them trains a whole schedule; time a trial leaves unused goes to the next ones."""
+        from optuna.trial import TrialState
+
+        if self.deadline is None:
+            return None
+        end = self.deadline - self.margin
+        if self.space.budget_share != "equal":
+            return end
+        taken = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+                    and t._trial_id != trial._trial_id for t in self.study.get_trials(deepcopy=False))
+        left = max(1, self.total - taken)
+        now = time.time()
+        return now + max(0.0, end - now) / left
+
+    def loop(self) -> None:
+        import optuna
+        from optuna.trial import TrialState
+
+        storage = self.study._storage
+        heartbeat = storage.get_heartbeat_interval()
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                optuna.storages.fail_stale_trials(self.study)  # a dead worker's trial -> failed, retried
+            trials = self.study.get_trials(deepcopy=False)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+            if not waiting and finished + running >= self.total:
+                if running and self.remaining() > 0:
+                    # Another worker's trial may still die and need a retry: wait for it to finish or go stale.
+                    time.sleep(min(float(heartbeat or 5), 5.0))
+                    continue
+                if not self.fill(finished):
+                    return
+            cost = self.epoch_cost()
+            need = (cost or 0.0) * (1 if waiting else self.space.min_epochs)
+            if self.remaining() <= 0 or (cost is not None and need > self.remaining()):
+                self.tracker.print(f"{self.worker}: budget spent, stopping (study {self.study.study_name} goes on)")
+                return
+            self.run_one()
+
+    def fill(self, finished: int) -> bool:
+        """With `fill_budget`, the study's trials done and time left for a quarter of `max_epochs` (at least
+        `min_epochs`) at the pace measured so far: raise this worker's target by one sampled trial, which
+        then gets all the time left (budget_share "equal" with one trial left). The budget is the user's:
+        time a search leaves unused is a model the ensemble does not get; a schedule much shorter than
+        the space's is not worth starting."""
+        cost = self.epoch_cost()
+        least = max(self.space.min_epochs, math.ceil(self.space.max_epochs / 4))
+        if (not self.space.fill_budget or not self.space.params or self.deadline is None or cost is None
+                or self.remaining() < cost * least):
+            return False
+        self.total = finished + 1
+        self.tracker.print(f"{self.worker}: {finished} trials done and {self.remaining() / 60:.0f} min of the budget "
+                           "left: one more sampled trial for the ensemble (fill_budget)")
+        return True
+
+    def run_one(self) -> None:
+        import optuna
+        from optuna.storages._heartbeat import get_heartbeat_thread
+        from optuna.trial import TrialState
+
+        trial = self.ask()
+        with get_heartbeat_thread(trial._trial_id, self.study._storage):
+            try:
+                value = self.objective(trial)
+            except optuna.TrialPruned:
+                self.study.tell(trial, state=TrialState.PRUNED)
+                self.ran.append(trial.number)
+                self._cleanup(trial)
+                return
+            except KeyboardInterrupt:
+                # Queue the continuation first, then fail this attempt: the next run resumes it.
+                from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+                frozen = self.study._storage.get_trial(trial._trial_id)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "experimental"
+                    RetryHeartbeatStaleTrialCallback()(self.study, frozen)
+                trial.set_user_attr("interrupted", True)
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise
+            except BaseException:
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise
+        self.study.tell(trial, value)
+        self.ran.append(trial.number)
+        self._cleanup(trial)
+
+    def ask(self):
+        """Continuations of interrupted or dead trials first (oldest first), then the queue and the sampler.
+
+        Claiming is the storage's atomic WAITING -> RUNNING update, the one Study.ask uses, so two
+        workers never take the same trial."""
+        import optuna
+        from optuna.trial import TrialState
+
+        storage = self.study._storage
+        for t in storage.get_all_trials(self.study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
+            if "failed_trial" not in t.system_attrs:
+                continue
+            try:
+                if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                    self.study._thread_local.cached_all_trials = None
+                    return optuna.Trial(self.study, t._trial_id)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat is meant for Study.optimize": we drive it
+            return self.study.ask()
+
+    def _key(self, trial) -> tuple[str, int | None]:
+        origin = self.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+        return f"t{(origin if origin is not None else trial.number):05d}", origin
+
+    def _cleanup(self, trial) -> None:
+        key, _ = self._key(trial)
+        remove_checkpoint(trial_state_dir(self.study.study_name, key, self.root))
+
+    def config(self, trial, key: str):
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        named = trial.user_attrs.get("named")
+        if named is not None:
+            if named not in self.named:
+                raise FerkaggleError(f"{self.where}: queued trial {named!r} is not in the space")
+            fixed = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
+            for key in fixed:
+                if key in self.dists:
+                    suggest(trial, key, self.dists[key])
+            return self.named[named]
+        params = {key: suggest(trial, key, dist) for key, dist in self.dists.items()}
+        # Named by the original trial's key, so a retry records under the same name.
+        return sampled_config(self.space, self.base, params, f"{self.space.name}-{key}", self.where)
+
+    def objective(self, trial) -> float:
+        import optuna
+        from rich.markup import escape
+
+
+        key, origin = self._key(trial)
+        cfg = self.config(trial, key)
+        state_dir = trial_state_dir(self.study.study_name, key, self.root)
+        trial.set_user_attr("name", cfg.name)
+        trial.set_user_attr("summary", summarize(cfg))
+        trial.set_user_attr("worker", self.worker)
+        marker = state_dir / "recorded.json"
+        if marker.is_file():  # recorded by an attempt that died before telling the study
+            done = json.loads(marker.read_text())
+            for k, v in done["attrs"].items():
+                trial.set_user_attr(k, v)
+            if done["state"] == "pruned":
+                raise optuna.TrialPruned(f"pruned at epoch {done['attrs']['epochs']}")
+            return float(done["value"])
+        state = read_state(state_dir)
+        start = state["epochs_done"]
+        note = f" (continues trial {origin} from epoch {start})" if origin is not None else ""
+        self.tracker.print(f"trial {trial.number} [bold]{escape(cfg.name)}[/bold] on {escape(self.worker)}{note}: "
+                           f"{escape(summarize(cfg))}")
+        for h in state["history"]:  # the new attempt's pruner history is the checkpoint's
+            if h.get("stop_accuracy") is not None:
+                trial.report(h["stop_accuracy"], h["epoch"])
+        if start and state["stopped"] != "early" and start < cfg.epochs and trial.should_prune():
+            return self.record(trial, cfg, state_dir, "pruned")
+        task = self.tracker.add(f"t{trial.number} {cfg.name}", total=cfg.epochs)
+        self.tracker.advance(task, start, "")
+
+        def report(entry, st):
+            self.epoch_costs.append(entry["seconds"])
+            epoch_reporter(self.tracker, task)(entry, st)
+            if self.on_epoch is not None:
+                self.on_epoch(cfg.name, entry)
+
+        callbacks = [] if self.space.pruner == "none" else [_pruning_callback(trial, cfg.epochs)]
+        until = self.trial_until(trial)
+        horizon = float(cfg.epochs) if until is None else _budget_horizon(until, cfg.epochs, self.epoch_cost())
+        x_fit, y_fit, x_stop, y_stop = self.data
+        try:
+            if start < cfg.epochs and state["stopped"] != "early":
+                fit_trial(x_fit, y_fit, x_stop, y_stop, cfg, state_dir, seed=self.seed, target_epochs=cfg.epochs,
+                          horizon=horizon, deadline=until,
+                          on_epoch=report, callbacks=callbacks)
+        except optuna.TrialPruned:
+            release_memory()
+            return self.record(trial, cfg, state_dir, "pruned")
+        except BaseException:
+            release_memory()
+            raise
+        return self.record(trial, cfg, state_dir, "complete")
+
+    def record(self, trial, cfg, state_dir: Path, outcome: str) -> float:
+        """The trial's run in the registry (holdout-val scored by record_run), then its study attributes."""
+        import optuna
+
+
+        state = read_state(state_dir)
+        value = _stop_value(state)
+        if value is None:
+            raise FerkaggleError(f"trial {trial.number}: no epoch with a stopping-set accuracy to record")
+        summary = summarize(cfg) + (f", pruned at epoch {state['epochs_done']}" if outcome == "pruned" else "")
+        run = record_run(self.prepared, cfg, state_dir, seed=self.seed, root=self.root, extra={
+            "summary": summary,
+            "search": {"study": self.study.study_name, "trial": trial.number, "state": outcome,
+                       "worker": self.worker, "stop_accuracy": value, "key": state_dir.name}})
+        run = read_run(run.dir)
+        attrs = {"run_id": run.run_id, "val_accuracy": run.metrics["val_accuracy"], "epochs": state["epochs_done"],
+                 "seconds": state["train_seconds"], "stopped": state["stopped"],
+                 "epoch_s": round(max(h["seconds"] for h in state["history"]), 2)}
+        if self.artifacts is not None:
+            from optuna.artifacts import upload_artifact
+
+            with tempfile.TemporaryDirectory() as tmp:
+                attrs["artifact_id"] = upload_artifact(artifact_store=self.artifacts, study_or_trial=trial,
+                                                       file_path=str(archive_run(run, Path(tmp))))
+        atomic_write_json(state_dir / "recorded.json", {"state": outcome, "value": value, "attrs": attrs})
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        if outcome == "pruned":
+            raise optuna.TrialPruned(f"pruned at epoch {state['epochs_done']}")
+        return value
