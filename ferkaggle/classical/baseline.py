@@ -41,7 +41,7 @@ from ferkaggle.classical.features import HogSettings, compute_features, prepared
 from ferkaggle.core.console import track
 from ferkaggle.core.constants import DEFAULT_SEED, NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.core.metrics import scores
+from ferkaggle.core.metrics import labelled_test_scores, scores
 from ferkaggle.core.presets import to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.registry import RunWriter, read_run
@@ -367,7 +367,6 @@ def run_baseline(prepared: Prepared, cfg: BaselineConfig = BaselineConfig(), run
             "model_bytes": model_bytes,
             "val_probabilities": "mean of the fold models",
         }
-        if prepared.y_test is not None:
-            metrics["test_accuracy"] = scores(prepared.y_test, cv["test"])["accuracy"]
+        metrics.update(labelled_test_scores(prepared.y_test, cv["test"]))
         writer.save_metrics(metrics)
     return read_run(writer.dir)

@@ -15,7 +15,7 @@ from ferkaggle.cnn.runtime import release_memory, runtime_info
 from ferkaggle.cnn.tta import predict_proba
 from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.core.metrics import scores
+from ferkaggle.core.metrics import labelled_test_scores, scores
 from ferkaggle.core.presets import to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.checkpoints import checkpoint_file
@@ -32,9 +32,7 @@ def _metrics_from_state(state: dict, prepared: Prepared, val: np.ndarray, test: 
         "best_epoch": state["best_epoch"], "epochs": state["epochs_done"], "stopped": state["stopped"],
         "train_seconds": state["train_seconds"], "history": state["history"], "tta": cfg.tta,
     }
-    if test is not None and prepared.y_test is not None and len(prepared.y_test):
-        t = scores(prepared.y_test, test)
-        metrics["test_accuracy"], metrics["test_macro_f1"] = t["accuracy"], t["macro_f1"]
+    metrics.update(labelled_test_scores(prepared.y_test, test))
     return metrics
 
 

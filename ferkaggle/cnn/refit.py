@@ -16,7 +16,7 @@ from ferkaggle.cnn.tta import predict_proba
 from ferkaggle.core.console import epoch_reporter, track
 from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.core.metrics import scores
+from ferkaggle.core.metrics import labelled_test_scores, scores
 from ferkaggle.core.presets import from_dict, to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.checkpoints import checkpoint_dir, remove_checkpoint
@@ -115,9 +115,7 @@ def refit_run(source, prepared: Prepared, *, rows: str = "all", root: str | Path
             val = predict_proba(model, prepared.x_val, cfg.tta)
             s = scores(prepared.y_val, val)
             metrics = {"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"], "scored_on": "holdout", **common}
-        if prepared.y_test is not None and len(prepared.y_test):
-            t = scores(prepared.y_test, test)
-            metrics["test_accuracy"], metrics["test_macro_f1"] = t["accuracy"], t["macro_f1"]
+        metrics.update(labelled_test_scores(prepared.y_test, test))
         writer.save_probas(val=val, test=test)
         writer.save_metrics(metrics)
         _save_model(model, writer.model_path(".keras"))

@@ -48,7 +48,7 @@ from ferkaggle.cnn.tta import predict_proba
 from ferkaggle.core.console import epoch_reporter, track
 from ferkaggle.core.constants import DEFAULT_SEED, NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.core.metrics import scores
+from ferkaggle.core.metrics import labelled_test_scores, scores
 from ferkaggle.core.presets import to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.data.splits import stopping_mask
@@ -153,9 +153,7 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
                    "tta": cfg.tta, "model_file": "model.keras is the fold-1 model"}
         if swa_reports:
             metrics["snapshot_folds" if cfg.snapshots else "swa_folds"] = swa_reports
-        if prepared.y_test is not None and len(prepared.y_test):
-            t = scores(prepared.y_test, test)
-            metrics["test_accuracy"], metrics["test_macro_f1"] = t["accuracy"], t["macro_f1"]
+        metrics.update(labelled_test_scores(prepared.y_test, test))
         writer.save_metrics(metrics)
     return read_run(writer.dir)
 

@@ -16,3 +16,13 @@ def scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
         "accuracy": float((pred == y_true).mean()) if len(y_true) else float("nan"),
         "macro_f1": float(f1_score(y_true, pred, labels=range(NUM_CLASSES), average="macro", zero_division=0)),
     }
+
+
+def labelled_test_scores(y_test: np.ndarray | None, test_proba: np.ndarray | None) -> dict[str, float]:
+    """`test_accuracy` and `test_macro_f1` of a run's test probabilities where the prepared test set has
+    labels (fer2013.csv's PrivateTest rows, a test_labels.csv, the demo); {} where it has none. Every
+    run kind (forest, CNN, ensemble) records its test figures through this."""
+    if y_test is None or test_proba is None or not len(y_test):
+        return {}
+    s = scores(y_test, test_proba)
+    return {"test_accuracy": s["accuracy"], "test_macro_f1": s["macro_f1"]}

@@ -30,7 +30,7 @@ import numpy as np
 
 from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.core.metrics import scores
+from ferkaggle.core.metrics import labelled_test_scores, scores
 from ferkaggle.core.presets import to_dict
 from ferkaggle.runs.registry import Run, RunWriter, list_runs, prepared_for_run, read_run
 from ferkaggle.runs.select import current_split, is_refit, rank_key, refit_on_holdout, select_run, superseded_by_refit
@@ -228,8 +228,7 @@ def run_ensemble(runs: list[Run], cfg: EnsembleConfig, runs_root=None, *, named:
     check_compatible(runs)
     prepared = prepared_for_run(runs[0])
     result = build_ensemble(runs, prepared.y_val, cfg)
-    if prepared.y_test is not None:
-        result.metrics["test_accuracy"] = _accuracy(np.asarray(prepared.y_test, dtype=np.int64), result.test_proba)
+    result.metrics.update(labelled_test_scores(prepared.y_test, result.test_proba))
     if named:
         result.metrics["selected_on"] += "; candidates named by the user"
     used = [r.run_id for r, w in zip(runs, result.weights) if w > 0]

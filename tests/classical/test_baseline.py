@@ -39,7 +39,7 @@ def test_each_model_records_a_complete_run(tiny_prepared, model):
     for which in ("oof", "val", "test"):
         np.testing.assert_allclose(run.proba(which).sum(axis=1), 1.0, atol=1e-4)
     m = run.metrics
-    for key in ("val_accuracy", "val_macro_f1", "cv_mean", "cv_std", "cv_macro_f1_mean", "train_seconds", "test_accuracy"):
+    for key in ("val_accuracy", "val_macro_f1", "cv_mean", "cv_std", "cv_macro_f1_mean", "train_seconds", "test_accuracy", "test_macro_f1"):
         assert isinstance(m[key], float), key
     assert [f["fold"] for f in m["folds"]] == [0, 1, 2]
     assert {"accuracy", "macro_f1", "seconds"} <= set(m["folds"][0])

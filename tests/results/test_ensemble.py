@@ -56,6 +56,11 @@ def test_run_ensemble_is_recorded_and_on_the_registry(tiny_prepared, in_tmp):
     assert run.info["config"]["members"] == [r.run_id for r in runs]
     assert run.has_proba("val") and run.has_proba("test") and run.has_proba("oof")
     assert run.run_id in [r.run_id for r in list_runs()]
+    # the test set of tiny_prepared has labels: the ensemble records its test figures like every run kind
+    mean_test = (runs[0].proba("test") + runs[1].proba("test")) / 2
+    right = mean_test.argmax(axis=1) == np.asarray(tiny_prepared.y_test)
+    assert run.metrics["test_accuracy"] == pytest.approx(right.mean())
+    assert 0.0 <= run.metrics["test_macro_f1"] <= 1.0
 
 
 def test_runs_from_different_splits_are_refused(tiny_prepared, in_tmp):
