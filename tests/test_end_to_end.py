@@ -8,7 +8,7 @@ import json
 
 from typer.testing import CliRunner
 
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 from ferkaggle.runs.registry import list_runs
 
 runner = CliRunner()

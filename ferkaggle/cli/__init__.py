@@ -19,4 +19,3 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "main"]

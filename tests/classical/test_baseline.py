@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ferkaggle.classical import baseline
 from ferkaggle.classical.baseline import BaselineConfig, resolve, run_baseline
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.presets import load_preset
 from ferkaggle.data.prepared import write_prepared

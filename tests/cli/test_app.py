@@ -6,7 +6,7 @@ from __future__ import annotations
 def test_cli_turns_user_errors_into_one_line(in_tmp):
     from typer.testing import CliRunner
 
-    from ferkaggle.cli import app
+    from ferkaggle.cli.app import app
 
     result = CliRunner().invoke(app, ["validate", "x.csv"])
     assert result.exit_code == 1
@@ -17,7 +17,7 @@ def test_version_and_help_read_well():
     from typer.testing import CliRunner
 
     from ferkaggle import __version__
-    from ferkaggle.cli import app
+    from ferkaggle.cli.app import app
 
     runner = CliRunner()
     assert runner.invoke(app, ["--version"]).output.strip() == f"ferkaggle {__version__}"

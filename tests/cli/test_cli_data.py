@@ -7,7 +7,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 
 runner = CliRunner()
 

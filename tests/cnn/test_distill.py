@@ -113,7 +113,7 @@ def test_teachers_that_saw_or_chose_on_the_holdout_are_refused(prepared, teacher
 def test_cli_train_with_a_teacher(tiny_prepared):
     from typer.testing import CliRunner
 
-    from ferkaggle.cli import app
+    from ferkaggle.cli.app import app
     from ferkaggle.runs.registry import list_runs
 
     assert CliRunner().invoke(app, ["train", "--config", "tiny", "--seed", "1"]).exit_code == 0

@@ -186,7 +186,7 @@ def test_refit_refuses_what_it_cannot_refit(prepared, source, refit_all, tmp_pat
 def test_cli_refit_best(tiny_prepared):
     from typer.testing import CliRunner
 
-    from ferkaggle.cli import app
+    from ferkaggle.cli.app import app
     from ferkaggle.runs.registry import list_runs
 
     assert CliRunner().invoke(app, ["train", "--config", "tiny", "--seed", "1"]).exit_code == 0

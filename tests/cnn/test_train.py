@@ -94,7 +94,7 @@ def test_bad_preset_fails_loudly(tmp_path):
 def test_cli_train(tiny_prepared):
     from typer.testing import CliRunner
 
-    from ferkaggle.cli import app
+    from ferkaggle.cli.app import app
     from ferkaggle.runs.registry import list_runs
 
     result = CliRunner().invoke(app, ["train", "--config", "tiny", "--seed", "1"])

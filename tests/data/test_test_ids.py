@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 from ferkaggle.data.synthetic import make_faces
 
 runner = CliRunner()

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.photos.faces import HaarDetector, crop_face, read_photo

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.results.ensemble import EnsembleConfig, build_ensemble, fit_weights, halves, run_ensemble
 from ferkaggle.runs.registry import RunWriter, list_runs, read_run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 from ferkaggle.results.report import write_report
 from ferkaggle.runs.registry import read_run
 from helpers.fakes import make_fake_run

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 from ferkaggle.results.submission import validate_submission, write_submission
 from helpers.fakes import make_fake_run
 

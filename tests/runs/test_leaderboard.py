@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from helpers.fakes import make_fake_run, make_tiny_prepared
 from ferkaggle.runs import leaderboard as lb
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 from ferkaggle.runs.registry import RunWriter
 
 

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers.fakes import make_fake_run
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.runs.registry import load_run
 from ferkaggle.runs.select import select_run

@@ -384,7 +384,7 @@ def test_two_workers_two_run_folders_pulled_into_one(small_prepared, tmp_path):
 def test_cli_search_and_bad_input(tiny_prepared, tmp_path):
     from typer.testing import CliRunner
 
-    from ferkaggle.cli import app
+    from ferkaggle.cli.app import app
 
     space = write_space(tmp_path, name="cli3", max_epochs=1, n_trials=2)
     result = CliRunner().invoke(app, ["search", "--space", str(space), "--budget", "5m"])
@@ -461,7 +461,7 @@ def test_cli_search_takes_the_gpu_space_where_tensorflow_sees_a_gpu(tiny_prepare
     from typer.testing import CliRunner
 
     import ferkaggle.search.stage
-    from ferkaggle.cli import app
+    from ferkaggle.cli.app import app
 
     asked = []
 
