@@ -8,11 +8,7 @@ from ferkaggle.cli.app import app
 
 # Each area module registers its commands on `app` when imported.
 for _module in ("data", "baseline", "train", "results", "predict"):
-    try:
-        importlib.import_module(f"ferkaggle.cli.{_module}")
-    except ModuleNotFoundError as _exc:  # pragma: no cover - only while an area is being built
-        if _exc.name != f"ferkaggle.cli.{_module}":
-            raise
+    importlib.import_module(f"ferkaggle.cli.{_module}")
 
 
 def main() -> None:

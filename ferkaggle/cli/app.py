@@ -1,6 +1,7 @@
 """The Typer app object and the error boundary shared by every command.
 
-Commands live in sibling modules by area (data, models, results) and register on `app`.
+Commands live in sibling modules by area (data.py, baseline.py, train.py, results.py, predict.py)
+and register on `app` when ferkaggle/cli/__init__.py imports them.
 Heavy libraries (TensorFlow, scikit-learn) are imported inside the commands so that
 `ferkaggle --help` stays instant.
 """
