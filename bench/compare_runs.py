@@ -19,7 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from free_accuracy import accuracy, paired  # noqa: E402
+from free_accuracy import paired  # noqa: E402
+
+from ferkaggle.core.metrics import accuracy  # noqa: E402
 
 
 def main() -> None:

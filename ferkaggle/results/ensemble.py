@@ -30,7 +30,7 @@ import numpy as np
 
 from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.core.metrics import labelled_test_scores, scores
+from ferkaggle.core.metrics import accuracy, labelled_test_scores, scores
 from ferkaggle.core.presets import to_dict
 from ferkaggle.runs.registry import Run, RunWriter, list_runs, prepared_for_run, read_run
 from ferkaggle.runs.select import current_split, is_refit, rank_key, refit_on_holdout, select_run, superseded_by_refit
@@ -51,17 +51,13 @@ def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0)).mean())
 
 
-def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
-    return float((proba.argmax(axis=1) == y).mean())
-
-
 def fit_weights(method: Method, probas: np.ndarray, y: np.ndarray, rounds: int = 40) -> np.ndarray:
     """Member weights (summing to 1) fitted on holdout probabilities `probas` [members, n, 7]."""
     members = len(probas)
     if method == "mean":
         return np.full(members, 1.0 / members)
     if method == "weighted":
-        acc = np.array([_accuracy(y, p) for p in probas])
+        acc = np.array([accuracy(y, p) for p in probas])
         return acc / acc.sum() if acc.sum() > 0 else np.full(members, 1.0 / members)
     if method == "greedy":
         counts = np.zeros(members)
@@ -71,7 +67,7 @@ def fit_weights(method: Method, probas: np.ndarray, y: np.ndarray, rounds: int =
             keys = []
             for m in range(members):
                 candidate = (total + probas[m]) / step
-                keys.append((_accuracy(y, candidate), -_log_loss(y, candidate)))
+                keys.append((accuracy(y, candidate), -_log_loss(y, candidate)))
             pick = max(range(members), key=lambda m: keys[m])
             counts[pick] += 1
             total += probas[pick]
@@ -111,9 +107,10 @@ def best_on_halves(runs: list[Run], y_val: np.ndarray, seed: int = DEFAULT_SEED)
     half_a, half_b = halves(y, seed)
     (on_a,) = choose_members(pool, val[:, half_a], y[half_a], top=1)  # the top run by rank_key on half A alone
     (on_b,) = choose_members(pool, val[:, half_b], y[half_b], top=1)
-    right = (int((val[on_a, half_b].argmax(axis=1) == y[half_b]).sum())
-             + int((val[on_b, half_a].argmax(axis=1) == y[half_a]).sum()))
-    return {"accuracy": right / len(y), "picked_on_half_a": pool[on_a].run_id, "picked_on_half_b": pool[on_b].run_id,
+    picked = np.empty_like(val[0])
+    picked[half_b] = val[on_a, half_b]  # each half predicted by the run picked on the other
+    picked[half_a] = val[on_b, half_a]
+    return {"accuracy": accuracy(y, picked), "picked_on_half_a": pool[on_a].run_id, "picked_on_half_b": pool[on_b].run_id,
             "candidates": len(pool)}
 
 
@@ -198,8 +195,8 @@ def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> E
         "scored_on": "holdout, cross-fitted halves",
         "selected_on_score": False,
         "selected_on": "members and weights of each holdout half: chosen on the other half",
-        "val_accuracy_half_a": _accuracy(y_val[half_a], honest[half_a]),
-        "val_accuracy_half_b": _accuracy(y_val[half_b], honest[half_b]),
+        "val_accuracy_half_a": accuracy(y_val[half_a], honest[half_a]),
+        "val_accuracy_half_b": accuracy(y_val[half_b], honest[half_b]),
         "val_accuracy_in_sample": in_sample["accuracy"],  # members and weights chosen AND scored on the whole holdout
         "best_member_val_accuracy": max(v for v in member_acc.values() if v is not None),
         "candidates": member_acc,

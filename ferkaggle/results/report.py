@@ -20,6 +20,7 @@ import numpy as np
 
 from ferkaggle.core.constants import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
 from ferkaggle.core.fsutil import atomic_dir, atomic_write_text
+from ferkaggle.core.metrics import scores
 from ferkaggle.runs.registry import Run, prepared_for_run
 
 DEFAULT_DIR = Path("reports")
@@ -186,8 +187,8 @@ def write_report(run: Run, out_dir: str | Path = DEFAULT_DIR) -> ReportResult:
     with np.errstate(invalid="ignore", divide="ignore"):
         normalized = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
     table = per_class_table(y_true, y_pred)
-    accuracy = float((y_true == y_pred).mean())
-    macro_f1 = float(np.mean([row["f1"] for row in table]))
+    overall = scores(y_true, proba)
+    accuracy, macro_f1 = overall["accuracy"], overall["macro_f1"]
     final = Path(out_dir) / run.run_id
     files: list[str] = []
     with atomic_dir(final) as tmp:
