@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ferkaggle.classical.features import HogSettings, compute_features, prepared_features
+from ferkaggle.classical.features import FeatureKind, HogSettings, compute_features, prepared_features
 from ferkaggle.core.console import track
 from ferkaggle.core.constants import DEFAULT_SEED, NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
@@ -46,7 +46,6 @@ from ferkaggle.core.presets import to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.registry import RunWriter, read_run
 
-MODELS: tuple[str, ...] = ("rf", "extra-trees", "logreg", "knn", "svm", "nb")
 ModelName = Literal["rf", "extra-trees", "logreg", "knn", "svm", "nb"]
 
 # What `None` resolves to for each model (the notebooks' settings; see NOTEBOOKS.md).
@@ -61,7 +60,7 @@ class BaselineConfig:
     """One classical baseline. A preset (configs/baseline/<name>.toml) lists only what it changes."""
 
     model: ModelName = "rf"  # rf | extra-trees | logreg | knn | svm | nb
-    features: Literal["pixels", "hog"] = "pixels"  # pixels: grey levels / 255; hog: scikit-image HOG
+    features: FeatureKind = "pixels"  # pixels: grey levels / 255; hog: scikit-image HOG
     pca: int | None = None  # PCA components fitted per fold; 0 = off; None = model default (knn 100, svm 50, else off)
     max_train_rows: int | None = None  # stratified cap on each fold's training rows; 0 = all; None = model default (svm 8000, else all)
     seed: int = DEFAULT_SEED  # seeds every random choice; same seed + data = same CV scores
@@ -94,9 +93,9 @@ class BaselineConfig:
 
 
 def resolve(cfg: BaselineConfig) -> BaselineConfig:
-    """Fill the model-dependent defaults (pca, max_train_rows) and check values; this is what run.json records."""
-    if cfg.model not in MODELS:
-        raise FerkaggleError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    """Fill the model-dependent defaults (pca, max_train_rows) and check the numbers; this is what
+    run.json records. The Literal fields (model, features, ...) are checked where a config is read
+    from flags or a preset (presets.from_dict)."""
     pca = DEFAULT_PCA.get(cfg.model, 0) if cfg.pca is None else cfg.pca
     cap = DEFAULT_MAX_TRAIN_ROWS.get(cfg.model, 0) if cfg.max_train_rows is None else cfg.max_train_rows
     for name, value in (("pca", pca), ("max_train_rows", cap), ("max_depth", cfg.max_depth), ("max_iter", cfg.max_iter)):
@@ -105,33 +104,31 @@ def resolve(cfg: BaselineConfig) -> BaselineConfig:
     for name, value in (("n_estimators", cfg.n_estimators), ("knn_k", cfg.knn_k), ("min_samples_leaf", cfg.min_samples_leaf)):
         if value < 1:
             raise FerkaggleError(f"{name} must be at least 1, not {value}")
-    _max_features(cfg.max_features)
-    _gamma(cfg.svm_gamma)
+    max_features = _max_features(cfg.max_features)
+    if isinstance(max_features, float) and not 0.0 < max_features <= 1.0:
+        raise FerkaggleError(f"max_features must be sqrt, log2 or a fraction in (0, 1], not {cfg.max_features!r}")
+    gamma = _gamma(cfg.svm_gamma)
+    if isinstance(gamma, float) and gamma <= 0:
+        raise FerkaggleError(f"svm_gamma must be scale, auto or a positive number, not {cfg.svm_gamma!r}")
     return replace(cfg, pca=pca, max_train_rows=cap)
 
 
-def _max_features(value: str) -> str | float:
-    if value in ("sqrt", "log2"):
+def _name_or_number(value: str, names: tuple[str, ...]) -> str | float:
+    """`value` as scikit-learn takes it: one of `names`, else the number it spells (-1.0 if it spells none)."""
+    if value in names:
         return value
     try:
-        number = float(value)
+        return float(value)
     except ValueError:
-        number = -1.0
-    if not 0.0 < number <= 1.0:
-        raise FerkaggleError(f"max_features must be sqrt, log2 or a fraction in (0, 1], not {value!r}")
-    return number
+        return -1.0
+
+
+def _max_features(value: str) -> str | float:
+    return _name_or_number(value, ("sqrt", "log2"))
 
 
 def _gamma(value: str) -> str | float:
-    if value in ("scale", "auto"):
-        return value
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if number <= 0:
-        raise FerkaggleError(f"svm_gamma must be scale, auto or a positive number, not {value!r}")
-    return number
+    return _name_or_number(value, ("scale", "auto"))
 
 
 def summarize(cfg: BaselineConfig) -> str:
@@ -186,11 +183,9 @@ def build_estimator(cfg: BaselineConfig, seed: int):
         # (what SVC(probability=True), deprecated in scikit-learn 1.9, did with 5).
         svc = SVC(C=cfg.svm_c, kernel="rbf", gamma=_gamma(cfg.svm_gamma), cache_size=500, random_state=seed)
         return CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False)
-    if cfg.model == "nb":
-        from sklearn.naive_bayes import GaussianNB
+    from sklearn.naive_bayes import GaussianNB  # "nb", the last ModelName
 
-        return GaussianNB()
-    raise FerkaggleError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    return GaussianNB()
 
 
 def build_pipeline(cfg: BaselineConfig, seed: int, n_features: int, n_rows: int):

@@ -40,7 +40,7 @@ from ferkaggle.data.prepared import (
     set_latest,
     write_prepared,
 )
-from ferkaggle.data.records import check_on_bad_row
+from ferkaggle.data.records import BadRowMode, check_on_bad_row
 from ferkaggle.data.sources import DEFAULT_FOLDER, DEMO_SUBFOLDER, NoDataFound, find_source, resolve_source
 from ferkaggle.data.splits import HOLDOUT, UNASSIGNED, make_folds
 from ferkaggle.data.synthetic import (
@@ -63,7 +63,7 @@ class PrepareOptions:
     seed: int = DEFAULT_SEED  # seeds the holdout split and the fold assignment
     val_from_usage: bool = False  # fer2013.csv: use the PublicTest rows as holdout-val instead of val_size
     dedupe: bool = False  # leave out labelled rows of conflicting-label images and blank labelled images
-    on_bad_row: str = "error"  # "error": stop at the first bad row; "skip": drop and list bad labelled rows (a bad test row always stops)
+    on_bad_row: BadRowMode = "error"  # "error": stop at the first bad row; "skip": drop and list bad labelled rows (a bad test row always stops)
 
     def __post_init__(self) -> None:
         check_on_bad_row(self.on_bad_row)
@@ -174,8 +174,6 @@ def prepare(
     """
     started = time.perf_counter()
     options = options or PrepareOptions()
-    if options.folds < 2:
-        raise FerkaggleError(f"--folds must be at least 2, not {options.folds}")
     root = Path(out)
     paths = [None if p is None else Path(p) for p in (source, train, test, test_labels)]
     kind, files = _input_files(*paths)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -36,7 +36,6 @@ from ferkaggle.runs.registry import Run, RunWriter, list_runs, prepared_for_run,
 from ferkaggle.runs.select import current_split, is_refit, rank_key, refit_on_holdout, select_run, superseded_by_refit
 
 Method = Literal["mean", "weighted", "greedy"]
-METHODS: tuple[str, ...] = ("mean", "weighted", "greedy")
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,14 @@ class EnsembleConfig:
     greedy_rounds: int = 40        # greedy: selection steps, with replacement
     top: int = 0                   # members: the `top` best candidates on each fitting half; 0 = every candidate
     seed: int = DEFAULT_SEED       # seeds the split of the holdout into two halves
+
+    def __post_init__(self) -> None:
+        """The one check of --method and --top, whichever way the ensemble is built."""
+        methods = get_args(Method)
+        if self.method not in methods:
+            raise FerkaggleError(f"--method must be one of {', '.join(methods)}, not {self.method!r}")
+        if self.top < 0 or self.top == 1:
+            raise FerkaggleError(f"--top must be 2 or more (or 0 for every run), not {self.top}")
 
 
 def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
@@ -59,22 +66,21 @@ def fit_weights(method: Method, probas: np.ndarray, y: np.ndarray, rounds: int =
     if method == "weighted":
         acc = np.array([accuracy(y, p) for p in probas])
         return acc / acc.sum() if acc.sum() > 0 else np.full(members, 1.0 / members)
-    if method == "greedy":
-        counts = np.zeros(members)
-        total = np.zeros_like(probas[0], dtype=np.float64)
-        best_key, best_counts = None, None
-        for step in range(1, rounds + 1):
-            keys = []
-            for m in range(members):
-                candidate = (total + probas[m]) / step
-                keys.append((accuracy(y, candidate), -_log_loss(y, candidate)))
-            pick = max(range(members), key=lambda m: keys[m])
-            counts[pick] += 1
-            total += probas[pick]
-            if best_key is None or keys[pick] > best_key:
-                best_key, best_counts = keys[pick], counts.copy()
-        return best_counts / best_counts.sum()
-    raise FerkaggleError(f"unknown ensemble method {method!r}; choose {', '.join(METHODS)}")
+    # greedy (EnsembleConfig admits no other method)
+    counts = np.zeros(members)
+    total = np.zeros_like(probas[0], dtype=np.float64)
+    best_key, best_counts = None, None
+    for step in range(1, rounds + 1):
+        keys = []
+        for m in range(members):
+            candidate = (total + probas[m]) / step
+            keys.append((accuracy(y, candidate), -_log_loss(y, candidate)))
+        pick = max(range(members), key=lambda m: keys[m])
+        counts[pick] += 1
+        total += probas[pick]
+        if best_key is None or keys[pick] > best_key:
+            best_key, best_counts = keys[pick], counts.copy()
+    return best_counts / best_counts.sum()
 
 
 def combine(probas: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -165,8 +171,6 @@ def _fit_on(runs: list[Run], val: np.ndarray, y: np.ndarray, rows: np.ndarray, c
 def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> EnsembleResult:
     """Cross-fit members and weights over the candidate `runs` (see the module docstring)."""
     check_compatible(runs)
-    if cfg.top == 1:
-        raise FerkaggleError("--top must be at least 2 (an ensemble of one run is that run)")
     y_val = np.asarray(y_val, dtype=np.int64)
     val = np.stack([r.proba("val").astype(np.float64) for r in runs])
     test = np.stack([r.proba("test").astype(np.float64) for r in runs])
@@ -246,10 +250,6 @@ def run_ensemble(runs: list[Run], cfg: EnsembleConfig, runs_root=None, *, named:
 def ensemble_stage(refs: list[str] | None, cfg: EnsembleConfig, runs_root=None) -> tuple[Run, EnsembleResult]:
     """The `ferkaggle ensemble` stage: the named runs (all of them join), or with none named the
     current split's candidates, of which the `cfg.top` best on each fitting half join."""
-    if cfg.method not in METHODS:
-        raise FerkaggleError(f"--method must be one of {', '.join(METHODS)}, not {cfg.method!r}")
-    if cfg.top < 0 or cfg.top == 1:
-        raise FerkaggleError(f"--top must be 2 or more (or 0 for every run), not {cfg.top}")
     if refs:
         runs = [select_run(ref, runs_root) for ref in refs]
         return run_ensemble(runs, EnsembleConfig(method=cfg.method, greedy_rounds=cfg.greedy_rounds, top=0,

@@ -68,6 +68,13 @@ def test_bad_input_is_one_line_and_writes_nothing(in_tmp):
     assert not (in_tmp / "prep").exists()
 
 
+def test_bad_on_bad_row_value_is_one_line_before_anything_is_read(in_tmp):
+    result = _run("prepare", "--source", "nowhere", "--on-bad-row", "drop", "--out", "prep")
+    out = _plain(result.output).strip()
+    assert result.exit_code == 1 and out == "error: --on-bad-row must be one of error, skip, not 'drop'"
+    assert not (in_tmp / "prep").exists()
+
+
 def test_missing_source_without_demo_is_an_error(in_tmp):
     result = _run("prepare", "--out", "prep")
     assert result.exit_code == 1 and "data" in _plain(result.output)

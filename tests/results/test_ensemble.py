@@ -94,6 +94,26 @@ def test_ensemble_cli_takes_every_candidate_by_default(tiny_prepared, in_tmp):
     assert ensemble.info["config"]["top"] == 0 and sorted(ensemble.info["config"]["members"]) == sorted(made)
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--method", "best"], "--method must be one of mean, weighted, greedy, not 'best'"),
+    (["--top", "1"], "--top must be 2 or more (or 0 for every run), not 1"),
+    (["--top", "-3"], "--top must be 2 or more (or 0 for every run), not -3"),
+])
+def test_ensemble_cli_refuses_bad_options_in_one_line(tiny_prepared, in_tmp, args, needle):
+    for i in range(3):
+        make_fake_run(tiny_prepared, f"m{i}", skill=0.5, seed=i)
+    result = runner.invoke(app, ["ensemble", *args])
+    assert result.exit_code == 1 and needle in result.output and "Traceback" not in result.output
+    assert not [r for r in list_runs() if r.kind == "ensemble"]
+
+
+def test_ensemble_config_refuses_a_one_run_ensemble_however_it_is_built():
+    with pytest.raises(FerkaggleError, match="--top must be 2 or more"):
+        EnsembleConfig(top=1)
+    with pytest.raises(FerkaggleError, match="--method must be one of"):
+        EnsembleConfig(method="median")  # type: ignore[arg-type]
+
+
 def test_ensemble_cli_needs_two_runs(tiny_prepared, in_tmp):
     make_fake_run(tiny_prepared, "only", skill=0.5)
     result = runner.invoke(app, ["ensemble"])
