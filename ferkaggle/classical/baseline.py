@@ -21,7 +21,7 @@ Output, through the run registry (`runs/<run_id>/`, kind "baseline"):
 - ``metrics.json``: val_accuracy, val_macro_f1, cv_mean, cv_std (over fold accuracies,
   population std), cv_macro_f1_mean, oof_accuracy, folds [{fold, accuracy, macro_f1,
   seconds, n_train, n_predicted}], train_seconds, feature_seconds, model_bytes and, when
-  the prepared test set has labels, test_accuracy.
+  the prepared test set has labels, test_accuracy and test_macro_f1.
 
 The same seed gives identical folds scores: every random choice (trees, PCA, subsample)
 is seeded from `cfg.seed` and the fold index.
@@ -48,7 +48,7 @@ from ferkaggle.runs.registry import RunWriter, read_run
 
 ModelName = Literal["rf", "extra-trees", "logreg", "knn", "svm", "nb"]
 
-# What `None` resolves to for each model (the notebooks' settings; see NOTEBOOKS.md).
+# What `None` resolves to for each model (the settings of the notebooks this package replaces).
 DEFAULT_PCA = {"knn": 100, "svm": 50}  # PCA components; other models: no PCA
 DEFAULT_MAX_TRAIN_ROWS = {"svm": 8000}  # SVC with Platt scaling is ~O(n^2): cap it to finish in minutes
 MODEL_LABELS = {"rf": "random forest", "extra-trees": "extra-trees", "logreg": "logistic regression",
@@ -317,7 +317,7 @@ def run_baseline(prepared: Prepared, cfg: BaselineConfig = BaselineConfig(), run
                  show_progress: bool = True):
     """Cross-validate one classical model on the prepared folds and record it as a run.
 
-    Returns the finished `runs.Run` (its `.metrics` is metrics.json, `.run_id` the id).
+    Returns the finished `runs.registry.Run` (its `.metrics` is metrics.json, `.run_id` the id).
     """
     import joblib
 

@@ -15,7 +15,7 @@ scaling) lives in the per-fold model pipeline instead (see baseline.py).
 `prepared_features` computes features for a whole prepared set and keeps HOG features where
 the prepared set says (`Prepared.cache_path`), keyed by the data fingerprint and HOG settings,
 so repeated runs on the same prepared data skip the extraction (about 20 s on 2 cores for
-FER2013). prepared.py owns that place and its lifetime.
+FER2013). data/prepared.py owns that place and its lifetime.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The command for classical baselines: `baseline` (the leaderboard is in cli/results.py).
 
-Thin: parse options into a config, call `baseline.run_baseline`, render the result with rich.
+Thin: parse options into a config, call `classical.baseline.run_baseline`, render the result with rich.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def baseline(
     max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Solver iterations for logreg (default 200)."),
     max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows", help="Cap on each fold's training rows, stratified; 0 = all (default: svm 8000, others all)."),
     config: Optional[str] = typer.Option(None, "--config", help="Preset name (configs/baseline/<name>.toml) or path; flags override it."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default ferkaggle.DEFAULT_SEED, 42): the same seed gives the same CV scores."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 42, core.constants.DEFAULT_SEED): the same seed gives the same CV scores."),
     n_jobs: Optional[int] = typer.Option(None, "--n-jobs", help="Worker processes; -1 = all cores (default)."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
     save_model: Optional[bool] = typer.Option(None, "--save-model/--no-save-model", help="Write the fold models to model.joblib (default on)."),

@@ -1,8 +1,8 @@
 """Commands that use finished runs: leaderboard, submit, validate, ensemble, report, download.
 
-Thin: parse options, call one stage function (`leaderboard.leaderboard`, `runs.select_run`,
-`submission.write_submission`, `ensemble.ensemble_stage`, `report.write_report`), print.
-Which run `best` / `latest` mean and which runs join an ensemble are decided in those modules.
+Thin: parse options, call one stage function (`runs.leaderboard.leaderboard`, `runs.select.select_run`,
+`results.submission.write_submission`, `results.ensemble.ensemble_stage`, `results.report.write_report`),
+print. Which run `best` / `latest` mean and which runs join an ensemble are decided in those modules.
 """
 
 from __future__ import annotations

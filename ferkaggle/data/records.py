@@ -33,8 +33,8 @@ TEST_NAMES = ("test.csv",)
 TEST_LABEL_NAMES = ("test_labels.csv",)
 FER2013_NAMES = ("fer2013.csv", "icml_face_data.csv")
 
-USAGE_VALUES = {"training": 0, "publictest": 1, "privatetest": 2}
-USAGE_TRAINING, USAGE_PUBLIC, USAGE_PRIVATE = 0, 1, 2
+USAGE_PUBLIC, USAGE_PRIVATE = 1, 2
+USAGE_VALUES = {"training": 0, "publictest": USAGE_PUBLIC, "privatetest": USAGE_PRIVATE}
 UNREAD = -1  # a column value that could not be parsed (its row is bad)
 
 BadRowMode = Literal["error", "skip"]

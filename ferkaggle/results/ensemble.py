@@ -5,7 +5,7 @@ model kinds combine without retraining. All candidates must share one split fing
 
 Selection never sees the rows it is scored on. The holdout is split in two stratified
 halves; on each half ("fitting half") the ensemble chooses its members (with `top` K: the K
-candidates ranked best on that half by `runs.rank_key`) and fits their weights, then predicts
+candidates ranked best on that half by `runs.select.rank_key`) and fits their weights, then predicts
 the OTHER half. Those cross-fitted probabilities are the ensemble's `val_proba`, so its
 leaderboard accuracy is a score no choice was made on (`scored_on` = "holdout, cross-fitted
 halves"). The test probabilities use members and weights chosen the same way on the whole
