@@ -186,6 +186,15 @@ def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> E
     oof = None
     if all(r.has_proba("oof") for r in runs):
         oof = combine(np.stack([r.proba("oof").astype(np.float64) for r in runs]), weights)
+    metrics = _ensemble_metrics(runs, y_val, val, honest, weights, members, (half_a, half_b), (w_a, w_b))
+    return EnsembleResult(weights, honest, combine(test, weights), oof, (w_a, w_b), metrics)
+
+
+def _ensemble_metrics(runs: list[Run], y_val: np.ndarray, val: np.ndarray, honest: np.ndarray, weights: np.ndarray,
+                      members: np.ndarray, half_rows: tuple[np.ndarray, np.ndarray],
+                      half_weights: tuple[np.ndarray, np.ndarray]) -> dict:
+    """metrics.json of an ensemble: the cross-fitted holdout scores, the in-sample one, who joined where."""
+    (half_a, half_b), (w_a, w_b) = half_rows, half_weights
     in_sample = scores(y_val, combine(val, weights))
     honest_scores = scores(y_val, honest)
     member_acc = {r.run_id: r.val_accuracy for r in runs}
@@ -193,7 +202,7 @@ def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> E
     def chosen(w):
         return [r.run_id for r, x in zip(runs, w) if x > 0]
 
-    metrics = {
+    return {
         "val_accuracy": honest_scores["accuracy"],
         "val_macro_f1": honest_scores["macro_f1"],
         "scored_on": "holdout, cross-fitted halves",
@@ -209,7 +218,6 @@ def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> E
         "members_used_on_half_b": chosen(w_b),
         "weights": {r.run_id: round(float(w), 6) for r, w in zip(runs, weights)},
     }
-    return EnsembleResult(weights, honest, combine(test, weights), oof, (w_a, w_b), metrics)
 
 
 def choose_candidates(root: str | Path | None = None, *, split_fingerprint: str | None = None,
