@@ -77,7 +77,7 @@ def test_bad_on_bad_row_value_is_one_line_before_anything_is_read(in_tmp):
 
 def test_missing_source_without_demo_is_an_error(in_tmp):
     result = _run("prepare", "--out", "prep")
-    assert result.exit_code == 1 and "data" in _plain(result.output)
+    assert result.exit_code == 1 and _plain(result.output).strip() == "error: data: no such file or folder"
     assert not (in_tmp / "prep").exists()
 
 

@@ -104,7 +104,8 @@ def test_validate_cli_exit_codes(tiny_prepared, in_tmp):
     good.write_text("id,emotion\n" + "".join(f"{i},1\n" for i in tiny_prepared.test_ids))
     result = runner.invoke(app, ["validate", str(good)])
     assert result.exit_code == 0, result.output
-    assert "valid" in result.output
+    assert result.output.startswith("valid: ") and "invalid" not in result.output
+    assert f"has {len(tiny_prepared.test_ids)} rows, one per test id" in result.output
     bad = in_tmp / "bad.csv"
     bad.write_text("id,emotion\n0,8\n")
     result = runner.invoke(app, ["validate", str(bad)])
