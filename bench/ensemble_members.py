@@ -24,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from free_accuracy import paired  # noqa: E402
 
 from ferkaggle.core.metrics import accuracy  # noqa: E402
+from ferkaggle.data.prepared import load_prepared  # noqa: E402
+from ferkaggle.results.ensemble import EnsembleConfig, Method, build_ensemble  # noqa: E402
+from ferkaggle.runs.select import select_run  # noqa: E402
 
 
 def minutes(run) -> float:
@@ -31,10 +34,6 @@ def minutes(run) -> float:
 
 
 def main() -> None:
-    from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.results.ensemble import EnsembleConfig, Method, build_ensemble
-    from ferkaggle.runs.select import select_run
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="+", help="run ids; the first is the reference of the paired column")
     ap.add_argument("--runs", default="runs")

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from ferkaggle.cli import app
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.core.metrics import scores
 from ferkaggle.results.ensemble import EnsembleConfig, build_ensemble, fit_weights, halves, run_ensemble
 from ferkaggle.runs.registry import RunWriter, list_runs, read_run
 from helpers.fakes import make_fake_run, make_tiny_prepared
@@ -150,8 +151,6 @@ def test_ensemble_cli_needs_two_runs(tiny_prepared, in_tmp):
 
 def _run_with(prepared, name, val, test):
     """A completed run whose probabilities are exactly `val` / `test`."""
-    from ferkaggle.core.metrics import scores
-
     with RunWriter("baseline", name, {}, prepared, seed=0, summary=name) as writer:
         writer.save_probas(val=val, test=test)
         s = scores(prepared.y_val, val)

@@ -7,6 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ferkaggle.cli import app
+from ferkaggle.data.prepared import write_prepared
+from ferkaggle.data.synthetic import make_faces
 from ferkaggle.results.submission import validate_submission, write_submission
 from helpers.fakes import make_fake_run
 
@@ -20,9 +22,6 @@ def _write(path, text):
 
 def _shuffled_ids_prepared(root, n_test=60):
     """Prepared data whose test ids are large, non-sequential and in no sorted order."""
-    from ferkaggle.data.prepared import write_prepared
-    from ferkaggle.data.synthetic import make_faces
-
     x, y = make_faces(200, seed=0)
     x_test, y_test = make_faces(n_test, seed=1)
     fold = (np.arange(200) % 3).astype(np.int8)
