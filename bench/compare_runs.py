@@ -19,13 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from free_accuracy import accuracy, paired  # noqa: E402
+from free_accuracy import paired  # noqa: E402
+
+from ferkaggle.core.metrics import accuracy  # noqa: E402
+from ferkaggle.data.prepared import load_prepared  # noqa: E402
+from ferkaggle.runs.select import select_run  # noqa: E402
 
 
 def main() -> None:
-    from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs.select import select_run
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="+", help="run ids; the first is the reference")
     ap.add_argument("--runs", default="runs")

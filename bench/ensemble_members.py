@@ -17,10 +17,16 @@ import argparse
 import itertools
 import sys
 from pathlib import Path
+from typing import get_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from free_accuracy import accuracy, paired  # noqa: E402
+from free_accuracy import paired  # noqa: E402
+
+from ferkaggle.core.metrics import accuracy  # noqa: E402
+from ferkaggle.data.prepared import load_prepared  # noqa: E402
+from ferkaggle.results.ensemble import EnsembleConfig, Method, build_ensemble  # noqa: E402
+from ferkaggle.runs.select import select_run  # noqa: E402
 
 
 def minutes(run) -> float:
@@ -28,14 +34,10 @@ def minutes(run) -> float:
 
 
 def main() -> None:
-    from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.results.ensemble import EnsembleConfig, build_ensemble
-    from ferkaggle.runs.select import select_run
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="+", help="run ids; the first is the reference of the paired column")
     ap.add_argument("--runs", default="runs")
-    ap.add_argument("--method", default="greedy", choices=["mean", "weighted", "greedy"])
+    ap.add_argument("--method", default="greedy", choices=get_args(Method))
     args = ap.parse_args()
     runs = [select_run(ref, args.runs) for ref in args.run]
     if len({r.split_fingerprint for r in runs}) != 1:

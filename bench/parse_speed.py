@@ -46,6 +46,8 @@ def _notebook(folder: Path):
 
 
 def _ferkaggle(folder: Path):
+    # Imported here, not at the top: each --one process loads only what its method needs, so the
+    # peak memory it reports is that method's (the gunzip and notebook rows load no ferkaggle).
     from ferkaggle.data.io import read_source
 
     data = read_source(train=folder / FILES[0], test=folder / FILES[1])

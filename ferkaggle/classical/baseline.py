@@ -21,7 +21,7 @@ Output, through the run registry (`runs/<run_id>/`, kind "baseline"):
 - ``metrics.json``: val_accuracy, val_macro_f1, cv_mean, cv_std (over fold accuracies,
   population std), cv_macro_f1_mean, oof_accuracy, folds [{fold, accuracy, macro_f1,
   seconds, n_train, n_predicted}], train_seconds, feature_seconds, model_bytes and, when
-  the prepared test set has labels, test_accuracy.
+  the prepared test set has labels, test_accuracy and test_macro_f1.
 
 The same seed gives identical folds scores: every random choice (trees, PCA, subsample)
 is seeded from `cfg.seed` and the fold index.
@@ -37,19 +37,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ferkaggle.classical.features import HogSettings, compute_features, prepared_features
+from ferkaggle.classical.features import FeatureKind, HogSettings, compute_features, prepared_features
 from ferkaggle.core.console import track
 from ferkaggle.core.constants import DEFAULT_SEED, NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.core.metrics import labelled_test_scores, scores
+from ferkaggle.core.metrics import accuracy, labelled_test_scores, scores
 from ferkaggle.core.presets import to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.registry import RunWriter, read_run
 
-MODELS: tuple[str, ...] = ("rf", "extra-trees", "logreg", "knn", "svm", "nb")
 ModelName = Literal["rf", "extra-trees", "logreg", "knn", "svm", "nb"]
 
-# What `None` resolves to for each model (the notebooks' settings; see NOTEBOOKS.md).
+# What `None` resolves to for each model (the settings of the notebooks this package replaces).
 DEFAULT_PCA = {"knn": 100, "svm": 50}  # PCA components; other models: no PCA
 DEFAULT_MAX_TRAIN_ROWS = {"svm": 8000}  # SVC with Platt scaling is ~O(n^2): cap it to finish in minutes
 MODEL_LABELS = {"rf": "random forest", "extra-trees": "extra-trees", "logreg": "logistic regression",
@@ -61,7 +60,7 @@ class BaselineConfig:
     """One classical baseline. A preset (configs/baseline/<name>.toml) lists only what it changes."""
 
     model: ModelName = "rf"  # rf | extra-trees | logreg | knn | svm | nb
-    features: Literal["pixels", "hog"] = "pixels"  # pixels: grey levels / 255; hog: scikit-image HOG
+    features: FeatureKind = "pixels"  # pixels: grey levels / 255; hog: scikit-image HOG
     pca: int | None = None  # PCA components fitted per fold; 0 = off; None = model default (knn 100, svm 50, else off)
     max_train_rows: int | None = None  # stratified cap on each fold's training rows; 0 = all; None = model default (svm 8000, else all)
     seed: int = DEFAULT_SEED  # seeds every random choice; same seed + data = same CV scores
@@ -94,9 +93,9 @@ class BaselineConfig:
 
 
 def resolve(cfg: BaselineConfig) -> BaselineConfig:
-    """Fill the model-dependent defaults (pca, max_train_rows) and check values; this is what run.json records."""
-    if cfg.model not in MODELS:
-        raise FerkaggleError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    """Fill the model-dependent defaults (pca, max_train_rows) and check the numbers; this is what
+    run.json records. The Literal fields (model, features, ...) are checked where a config is read
+    from flags or a preset (presets.from_dict)."""
     pca = DEFAULT_PCA.get(cfg.model, 0) if cfg.pca is None else cfg.pca
     cap = DEFAULT_MAX_TRAIN_ROWS.get(cfg.model, 0) if cfg.max_train_rows is None else cfg.max_train_rows
     for name, value in (("pca", pca), ("max_train_rows", cap), ("max_depth", cfg.max_depth), ("max_iter", cfg.max_iter)):
@@ -105,33 +104,31 @@ def resolve(cfg: BaselineConfig) -> BaselineConfig:
     for name, value in (("n_estimators", cfg.n_estimators), ("knn_k", cfg.knn_k), ("min_samples_leaf", cfg.min_samples_leaf)):
         if value < 1:
             raise FerkaggleError(f"{name} must be at least 1, not {value}")
-    _max_features(cfg.max_features)
-    _gamma(cfg.svm_gamma)
+    max_features = _max_features(cfg.max_features)
+    if isinstance(max_features, float) and not 0.0 < max_features <= 1.0:
+        raise FerkaggleError(f"max_features must be sqrt, log2 or a fraction in (0, 1], not {cfg.max_features!r}")
+    gamma = _gamma(cfg.svm_gamma)
+    if isinstance(gamma, float) and gamma <= 0:
+        raise FerkaggleError(f"svm_gamma must be scale, auto or a positive number, not {cfg.svm_gamma!r}")
     return replace(cfg, pca=pca, max_train_rows=cap)
 
 
-def _max_features(value: str) -> str | float:
-    if value in ("sqrt", "log2"):
+def _name_or_number(value: str, names: tuple[str, ...]) -> str | float:
+    """`value` as scikit-learn takes it: one of `names`, else the number it spells (-1.0 if it spells none)."""
+    if value in names:
         return value
     try:
-        number = float(value)
+        return float(value)
     except ValueError:
-        number = -1.0
-    if not 0.0 < number <= 1.0:
-        raise FerkaggleError(f"max_features must be sqrt, log2 or a fraction in (0, 1], not {value!r}")
-    return number
+        return -1.0
+
+
+def _max_features(value: str) -> str | float:
+    return _name_or_number(value, ("sqrt", "log2"))
 
 
 def _gamma(value: str) -> str | float:
-    if value in ("scale", "auto"):
-        return value
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if number <= 0:
-        raise FerkaggleError(f"svm_gamma must be scale, auto or a positive number, not {value!r}")
-    return number
+    return _name_or_number(value, ("scale", "auto"))
 
 
 def summarize(cfg: BaselineConfig) -> str:
@@ -186,11 +183,9 @@ def build_estimator(cfg: BaselineConfig, seed: int):
         # (what SVC(probability=True), deprecated in scikit-learn 1.9, did with 5).
         svc = SVC(C=cfg.svm_c, kernel="rbf", gamma=_gamma(cfg.svm_gamma), cache_size=500, random_state=seed)
         return CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False)
-    if cfg.model == "nb":
-        from sklearn.naive_bayes import GaussianNB
+    from sklearn.naive_bayes import GaussianNB  # "nb", the last ModelName
 
-        return GaussianNB()
-    raise FerkaggleError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    return GaussianNB()
 
 
 def build_pipeline(cfg: BaselineConfig, seed: int, n_features: int, n_rows: int):
@@ -264,6 +259,23 @@ def _min_per_class(rows: np.ndarray, y: np.ndarray, minimum: int) -> np.ndarray:
     return np.concatenate([rows, *extra]) if extra else rows
 
 
+def _fit_fold(cfg: BaselineConfig, x: np.ndarray, y: np.ndarray, folds: np.ndarray, k: int):
+    """The pipeline of fold k, fitted on the rows of the other folds (capped, and padded for the SVM's
+    calibration); returns it and the rows it was fitted on."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    seed = cfg.seed + k
+    train_rows = _cap_rows(np.flatnonzero(folds != k), y, cfg.max_train_rows or 0, seed)
+    if cfg.model == "svm":
+        train_rows = _min_per_class(train_rows, y, 3)
+    model = build_pipeline(cfg, seed, x.shape[1], len(train_rows))
+    with warnings.catch_warnings():
+        # logreg stopping at max_iter is expected on pixels; its score is what counts.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x[train_rows], y[train_rows])
+    return model, train_rows
+
+
 def cross_validate(cfg: BaselineConfig, x: np.ndarray, y: np.ndarray, folds: np.ndarray,
                    extra: dict[str, np.ndarray] | None = None, show_progress: bool = True) -> dict[str, Any]:
     """k-fold CV over the given fold assignment (0..k-1 per row); cfg must be resolved.
@@ -272,8 +284,6 @@ def cross_validate(cfg: BaselineConfig, x: np.ndarray, y: np.ndarray, folds: np.
     saw row i), "<name>": [M,7] mean over the fold models for each array in `extra`,
     "folds": per-fold scores, "models": the fitted fold pipelines, "train_seconds"}.
     """
-    from sklearn.exceptions import ConvergenceWarning
-
     fold_ids = np.unique(folds)
     if len(fold_ids) < 2 or fold_ids.min() < 0:
         raise FerkaggleError(f"the prepared data has {len(fold_ids)} CV fold(s); a baseline needs at least 2 "
@@ -287,17 +297,9 @@ def cross_validate(cfg: BaselineConfig, x: np.ndarray, y: np.ndarray, folds: np.
     with track() as tracker:
         task = tracker.add(f"{label} · {len(fold_ids)}-fold CV", total=len(fold_ids)) if show_progress else None
         for k in fold_ids:
-            seed = cfg.seed + int(k)
             t0 = time.perf_counter()
-            train_rows = _cap_rows(np.flatnonzero(folds != k), y, cfg.max_train_rows or 0, seed)
-            if cfg.model == "svm":
-                train_rows = _min_per_class(train_rows, y, 3)
+            model, train_rows = _fit_fold(cfg, x, y, folds, int(k))
             held_out = np.flatnonzero(folds == k)
-            model = build_pipeline(cfg, seed, x.shape[1], len(train_rows))
-            with warnings.catch_warnings():
-                # logreg stopping at max_iter is expected on pixels; its score is what counts.
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(x[train_rows], y[train_rows])
             fit_seconds = time.perf_counter() - t0
             oof[held_out] = full_proba(model, x[held_out])
             for name, arr in extra.items():
@@ -322,10 +324,9 @@ def run_baseline(prepared: Prepared, cfg: BaselineConfig = BaselineConfig(), run
                  show_progress: bool = True):
     """Cross-validate one classical model on the prepared folds and record it as a run.
 
-    Returns the finished `runs.Run` (its `.metrics` is metrics.json, `.run_id` the id).
+    Returns the finished `runs.registry.Run` (its `.metrics` is metrics.json, `.run_id` the id).
     """
     import joblib
-
 
     cfg = resolve(cfg)
     if prepared.num_folds < 2:
@@ -350,23 +351,28 @@ def run_baseline(prepared: Prepared, cfg: BaselineConfig = BaselineConfig(), run
             path = writer.model_path(".joblib")
             joblib.dump(FoldEnsemble(cfg, cv["models"]), path, compress=3)
             model_bytes = path.stat().st_size
-
-        accuracies = np.array([f["accuracy"] for f in cv["folds"]])
-        val = scores(prepared.y_val, cv["val"])
-        metrics: dict[str, Any] = {
-            "val_accuracy": val["accuracy"],
-            "val_macro_f1": val["macro_f1"],
-            "scored_on": "holdout", "selected_on_score": False,  # a fixed config: nothing chosen on any rows
-            "cv_mean": float(accuracies.mean()),
-            "cv_std": float(accuracies.std()),
-            "cv_macro_f1_mean": float(np.mean([f["macro_f1"] for f in cv["folds"]])),
-            "oof_accuracy": scores(y_train, cv["oof"])["accuracy"],
-            "folds": cv["folds"],
-            "train_seconds": round(cv["train_seconds"], 2),
-            "feature_seconds": round(feature_seconds, 2),
-            "model_bytes": model_bytes,
-            "val_probabilities": "mean of the fold models",
-        }
-        metrics.update(labelled_test_scores(prepared.y_test, cv["test"]))
-        writer.save_metrics(metrics)
+        writer.save_metrics(_baseline_metrics(prepared, y_train, cv, feature_seconds, model_bytes))
     return read_run(writer.dir)
+
+
+def _baseline_metrics(prepared: Prepared, y_train: np.ndarray, cv: dict[str, Any], feature_seconds: float,
+                      model_bytes: int) -> dict[str, Any]:
+    """metrics.json of a baseline run (listed in the module docstring)."""
+    accuracies = np.array([f["accuracy"] for f in cv["folds"]])
+    val = scores(prepared.y_val, cv["val"])
+    metrics: dict[str, Any] = {
+        "val_accuracy": val["accuracy"],
+        "val_macro_f1": val["macro_f1"],
+        "scored_on": "holdout", "selected_on_score": False,  # a fixed config: nothing chosen on any rows
+        "cv_mean": float(accuracies.mean()),
+        "cv_std": float(accuracies.std()),
+        "cv_macro_f1_mean": float(np.mean([f["macro_f1"] for f in cv["folds"]])),
+        "oof_accuracy": accuracy(y_train, cv["oof"]),
+        "folds": cv["folds"],
+        "train_seconds": round(cv["train_seconds"], 2),
+        "feature_seconds": round(feature_seconds, 2),
+        "model_bytes": model_bytes,
+        "val_probabilities": "mean of the fold models",
+    }
+    metrics.update(labelled_test_scores(prepared.y_test, cv["test"]))
+    return metrics

@@ -15,7 +15,7 @@ scaling) lives in the per-fold model pipeline instead (see baseline.py).
 `prepared_features` computes features for a whole prepared set and keeps HOG features where
 the prepared set says (`Prepared.cache_path`), keyed by the data fingerprint and HOG settings,
 so repeated runs on the same prepared data skip the extraction (about 20 s on 2 cores for
-FER2013). prepared.py owns that place and its lifetime.
+FER2013). data/prepared.py owns that place and its lifetime.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import atomic_save_npy
 
 FeatureKind = Literal["pixels", "hog"]
-FEATURE_KINDS: tuple[str, ...] = ("pixels", "hog")
 
 
 @dataclass(frozen=True)
@@ -88,16 +87,15 @@ def hog_features(x: np.ndarray, settings: HogSettings = HogSettings(), n_jobs: i
     return np.concatenate(parts)
 
 
-def compute_features(x: np.ndarray, kind: str, hog: HogSettings = HogSettings(), n_jobs: int = -1) -> np.ndarray:
-    """Features of the given kind for uint8 faces [N,48,48]."""
+def compute_features(x: np.ndarray, kind: FeatureKind, hog: HogSettings = HogSettings(), n_jobs: int = -1) -> np.ndarray:
+    """Features of the given kind for uint8 faces [N,48,48] (the kind is checked where a config is
+    read: presets.from_dict)."""
     if kind == "pixels":
         return pixel_features(x)
-    if kind == "hog":
-        return hog_features(x, hog, n_jobs=n_jobs)
-    raise FerkaggleError(f"unknown features {kind!r}; choose one of {', '.join(FEATURE_KINDS)}")
+    return hog_features(x, hog, n_jobs=n_jobs)
 
 
-def prepared_features(prepared, kind: str, hog: HogSettings = HogSettings(), n_jobs: int = -1,
+def prepared_features(prepared, kind: FeatureKind, hog: HogSettings = HogSettings(), n_jobs: int = -1,
                       cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(features of every labelled row `prepared.x`, features of `prepared.x_test`).
 

@@ -1,26 +1,27 @@
 """The command for classical baselines: `baseline` (the leaderboard is in cli/results.py).
 
-Thin: parse options into a config, call `baseline.run_baseline`, render the result with rich.
+Thin: parse options into a config, call `classical.baseline.run_baseline`, render the result with rich.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, get_args
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ferkaggle.classical.baseline import BaselineConfig, ModelName, run_baseline
 from ferkaggle.cli.app import app
 from ferkaggle.core.console import console
 from ferkaggle.core.errors import FerkaggleError
-
-MODEL_CHOICES = "rf | extra-trees | logreg | knn | svm | nb"
+from ferkaggle.core.presets import from_dict, load_preset
+from ferkaggle.data.prepared import load_prepared
 
 
 @app.command()
 def baseline(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help=f"Classifier: {MODEL_CHOICES} (default rf)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=f"Classifier: {' | '.join(get_args(ModelName))} (default rf)."),
     features: Optional[str] = typer.Option(None, "--features", "-f", help="pixels (grey levels / 255, default) or hog."),
     pca: Optional[int] = typer.Option(None, "--pca", help="PCA components fitted per fold; 0 = off (default: knn 100, svm 50, others off)."),
     n_estimators: Optional[int] = typer.Option(None, "--n-estimators", help="Trees for rf / extra-trees (default 100)."),
@@ -33,7 +34,7 @@ def baseline(
     max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Solver iterations for logreg (default 200)."),
     max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows", help="Cap on each fold's training rows, stratified; 0 = all (default: svm 8000, others all)."),
     config: Optional[str] = typer.Option(None, "--config", help="Preset name (configs/baseline/<name>.toml) or path; flags override it."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default ferkaggle.DEFAULT_SEED, 42): the same seed gives the same CV scores."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 42, core.constants.DEFAULT_SEED): the same seed gives the same CV scores."),
     n_jobs: Optional[int] = typer.Option(None, "--n-jobs", help="Worker processes; -1 = all cores (default)."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
     save_model: Optional[bool] = typer.Option(None, "--save-model/--no-save-model", help="Write the fold models to model.joblib (default on)."),
@@ -46,12 +47,6 @@ def baseline(
 
     Example: ferkaggle baseline --model rf --features hog --n-estimators 300
     """
-    from ferkaggle.classical.baseline import BaselineConfig, run_baseline
-    from ferkaggle.core.presets import from_dict, load_preset
-    from ferkaggle.data.prepared import load_prepared
-
-    if c is not None and model is None and config is None:
-        raise FerkaggleError("--c applies to logreg or svm: give --model logreg or --model svm")
     cfg = load_preset(BaselineConfig, config, subdir="baseline")
     chosen = model or cfg.model
     flags = {
@@ -62,7 +57,8 @@ def baseline(
         "logreg_c": c if chosen == "logreg" else None, "svm_c": c if chosen == "svm" else None,
     }
     if c is not None and chosen not in ("logreg", "svm"):
-        raise FerkaggleError(f"--c applies to logreg or svm, not {chosen}")
+        hint = ": give --model logreg or --model svm" if model is None and config is None else f", not {chosen}"
+        raise FerkaggleError(f"--c applies to logreg or svm{hint}")
     cfg = from_dict(BaselineConfig, {key: v for key, v in flags.items() if v is not None}, "command line", cfg)
     prepared = load_prepared(data, mmap=True)
     console.print(f"prepared data [bold]{escape(prepared.key)}[/bold]: {len(prepared.train_idx)} training rows in "

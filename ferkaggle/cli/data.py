@@ -12,7 +12,10 @@ from rich.table import Table
 from ferkaggle.cli.app import app
 from ferkaggle.core.console import console, warn
 from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
-from ferkaggle.data.synthetic import DEMO_SEED
+from ferkaggle.data.prepare import PrepareOptions, describe_duplicates
+from ferkaggle.data.prepare import demo_if_missing as find_demo
+from ferkaggle.data.prepare import prepare as run_prepare
+from ferkaggle.data.synthetic import DEMO_SEED, write_demo_competition
 
 
 @app.command("demo-data")
@@ -32,8 +35,6 @@ def demo_data(
 
     Example: ferkaggle demo-data --out data/demo --train-size 4000 --test-size 1000
     """
-    from ferkaggle.data.synthetic import write_demo_competition
-
     written = write_demo_competition(out, train_size, test_size, seed=seed, overwrite=force)
     console.print(f"[green]wrote[/green] a demo competition ({train_size:,} train / {test_size:,} test faces, seed {seed}):")
     for path in written:
@@ -54,8 +55,6 @@ def _class_table(report) -> Table:
 
 
 def _show_report(report) -> None:
-    from ferkaggle.data.prepare import describe_duplicates
-
     if report.cached:
         console.print(f"[green]reused cached prepared data[/green] {escape(str(report.path))} "
                       f"(inputs and options unchanged; --force rebuilds) [{report.seconds:.2f}s]")
@@ -118,10 +117,6 @@ def prepare(
 
     Example: ferkaggle prepare --train data/train.csv --test data/test.csv --dedupe
     """
-    from ferkaggle.data.prepare import PrepareOptions
-    from ferkaggle.data.prepare import demo_if_missing as find_demo
-    from ferkaggle.data.prepare import prepare as run_prepare
-
     use_demo = False
     folder, created = find_demo(source) if demo_if_missing and train is None and test is None else (None, False)
     if folder is not None:

@@ -1,8 +1,8 @@
 """Commands that use finished runs: leaderboard, submit, validate, ensemble, report, download.
 
-Thin: parse options, call one stage function (`leaderboard.leaderboard`, `runs.select_run`,
-`submission.write_submission`, `ensemble.ensemble_stage`, `report.write_report`), print.
-Which run `best` / `latest` mean and which runs join an ensemble are decided in those modules.
+Thin: parse options, call one stage function (`runs.leaderboard.leaderboard`, `runs.select.select_run`,
+`results.submission.write_submission`, `results.ensemble.ensemble_stage`, `results.report.write_report`),
+print. Which run `best` / `latest` mean and which runs join an ensemble are decided in those modules.
 """
 
 from __future__ import annotations
@@ -18,8 +18,14 @@ from ferkaggle.cli.app import app
 from ferkaggle.core.console import console
 from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.data.prepared import current_split_fingerprint
-from ferkaggle.runs import leaderboard as lb  # standard library only: keeps --help fast
+from ferkaggle.data.prepared import current_split_fingerprint, load_prepared
+from ferkaggle.results import kaggle as kaggle_api
+from ferkaggle.results.ensemble import EnsembleConfig, best_on_halves, ensemble_stage
+from ferkaggle.results.report import write_report
+from ferkaggle.results.submission import validate_submission, write_submission
+from ferkaggle.runs import leaderboard as lb
+from ferkaggle.runs.registry import list_runs, prepared_for_run, runs_root
+from ferkaggle.runs.select import best_candidates, select_run
 
 
 @app.command()
@@ -37,8 +43,6 @@ def leaderboard(
 
     Example: ferkaggle leaderboard --top 10 --format markdown
     """
-    from ferkaggle.runs.registry import runs_root
-
     if format not in lb.FORMATS:
         raise FerkaggleError(f"unknown format {format!r}; choose one of {', '.join(lb.FORMATS)}")
     if top is not None and top < 1:
@@ -97,17 +101,11 @@ def _fitting_columns(rows: list[list[str]], width: int) -> list[str]:
 
 
 def _resolve_run(ref: str):
-    from ferkaggle.runs.select import select_run
-
     return select_run(ref)
 
 
 def _print_best_estimate(chosen) -> None:
     """Say what `best`'s holdout figure is worth: it is the score the run was chosen on."""
-    from ferkaggle.results.ensemble import best_on_halves
-    from ferkaggle.runs.registry import list_runs, prepared_for_run
-    from ferkaggle.runs.select import best_candidates
-
     pool = best_candidates(list_runs(), chosen.split_fingerprint)
     estimate = best_on_halves(pool, prepared_for_run(chosen).y_val)
     if estimate is None:
@@ -135,9 +133,6 @@ def submit(
 
     Example: ferkaggle submit --run best --kaggle my-fer-competition -m "cnn + tta"
     """
-    from ferkaggle.results import kaggle as kaggle_api
-    from ferkaggle.results.submission import write_submission
-
     if kaggle:
         problem = kaggle_api.missing_requirement()
         if problem:
@@ -173,9 +168,6 @@ def validate(
 
     Example: ferkaggle validate submissions/2026-11-23_101500_rf-pixels.csv
     """
-    from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.results.submission import validate_submission
-
     prepared = load_prepared(data, mmap=True)
     result = validate_submission(file, prepared.test_ids)
     if result.ok:
@@ -204,8 +196,6 @@ def ensemble(
 
     Example: ferkaggle ensemble --top 5 --method greedy
     """
-    from ferkaggle.results.ensemble import EnsembleConfig, ensemble_stage
-
     cfg = EnsembleConfig(method=method, greedy_rounds=rounds, top=top, seed=seed)  # type: ignore[arg-type]
     run, result = ensemble_stage(runs, cfg)
     metrics = result.metrics
@@ -238,8 +228,6 @@ def report(
 
     Example: ferkaggle report best
     """
-    from ferkaggle.results.report import write_report
-
     chosen = _resolve_run(run)
     result = write_report(chosen, out)
     table = Table(title=f"{chosen.run_id}: holdout accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f}")
@@ -260,7 +248,5 @@ def download(
 
     Example: ferkaggle download my-fer-competition && ferkaggle prepare
     """
-    from ferkaggle.results import kaggle as kaggle_api
-
     files = kaggle_api.download(competition, out)
     console.print(f"[green]downloaded[/green] {len(files)} files into {escape(str(out))}/; next: `ferkaggle prepare --source {escape(str(out))}`")

@@ -35,10 +35,6 @@ def interactive() -> bool:
     return console.is_terminal and not os.environ.get("CI")
 
 
-def info(message: str) -> None:
-    console.print(message)
-
-
 def warn(message: str) -> None:
     console.print(f"[yellow]warning:[/yellow] {message}")
 

@@ -43,6 +43,7 @@ from ferkaggle.data.records import (
     LAYOUT_KAGGLE,
     USAGE_PRIVATE,
     USAGE_PUBLIC,
+    BadRowMode,
     BadRows,
     RawData,
 )
@@ -140,7 +141,7 @@ def _unique_paths(refs: list[FileRef]) -> list[Path]:
 
 
 def read_source(source: Path | None = None, *, train: Path | None = None, test: Path | None = None,
-                test_labels: Path | None = None, on_bad_row: str = "error") -> RawData:
+                test_labels: Path | None = None, on_bad_row: BadRowMode = "error") -> RawData:
     """Read a competition's data into validated arrays.
 
     `source` is a fer2013-style file, a zip or a folder (searched with find_source); `train`

@@ -29,7 +29,7 @@ from ferkaggle import __version__
 from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS, NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import sha256_file, sha256_json
-from ferkaggle.data.dedupe import find_duplicates, first_row_ids, leak_check
+from ferkaggle.data.dedupe import DuplicateReport, find_duplicates, first_row_ids, leak_check
 from ferkaggle.data.io import read_source
 from ferkaggle.data.prepared import (
     DEFAULT_ROOT,
@@ -40,7 +40,7 @@ from ferkaggle.data.prepared import (
     set_latest,
     write_prepared,
 )
-from ferkaggle.data.records import check_on_bad_row
+from ferkaggle.data.records import BadRowMode, RawData, check_on_bad_row
 from ferkaggle.data.sources import DEFAULT_FOLDER, DEMO_SUBFOLDER, NoDataFound, find_source, resolve_source
 from ferkaggle.data.splits import HOLDOUT, UNASSIGNED, make_folds
 from ferkaggle.data.synthetic import (
@@ -63,7 +63,7 @@ class PrepareOptions:
     seed: int = DEFAULT_SEED  # seeds the holdout split and the fold assignment
     val_from_usage: bool = False  # fer2013.csv: use the PublicTest rows as holdout-val instead of val_size
     dedupe: bool = False  # leave out labelled rows of conflicting-label images and blank labelled images
-    on_bad_row: str = "error"  # "error": stop at the first bad row; "skip": drop and list bad labelled rows (a bad test row always stops)
+    on_bad_row: BadRowMode = "error"  # "error": stop at the first bad row; "skip": drop and list bad labelled rows (a bad test row always stops)
 
     def __post_init__(self) -> None:
         check_on_bad_row(self.on_bad_row)
@@ -174,8 +174,6 @@ def prepare(
     """
     started = time.perf_counter()
     options = options or PrepareOptions()
-    if options.folds < 2:
-        raise FerkaggleError(f"--folds must be at least 2, not {options.folds}")
     root = Path(out)
     paths = [None if p is None else Path(p) for p in (source, train, test, test_labels)]
     kind, files = _input_files(*paths)
@@ -204,6 +202,26 @@ def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, d
     raw = read_source(source, train=train, test=test, test_labels=test_labels, on_bad_row=options.on_bad_row)
     timings["read_s"] = round(time.perf_counter() - t0, 3)
 
+    split = _split(raw, options, timings)
+    manifest = _manifest(raw, options, fingerprints, demo, split, timings)
+    return write_prepared(root, key, x=split.x, y=split.y, fold=split.fold, x_test=raw.x_test, test_ids=raw.test_ids,
+                          y_test=raw.y_test, manifest=manifest, groups=split.groups)
+
+
+@dataclass
+class _Split:
+    """The labelled rows prepare keeps, their folds and duplicate groups, and what the split found."""
+
+    x: np.ndarray
+    y: np.ndarray
+    fold: np.ndarray
+    groups: np.ndarray  # renumbered: a group's id is its first kept row
+    duplicates: DuplicateReport  # with the split's counts filled in
+    dropped_rows: np.ndarray  # source rows left out (--dedupe)
+
+
+def _split(raw: RawData, options: PrepareOptions, timings: dict[str, float]) -> _Split:
+    """Duplicate groups, then the holdout and folds by group, the --dedupe drop and the leak check."""
     t0 = time.perf_counter()
     x, y = raw.x, np.asarray(raw.y, np.int8)
     found = find_duplicates(x, y, raw.x_test)
@@ -223,16 +241,21 @@ def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, d
     dropped_rows = np.flatnonzero(~keep)
     duplicates.blank_in_holdout = int((found.blank & (fold == HOLDOUT)).sum())
     duplicates.exact_across_splits, duplicates.near_across_splits = leak_check(found.exact, found.groups, fold)
-    x, y, fold = x[keep], y[keep], fold[keep]
-    groups = first_row_ids(found.groups[keep])  # renumbered: a group's id is its first kept row
+    split = _Split(x[keep], y[keep], fold[keep], first_row_ids(found.groups[keep]), duplicates, dropped_rows)
     timings["split_s"] = round(time.perf_counter() - t0, 3)
+    return split
 
+
+def _manifest(raw: RawData, options: PrepareOptions, fingerprints, demo: bool, split: _Split,
+              timings: dict[str, float]) -> dict[str, Any]:
+    """manifest.json of a prepared set: sources, options, class counts, duplicates, skipped rows, test ids."""
+    y, fold = split.y, split.fold
     read_fingerprints = {f["path"]: f for f in fingerprints}
     sources = [read_fingerprints.get(str(p), {"path": str(p)}) for p in raw.sources] or fingerprints
     test_ids = {"source": raw.test_id_source}
     if raw.test_files is not None:
         test_ids["files"] = [{"id": int(i), "file": f} for i, f in zip(raw.test_ids.tolist(), raw.test_files)]
-    manifest = {
+    return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "ferkaggle_version": __version__,
         "prepare_version": PREPARE_VERSION,
@@ -246,14 +269,12 @@ def _build(paths, options: PrepareOptions, root: Path, key: str, fingerprints, d
         "class_counts": {"train": _counts(y[fold >= 0]), "val": _counts(y[fold == HOLDOUT]),
                          "test": _counts(raw.y_test)},
         "skipped": {"count": len(raw.skipped), "rows": raw.skipped[:MAX_SKIPPED_LISTED]},
-        "duplicates": duplicates.to_dict(),
-        "dropped_source_rows": dropped_rows.tolist(),
+        "duplicates": split.duplicates.to_dict(),
+        "dropped_source_rows": split.dropped_rows.tolist(),
         "test_ids": test_ids,
         "notes": list(raw.notes),
         "timings": timings,
     }
-    return write_prepared(root, key, x=x, y=y, fold=fold, x_test=raw.x_test, test_ids=raw.test_ids,
-                          y_test=raw.y_test, manifest=manifest, groups=groups)
 
 
 def demo_folder_for(source: str | Path | None) -> Path:

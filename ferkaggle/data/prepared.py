@@ -135,10 +135,6 @@ class Prepared:
     def split_fingerprint(self) -> str:
         return self.manifest["split_fingerprint"]
 
-    @property
-    def has_test_labels(self) -> bool:
-        return self.y_test is not None
-
 
 def array_fingerprint(*arrays: np.ndarray | None) -> str:
     h = hashlib.sha256()

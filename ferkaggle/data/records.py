@@ -4,9 +4,9 @@
 - Layout and file names: shown on screen (`LAYOUT_*`) and matched when detecting a layout
   (`TRAIN_NAMES`, ..., case-insensitive, each also as .gz).
 - fer2013 Usage codes.
-- `BadRows`: where a bad row goes under `--on-bad-row` (`check_on_bad_row` is the one check of
-  that option's value): raised at once ("error") or listed and dropped ("skip"), except that a
-  test row is never dropped.
+- `BadRows`: where a bad row goes under `--on-bad-row` (`BadRowMode`; `check_on_bad_row`, which
+  PrepareOptions calls, is the one check of that option's value): raised at once ("error") or
+  listed and dropped ("skip"), except that a test row is never dropped.
 
 Nothing here reads a file; the readers (tables.py, images.py, io.py) import from here, so no
 reader imports another to learn a name.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -32,11 +33,11 @@ TEST_NAMES = ("test.csv",)
 TEST_LABEL_NAMES = ("test_labels.csv",)
 FER2013_NAMES = ("fer2013.csv", "icml_face_data.csv")
 
-USAGE_VALUES = {"training": 0, "publictest": 1, "privatetest": 2}
-USAGE_TRAINING, USAGE_PUBLIC, USAGE_PRIVATE = 0, 1, 2
+USAGE_PUBLIC, USAGE_PRIVATE = 1, 2
+USAGE_VALUES = {"training": 0, "publictest": USAGE_PUBLIC, "privatetest": USAGE_PRIVATE}
 UNREAD = -1  # a column value that could not be parsed (its row is bad)
 
-BAD_ROW_MODES = ("error", "skip")
+BadRowMode = Literal["error", "skip"]
 TEST_ROW_NEVER_SKIPPED = ("a test row is never skipped, even with --on-bad-row skip (which applies to labelled "
                           "rows only): every test id needs a prediction, so fix the row")
 
@@ -57,11 +58,12 @@ class RawData:
     test_files: list[str] | None = None  # image layouts: the file of each test row, in x_test order
 
 
-def check_on_bad_row(value: str) -> str:
-    """The one check of the --on-bad-row value (error or skip); returns it."""
-    if value not in BAD_ROW_MODES:
-        raise FerkaggleError(f"--on-bad-row must be one of {', '.join(BAD_ROW_MODES)}, not {value!r}")
-    return value
+def check_on_bad_row(value: str) -> BadRowMode:
+    """The one check of the --on-bad-row value (error or skip), made by PrepareOptions; returns it."""
+    modes = get_args(BadRowMode)
+    if value not in modes:
+        raise FerkaggleError(f"--on-bad-row must be one of {', '.join(modes)}, not {value!r}")
+    return value  # type: ignore[return-value]
 
 
 class BadRows:
@@ -71,8 +73,8 @@ class BadRows:
     raises, whatever the mode: dropping it would leave its id without a prediction.
     """
 
-    def __init__(self, on_bad_row: str = "error", skipped: list[dict] | None = None):
-        self.skip = check_on_bad_row(on_bad_row) == "skip"
+    def __init__(self, on_bad_row: BadRowMode = "error", skipped: list[dict] | None = None):
+        self.skip = on_bad_row == "skip"
         self.skipped = [] if skipped is None else skipped
 
     def report(self, file: str, line: int | None, reason: str, test_row: bool = False) -> None:

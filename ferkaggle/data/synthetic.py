@@ -226,7 +226,7 @@ DEMO_FILES = ("train.csv", "test.csv", "test_labels.csv")
 DEFAULT_DEMO_TRAIN = 4000
 DEFAULT_DEMO_TEST = 1000
 DEMO_SEED = 0
-"""The demo competition's own seed (the faces it draws), not the pipeline's ferkaggle.DEFAULT_SEED:
+"""The demo competition's own seed (the faces it draws), not the pipeline's core.constants.DEFAULT_SEED:
 it stays fixed so the demo figures in README.md and docs/benchmarks.md reproduce."""
 
 _PIXEL_TEXT = [str(i) for i in range(256)]

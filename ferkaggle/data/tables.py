@@ -148,7 +148,6 @@ def _split_rows_fast(buffer: bytearray, padded: np.ndarray, start: int, stop: in
     return starts, ends
 
 
-
 @dataclass
 class _Columns:
     """Where the header put each column, once it is read."""
@@ -301,10 +300,10 @@ class _TableReader:
 
         return complete
 
-    def _block_general(self, buffer: bytearray, padded: np.ndarray, position: int, stop: int) -> Callable[[], None] | None:
-        """Any block: a loop per line finds its fields, or says how many it found."""
+    def _scan_lines(self, buffer: bytearray, position: int, stop: int):
+        """The general loop over the block's lines: for each non-blank line its number, the bounds of its
+        pixel text and its other fields (or why it has the wrong field count). Advances `self.line`."""
         cols = self.columns
-        data_start = position
         first: list[int] = []
         last: list[int] = []
         rests: list[list[bytes] | str] = []  # the other fields of a row, or why it has the wrong field count
@@ -342,6 +341,13 @@ class _TableReader:
             last.append(finish_at)
             rests.append([_clean_field(bytes(buffer[starts[i]:ends[i]])) for i in cols.other_at])
         self.line = line_number
+        return lines, first, last, rests
+
+    def _block_general(self, buffer: bytearray, padded: np.ndarray, position: int, stop: int) -> Callable[[], None] | None:
+        """Any block: a loop per line finds its fields, or says how many it found."""
+        cols = self.columns
+        data_start = position
+        lines, first, last, rests = self._scan_lines(buffer, position, stop)
         if not lines:
             return None
         first_at, last_at = np.asarray(first, np.int64), np.asarray(last, np.int64)

@@ -5,7 +5,7 @@ model kinds combine without retraining. All candidates must share one split fing
 
 Selection never sees the rows it is scored on. The holdout is split in two stratified
 halves; on each half ("fitting half") the ensemble chooses its members (with `top` K: the K
-candidates ranked best on that half by `runs.rank_key`) and fits their weights, then predicts
+candidates ranked best on that half by `runs.select.rank_key`) and fits their weights, then predicts
 the OTHER half. Those cross-fitted probabilities are the ensemble's `val_proba`, so its
 leaderboard accuracy is a score no choice was made on (`scored_on` = "holdout, cross-fitted
 halves"). The test probabilities use members and weights chosen the same way on the whole
@@ -24,19 +24,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.core.metrics import labelled_test_scores, scores
+from ferkaggle.core.metrics import accuracy, labelled_test_scores, scores
 from ferkaggle.core.presets import to_dict
 from ferkaggle.runs.registry import Run, RunWriter, list_runs, prepared_for_run, read_run
 from ferkaggle.runs.select import current_split, is_refit, rank_key, refit_on_holdout, select_run, superseded_by_refit
 
 Method = Literal["mean", "weighted", "greedy"]
-METHODS: tuple[str, ...] = ("mean", "weighted", "greedy")
 
 
 @dataclass(frozen=True)
@@ -46,13 +45,17 @@ class EnsembleConfig:
     top: int = 0                   # members: the `top` best candidates on each fitting half; 0 = every candidate
     seed: int = DEFAULT_SEED       # seeds the split of the holdout into two halves
 
+    def __post_init__(self) -> None:
+        """The one check of --method and --top, whichever way the ensemble is built."""
+        methods = get_args(Method)
+        if self.method not in methods:
+            raise FerkaggleError(f"--method must be one of {', '.join(methods)}, not {self.method!r}")
+        if self.top < 0 or self.top == 1:
+            raise FerkaggleError(f"--top must be 2 or more (or 0 for every run), not {self.top}")
+
 
 def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0)).mean())
-
-
-def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
-    return float((proba.argmax(axis=1) == y).mean())
 
 
 def fit_weights(method: Method, probas: np.ndarray, y: np.ndarray, rounds: int = 40) -> np.ndarray:
@@ -61,24 +64,23 @@ def fit_weights(method: Method, probas: np.ndarray, y: np.ndarray, rounds: int =
     if method == "mean":
         return np.full(members, 1.0 / members)
     if method == "weighted":
-        acc = np.array([_accuracy(y, p) for p in probas])
+        acc = np.array([accuracy(y, p) for p in probas])
         return acc / acc.sum() if acc.sum() > 0 else np.full(members, 1.0 / members)
-    if method == "greedy":
-        counts = np.zeros(members)
-        total = np.zeros_like(probas[0], dtype=np.float64)
-        best_key, best_counts = None, None
-        for step in range(1, rounds + 1):
-            keys = []
-            for m in range(members):
-                candidate = (total + probas[m]) / step
-                keys.append((_accuracy(y, candidate), -_log_loss(y, candidate)))
-            pick = max(range(members), key=lambda m: keys[m])
-            counts[pick] += 1
-            total += probas[pick]
-            if best_key is None or keys[pick] > best_key:
-                best_key, best_counts = keys[pick], counts.copy()
-        return best_counts / best_counts.sum()
-    raise FerkaggleError(f"unknown ensemble method {method!r}; choose {', '.join(METHODS)}")
+    # greedy (EnsembleConfig admits no other method)
+    counts = np.zeros(members)
+    total = np.zeros_like(probas[0], dtype=np.float64)
+    best_key, best_counts = None, None
+    for step in range(1, rounds + 1):
+        keys = []
+        for m in range(members):
+            candidate = (total + probas[m]) / step
+            keys.append((accuracy(y, candidate), -_log_loss(y, candidate)))
+        pick = max(range(members), key=lambda m: keys[m])
+        counts[pick] += 1
+        total += probas[pick]
+        if best_key is None or keys[pick] > best_key:
+            best_key, best_counts = keys[pick], counts.copy()
+    return best_counts / best_counts.sum()
 
 
 def combine(probas: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -111,9 +113,10 @@ def best_on_halves(runs: list[Run], y_val: np.ndarray, seed: int = DEFAULT_SEED)
     half_a, half_b = halves(y, seed)
     (on_a,) = choose_members(pool, val[:, half_a], y[half_a], top=1)  # the top run by rank_key on half A alone
     (on_b,) = choose_members(pool, val[:, half_b], y[half_b], top=1)
-    right = (int((val[on_a, half_b].argmax(axis=1) == y[half_b]).sum())
-             + int((val[on_b, half_a].argmax(axis=1) == y[half_a]).sum()))
-    return {"accuracy": right / len(y), "picked_on_half_a": pool[on_a].run_id, "picked_on_half_b": pool[on_b].run_id,
+    picked = np.empty_like(val[0])
+    picked[half_b] = val[on_a, half_b]  # each half predicted by the run picked on the other
+    picked[half_a] = val[on_b, half_a]
+    return {"accuracy": accuracy(y, picked), "picked_on_half_a": pool[on_a].run_id, "picked_on_half_b": pool[on_b].run_id,
             "candidates": len(pool)}
 
 
@@ -168,8 +171,6 @@ def _fit_on(runs: list[Run], val: np.ndarray, y: np.ndarray, rows: np.ndarray, c
 def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> EnsembleResult:
     """Cross-fit members and weights over the candidate `runs` (see the module docstring)."""
     check_compatible(runs)
-    if cfg.top == 1:
-        raise FerkaggleError("--top must be at least 2 (an ensemble of one run is that run)")
     y_val = np.asarray(y_val, dtype=np.int64)
     val = np.stack([r.proba("val").astype(np.float64) for r in runs])
     test = np.stack([r.proba("test").astype(np.float64) for r in runs])
@@ -185,6 +186,15 @@ def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> E
     oof = None
     if all(r.has_proba("oof") for r in runs):
         oof = combine(np.stack([r.proba("oof").astype(np.float64) for r in runs]), weights)
+    metrics = _ensemble_metrics(runs, y_val, val, honest, weights, members, (half_a, half_b), (w_a, w_b))
+    return EnsembleResult(weights, honest, combine(test, weights), oof, (w_a, w_b), metrics)
+
+
+def _ensemble_metrics(runs: list[Run], y_val: np.ndarray, val: np.ndarray, honest: np.ndarray, weights: np.ndarray,
+                      members: np.ndarray, half_rows: tuple[np.ndarray, np.ndarray],
+                      half_weights: tuple[np.ndarray, np.ndarray]) -> dict:
+    """metrics.json of an ensemble: the cross-fitted holdout scores, the in-sample one, who joined where."""
+    (half_a, half_b), (w_a, w_b) = half_rows, half_weights
     in_sample = scores(y_val, combine(val, weights))
     honest_scores = scores(y_val, honest)
     member_acc = {r.run_id: r.val_accuracy for r in runs}
@@ -192,14 +202,14 @@ def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> E
     def chosen(w):
         return [r.run_id for r, x in zip(runs, w) if x > 0]
 
-    metrics = {
+    return {
         "val_accuracy": honest_scores["accuracy"],
         "val_macro_f1": honest_scores["macro_f1"],
         "scored_on": "holdout, cross-fitted halves",
         "selected_on_score": False,
         "selected_on": "members and weights of each holdout half: chosen on the other half",
-        "val_accuracy_half_a": _accuracy(y_val[half_a], honest[half_a]),
-        "val_accuracy_half_b": _accuracy(y_val[half_b], honest[half_b]),
+        "val_accuracy_half_a": accuracy(y_val[half_a], honest[half_a]),
+        "val_accuracy_half_b": accuracy(y_val[half_b], honest[half_b]),
         "val_accuracy_in_sample": in_sample["accuracy"],  # members and weights chosen AND scored on the whole holdout
         "best_member_val_accuracy": max(v for v in member_acc.values() if v is not None),
         "candidates": member_acc,
@@ -208,7 +218,6 @@ def build_ensemble(runs: list[Run], y_val: np.ndarray, cfg: EnsembleConfig) -> E
         "members_used_on_half_b": chosen(w_b),
         "weights": {r.run_id: round(float(w), 6) for r, w in zip(runs, weights)},
     }
-    return EnsembleResult(weights, honest, combine(test, weights), oof, (w_a, w_b), metrics)
 
 
 def choose_candidates(root: str | Path | None = None, *, split_fingerprint: str | None = None,
@@ -249,10 +258,6 @@ def run_ensemble(runs: list[Run], cfg: EnsembleConfig, runs_root=None, *, named:
 def ensemble_stage(refs: list[str] | None, cfg: EnsembleConfig, runs_root=None) -> tuple[Run, EnsembleResult]:
     """The `ferkaggle ensemble` stage: the named runs (all of them join), or with none named the
     current split's candidates, of which the `cfg.top` best on each fitting half join."""
-    if cfg.method not in METHODS:
-        raise FerkaggleError(f"--method must be one of {', '.join(METHODS)}, not {cfg.method!r}")
-    if cfg.top < 0 or cfg.top == 1:
-        raise FerkaggleError(f"--top must be 2 or more (or 0 for every run), not {cfg.top}")
     if refs:
         runs = [select_run(ref, runs_root) for ref in refs]
         return run_ensemble(runs, EnsembleConfig(method=cfg.method, greedy_rounds=cfg.greedy_rounds, top=0,

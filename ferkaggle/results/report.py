@@ -20,6 +20,7 @@ import numpy as np
 
 from ferkaggle.core.constants import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
 from ferkaggle.core.fsutil import atomic_dir, atomic_write_text
+from ferkaggle.core.metrics import scores
 from ferkaggle.runs.registry import Run, prepared_for_run
 
 DEFAULT_DIR = Path("reports")
@@ -186,46 +187,61 @@ def write_report(run: Run, out_dir: str | Path = DEFAULT_DIR) -> ReportResult:
     with np.errstate(invalid="ignore", divide="ignore"):
         normalized = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
     table = per_class_table(y_true, y_pred)
-    accuracy = float((y_true == y_pred).mean())
-    macro_f1 = float(np.mean([row["f1"] for row in table]))
+    overall = scores(y_true, proba)
+    accuracy, macro_f1 = overall["accuracy"], overall["macro_f1"]
     final = Path(out_dir) / run.run_id
-    files: list[str] = []
     with atomic_dir(final) as tmp:
-        _plot_confusion(counts, f"{run.run_id}\nholdout confusion (counts)", tmp / "confusion_counts.png", "d")
-        _plot_confusion(normalized, f"{run.run_id}\nholdout confusion (row-normalised)", tmp / "confusion_normalized.png", ".2f")
-        files += ["confusion_counts.png", "confusion_normalized.png"]
-        history = run.metrics.get("history") or []
-        if history:
-            _plot_history(history, tmp / "learning_curves.png")
-            files.append("learning_curves.png")
-        shown = _plot_misclassified(np.asarray(prepared.x_val), y_true, y_pred, proba.max(axis=1), tmp / "misclassified.png")
-        if shown:
-            files.append("misclassified.png")
-        importance = _importance_for(run)
-        if importance is not None:
-            _plot_importance(importance, np.asarray(prepared.x_val, np.float64).mean(axis=0),
-                             f"{run.run_id}: where the forest looks", tmp / "feature_importance.png")
-            files.append("feature_importance.png")
-        csv_lines = ["class,precision,recall,f1,support"] + [
-            f"{r['class']},{r['precision']:.4f},{r['recall']:.4f},{r['f1']:.4f},{r['support']}" for r in table]
-        atomic_write_text(tmp / "per_class.csv", "\n".join(csv_lines) + "\n")
+        files = _write_figures(run, prepared, proba, y_true, y_pred, counts, normalized, tmp)
+        atomic_write_text(tmp / "per_class.csv", _per_class_csv(table))
         files.append("per_class.csv")
-        md = [f"# Report: {run.run_id}", "",
-              f"- kind: {run.kind}; model: {run.info.get('model', '')}; {run.info.get('summary', '')}",
-              f"- holdout-val accuracy: **{accuracy:.4f}**, macro-F1: {macro_f1:.4f} ({len(y_true)} faces)"]
-        if "cv_mean" in run.metrics:
-            md.append(f"- CV accuracy: {run.metrics['cv_mean']:.4f} ± {run.metrics.get('cv_std', 0):.4f}")
-        if "test_accuracy" in run.metrics:
-            md.append(f"- local test accuracy: {run.metrics['test_accuracy']:.4f}")
-        md += ["", "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
-        md += [f"| {r['class']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |" for r in table]
-        md += ["", "![confusion (counts)](confusion_counts.png)", "![confusion (normalised)](confusion_normalized.png)"]
-        if "learning_curves.png" in files:
-            md.append("![learning curves](learning_curves.png)")
-        if "misclassified.png" in files:
-            md.append("![misclassified](misclassified.png)")
-        if "feature_importance.png" in files:
-            md.append("![feature importance](feature_importance.png)")
-        atomic_write_text(tmp / "report.md", "\n".join(md) + "\n")
+        atomic_write_text(tmp / "report.md", _markdown(run, table, accuracy, macro_f1, len(y_true), files))
         files.append("report.md")
     return ReportResult(final, files, accuracy, macro_f1, table)
+
+
+def _write_figures(run: Run, prepared, proba: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+                   counts: np.ndarray, normalized: np.ndarray, folder: Path) -> list[str]:
+    """The report's PNG files, written into `folder`; returns their names (the figures a run has data for)."""
+    _plot_confusion(counts, f"{run.run_id}\nholdout confusion (counts)", folder / "confusion_counts.png", "d")
+    _plot_confusion(normalized, f"{run.run_id}\nholdout confusion (row-normalised)", folder / "confusion_normalized.png", ".2f")
+    files = ["confusion_counts.png", "confusion_normalized.png"]
+    history = run.metrics.get("history") or []
+    if history:
+        _plot_history(history, folder / "learning_curves.png")
+        files.append("learning_curves.png")
+    shown = _plot_misclassified(np.asarray(prepared.x_val), y_true, y_pred, proba.max(axis=1), folder / "misclassified.png")
+    if shown:
+        files.append("misclassified.png")
+    importance = _importance_for(run)
+    if importance is not None:
+        _plot_importance(importance, np.asarray(prepared.x_val, np.float64).mean(axis=0),
+                         f"{run.run_id}: where the forest looks", folder / "feature_importance.png")
+        files.append("feature_importance.png")
+    return files
+
+
+def _per_class_csv(table: list[dict]) -> str:
+    lines = ["class,precision,recall,f1,support"] + [
+        f"{r['class']},{r['precision']:.4f},{r['recall']:.4f},{r['f1']:.4f},{r['support']}" for r in table]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown(run: Run, table: list[dict], accuracy: float, macro_f1: float, faces: int, files: list[str]) -> str:
+    """report.md: the run, its holdout figures, the per-class table and links to the figures in `files`."""
+    md = [f"# Report: {run.run_id}", "",
+          f"- kind: {run.kind}; model: {run.info.get('model', '')}; {run.info.get('summary', '')}",
+          f"- holdout-val accuracy: **{accuracy:.4f}**, macro-F1: {macro_f1:.4f} ({faces} faces)"]
+    if "cv_mean" in run.metrics:
+        md.append(f"- CV accuracy: {run.metrics['cv_mean']:.4f} ± {run.metrics.get('cv_std', 0):.4f}")
+    if "test_accuracy" in run.metrics:
+        md.append(f"- local test accuracy: {run.metrics['test_accuracy']:.4f}")
+    md += ["", "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    md += [f"| {r['class']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |" for r in table]
+    md += ["", "![confusion (counts)](confusion_counts.png)", "![confusion (normalised)](confusion_normalized.png)"]
+    if "learning_curves.png" in files:
+        md.append("![learning curves](learning_curves.png)")
+    if "misclassified.png" in files:
+        md.append("![misclassified](misclassified.png)")
+    if "feature_importance.png" in files:
+        md.append("![feature importance](feature_importance.png)")
+    return "\n".join(md) + "\n"

@@ -21,6 +21,7 @@ import numpy as np
 from ferkaggle.core.constants import NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import atomic_write_text
+from ferkaggle.core.metrics import accuracy
 from ferkaggle.runs.registry import Run, prepared_for_run
 
 HEADER = ("id", "emotion")
@@ -133,8 +134,6 @@ def write_submission(run: Run, out_dir: str | Path = DEFAULT_DIR, now: dt.dateti
     if not check.ok:
         path.unlink()
         raise FerkaggleError("the written submission failed validation (a bug): " + "; ".join(check.problems))
-    accuracy = None
-    if prepared.y_test is not None:
-        accuracy = float((labels == np.asarray(prepared.y_test)).mean())
+    test_accuracy = None if prepared.y_test is None else accuracy(prepared.y_test, proba)
     counts = np.bincount(labels, minlength=NUM_CLASSES).tolist()
-    return SubmissionResult(path, run.run_id, len(test_ids), accuracy, counts)
+    return SubmissionResult(path, run.run_id, len(test_ids), test_accuracy, counts)

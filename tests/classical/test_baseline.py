@@ -196,9 +196,12 @@ def test_cli_baseline_then_leaderboard(tiny_prepared):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--model", "forest"], "must be one of"),
+    (["--model", "forest"], "'model' must be one of 'rf', 'extra-trees', 'logreg', 'knn', 'svm', 'nb', not 'forest'"),
+    (["--features", "sift"], "'features' must be one of 'pixels', 'hog', not 'sift'"),
+    (["--c", "2"], "--c applies to logreg or svm: give --model logreg or --model svm"),
     (["--config", "no-such-preset"], "no preset named"),
-    (["--model", "rf", "--c", "2"], "--c applies"),
+    (["--model", "rf", "--c", "2"], "--c applies to logreg or svm, not rf"),
+    (["--max-features", "2"], "max_features must be sqrt, log2 or a fraction in (0, 1], not '2'"),
     (["--data", "nowhere"], "not a prepared data folder"),
 ])
 def test_cli_user_errors_are_one_line(tiny_prepared, args, needle):

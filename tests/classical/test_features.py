@@ -8,7 +8,6 @@ import pytest
 from ferkaggle.classical import features
 from ferkaggle.classical.features import (
     HogSettings,
-    compute_features,
     hog_dim,
     hog_features,
     pixel_features,
@@ -49,11 +48,9 @@ def test_hog_in_parallel_chunks_equals_one_pass():
     np.testing.assert_array_equal(serial, chunked)
 
 
-def test_bad_feature_choices_fail_readably():
+def test_hog_settings_that_do_not_fit_the_face_fail_readably():
     with pytest.raises(FerkaggleError, match="do not fit"):
         hog_features(_faces(1), HogSettings(pixels_per_cell=32, cells_per_block=2))
-    with pytest.raises(FerkaggleError, match="unknown features"):
-        compute_features(_faces(1), "sift")
 
 
 def test_hog_is_cached_per_prepared_set(tiny_prepared, monkeypatch):

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ferkaggle.cli.app import app
+from ferkaggle.data import prepare as prepare_stage
 
 runner = CliRunner()
 
@@ -68,23 +69,30 @@ def test_bad_input_is_one_line_and_writes_nothing(in_tmp):
     assert not (in_tmp / "prep").exists()
 
 
+def test_bad_on_bad_row_value_is_one_line_before_anything_is_read(in_tmp):
+    result = _run("prepare", "--source", "nowhere", "--on-bad-row", "drop", "--out", "prep")
+    out = _plain(result.output).strip()
+    assert result.exit_code == 1 and out == "error: --on-bad-row must be one of error, skip, not 'drop'"
+    assert not (in_tmp / "prep").exists()
+
+
 def test_missing_source_without_demo_is_an_error(in_tmp):
     result = _run("prepare", "--out", "prep")
-    assert result.exit_code == 1 and "data" in _plain(result.output)
+    assert result.exit_code == 1 and _plain(result.output).strip() == "error: data: no such file or folder"
     assert not (in_tmp / "prep").exists()
 
 
 def test_demo_if_missing(in_tmp, monkeypatch):
-    # The default demo is sized for `make submit`; a small one keeps this test fast.
-    import ferkaggle.data.synthetic as synthetic
-
-    monkeypatch.setattr(synthetic, "DEFAULT_DEMO_TRAIN", 300)
-    monkeypatch.setattr(synthetic, "DEFAULT_DEMO_TEST", 40)
+    # The default demo is sized for `make submit`; a small one keeps this test fast. prepare.py
+    # looks the sizes up in its own namespace (it imports them from synthetic.py), so patch there.
+    monkeypatch.setattr(prepare_stage, "DEFAULT_DEMO_TRAIN", 300)
+    monkeypatch.setattr(prepare_stage, "DEFAULT_DEMO_TEST", 40)
     result = _run("prepare", "--demo-if-missing", "--folds", "3")
     out = _plain(result.output)
     assert result.exit_code == 0, out
     assert "DEMO" in out and "to use real data" in out
-    assert (in_tmp / "data" / "demo" / "train.csv").is_file()
+    train_csv = in_tmp / "data" / "demo" / "train.csv"
+    assert len(train_csv.read_text().splitlines()) == 1 + 300  # the patched size: a header and 300 faces
     result = _run("prepare", "--demo-if-missing", "--folds", "3")
     out = _plain(result.output)
     assert "DEMO" in out and "reused cached prepared data" in out

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from ferkaggle.core.fsutil import atomic_dir, atomic_write_text
@@ -26,11 +29,6 @@ def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
 
 
 def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
-    import os
-    import stat
-
-    from ferkaggle.core.fsutil import atomic_write_text
-
     old = os.umask(0o022)
     try:
         path = atomic_write_text(tmp_path / "out.csv", "id,emotion\n")

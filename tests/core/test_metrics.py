@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ferkaggle.core.metrics import labelled_test_scores, scores
+from ferkaggle.core.metrics import accuracy, labelled_test_scores, scores
 
 
 def _proba(pred: list[int]) -> np.ndarray:
@@ -20,6 +20,13 @@ def test_scores_are_the_hand_counted_accuracy_and_macro_f1_over_all_seven_classe
     s = scores(np.array([0, 0, 1, 1, 2]), _proba([0, 1, 1, 1, 0]))
     assert s["accuracy"] == pytest.approx(0.6)
     assert s["macro_f1"] == pytest.approx((0.5 + 0.8) / 7)
+
+
+def test_accuracy_is_the_hand_counted_share_of_argmax_hits_and_nan_for_no_rows():
+    # truth 4 4 2 0, predicted 4 2 2 6: rows 0 and 2 right, 2 of 4.
+    assert accuracy(np.array([4, 4, 2, 0]), _proba([4, 2, 2, 6])) == 0.5
+    assert accuracy([6], _proba([6])) == 1.0  # plain lists too
+    assert np.isnan(accuracy(np.zeros(0, np.int64), np.zeros((0, 7))))
 
 
 def test_labelled_test_scores_where_the_test_set_has_labels_and_nothing_where_it_has_none():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.data.splits import HOLDOUT, UNASSIGNED, assign_folds, holdout_mask, make_folds
+from ferkaggle.data.splits import HOLDOUT, UNASSIGNED, assign_folds, holdout_mask, make_folds, stopping_mask
 
 
 def _labels(n=2000, seed=0):
@@ -112,8 +112,6 @@ def test_bad_val_size(bad):
 
 
 def test_stopping_mask_keeps_duplicate_groups_together_and_is_stratified():
-    from ferkaggle.data.splits import stopping_mask
-
     y = np.repeat(np.arange(7), 60)
     groups = np.arange(len(y))
     groups[1::3] = groups[0::3][: len(groups[1::3])]  # every third pair shares an image

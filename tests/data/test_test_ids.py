@@ -15,7 +15,9 @@ import numpy as np
 from typer.testing import CliRunner
 
 from ferkaggle.cli.app import app
+from ferkaggle.data.prepared import load_prepared
 from ferkaggle.data.synthetic import make_faces
+from ferkaggle.runs.registry import list_runs
 
 runner = CliRunner()
 
@@ -55,9 +57,6 @@ def _run(*args: str):
 
 def _prepare_run_submit(source: str) -> tuple[dict[int, int], np.ndarray, np.ndarray]:
     """prepare -> baseline (naive Bayes) -> submit; (submission id -> label, the run's test_proba, prepared x_test)."""
-    from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs.registry import list_runs
-
     result = _run("prepare", "--source", source, "--folds", "2", "--on-bad-row", "skip", "--out", f"prep-{source}")
     assert result.exit_code == 0, _plain(result.output)
     folder = Path(f"prep-{source}") / (Path(f"prep-{source}") / "LATEST").read_text().strip()

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from ferkaggle.cli.app import app
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.core.metrics import scores
 from ferkaggle.results.ensemble import EnsembleConfig, build_ensemble, fit_weights, halves, run_ensemble
 from ferkaggle.runs.registry import RunWriter, list_runs, read_run
 from helpers.fakes import make_fake_run, make_tiny_prepared
@@ -37,16 +38,32 @@ def test_halves_are_stratified_disjoint_and_cover():
         assert abs((y[a] == k).sum() - (y[b] == k).sum()) <= 1
 
 
-def test_honest_score_is_cross_fitted(tiny_prepared):
-    runs = [make_fake_run(tiny_prepared, f"m{i}", skill=s, seed=i) for i, s in enumerate([0.3, 0.5, 0.6])]
-    result = build_ensemble(runs, tiny_prepared.y_val, EnsembleConfig(method="greedy", seed=3))
-    y = np.asarray(tiny_prepared.y_val)
-    a, b = halves(y, 3)
-    w_a, w_b = result.half_weights
-    expected_b = np.tensordot(w_a, np.stack([r.proba("val") for r in runs])[:, b], axes=1)
-    assert np.allclose(result.val_proba[b], expected_b, atol=1e-6)  # half B scored with weights fitted on A
-    assert result.metrics["val_accuracy"] == pytest.approx((result.val_proba.argmax(1) == y).mean())
-    assert result.test_proba.shape == (len(tiny_prepared.test_ids), 7)
+def test_honest_score_is_cross_fitted(in_tmp):
+    """Greedy over three hand-built runs: one right on every row of half A and wrong on half B, its
+    mirror image, and a steady run right on 3 rows in 5 of both halves. Fitted on half A, greedy's
+    first pick is the run perfect there, and no second pick beats it (each is as accurate with a
+    worse log-loss), so half B is predicted by that run alone: wrong on every row of B. The same
+    holds mirrored, so the cross-fitted holdout accuracy is 0 (counted here, row by row)."""
+    prepared = make_tiny_prepared(in_tmp / "data" / "prepared", n=400, n_test=50)
+    y = np.asarray(prepared.y_val, np.int64)
+    cfg = EnsembleConfig(method="greedy", seed=3)
+    half_a, half_b = halves(y, cfg.seed)
+    wrong = (y + 1) % 7
+    on_a, on_b = wrong.copy(), wrong.copy()
+    on_a[half_a], on_b[half_b] = y[half_a], y[half_b]
+    steady = np.where(np.arange(len(y)) % 5 < 3, y, (y + 2) % 7)
+    test = _confident(np.zeros(50, np.int64))
+    runs = [_run_with(prepared, "right-on-a", _confident(on_a, 0.9), test),
+            _run_with(prepared, "right-on-b", _confident(on_b, 0.9), test),
+            _run_with(prepared, "steady", _confident(steady, 0.9), test)]
+    result = build_ensemble(runs, y, cfg)
+    np.testing.assert_array_equal(result.val_proba[half_b], runs[0].proba("val")[half_b])
+    np.testing.assert_array_equal(result.val_proba[half_a], runs[1].proba("val")[half_a])
+    assert (result.val_proba.argmax(axis=1) != y).all()
+    m = result.metrics
+    assert m["val_accuracy"] == m["val_accuracy_half_a"] == m["val_accuracy_half_b"] == 0.0
+    assert m["members_used_on_half_a"] == [runs[0].run_id] and m["members_used_on_half_b"] == [runs[1].run_id]
+    assert result.test_proba.shape == (50, 7)
 
 
 def test_run_ensemble_is_recorded_and_on_the_registry(tiny_prepared, in_tmp):
@@ -60,7 +77,19 @@ def test_run_ensemble_is_recorded_and_on_the_registry(tiny_prepared, in_tmp):
     mean_test = (runs[0].proba("test") + runs[1].proba("test")) / 2
     right = mean_test.argmax(axis=1) == np.asarray(tiny_prepared.y_test)
     assert run.metrics["test_accuracy"] == pytest.approx(right.mean())
-    assert 0.0 <= run.metrics["test_macro_f1"] <= 1.0
+    assert run.metrics["test_macro_f1"] == pytest.approx(_macro_f1_by_counting(np.asarray(tiny_prepared.y_test),
+                                                                               mean_test.argmax(axis=1)))
+
+
+def _macro_f1_by_counting(y: np.ndarray, pred: np.ndarray) -> float:
+    """The mean over the 7 classes of 2TP / (2TP + FP + FN), 0 for a class with neither rows nor predictions."""
+    f1 = []
+    for k in range(7):
+        tp = int(((pred == k) & (y == k)).sum())
+        fp = int(((pred == k) & (y != k)).sum())
+        fn = int(((pred != k) & (y == k)).sum())
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return sum(f1) / 7
 
 
 def test_runs_from_different_splits_are_refused(tiny_prepared, in_tmp):
@@ -94,6 +123,26 @@ def test_ensemble_cli_takes_every_candidate_by_default(tiny_prepared, in_tmp):
     assert ensemble.info["config"]["top"] == 0 and sorted(ensemble.info["config"]["members"]) == sorted(made)
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--method", "best"], "--method must be one of mean, weighted, greedy, not 'best'"),
+    (["--top", "1"], "--top must be 2 or more (or 0 for every run), not 1"),
+    (["--top", "-3"], "--top must be 2 or more (or 0 for every run), not -3"),
+])
+def test_ensemble_cli_refuses_bad_options_in_one_line(tiny_prepared, in_tmp, args, needle):
+    for i in range(3):
+        make_fake_run(tiny_prepared, f"m{i}", skill=0.5, seed=i)
+    result = runner.invoke(app, ["ensemble", *args])
+    assert result.exit_code == 1 and needle in result.output and "Traceback" not in result.output
+    assert not [r for r in list_runs() if r.kind == "ensemble"]
+
+
+def test_ensemble_config_refuses_a_one_run_ensemble_however_it_is_built():
+    with pytest.raises(FerkaggleError, match="--top must be 2 or more"):
+        EnsembleConfig(top=1)
+    with pytest.raises(FerkaggleError, match="--method must be one of"):
+        EnsembleConfig(method="median")  # type: ignore[arg-type]
+
+
 def test_ensemble_cli_needs_two_runs(tiny_prepared, in_tmp):
     make_fake_run(tiny_prepared, "only", skill=0.5)
     result = runner.invoke(app, ["ensemble"])
@@ -102,8 +151,6 @@ def test_ensemble_cli_needs_two_runs(tiny_prepared, in_tmp):
 
 def _run_with(prepared, name, val, test):
     """A completed run whose probabilities are exactly `val` / `test`."""
-    from ferkaggle.core.metrics import scores
-
     with RunWriter("baseline", name, {}, prepared, seed=0, summary=name) as writer:
         writer.save_probas(val=val, test=test)
         s = scores(prepared.y_val, val)

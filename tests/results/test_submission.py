@@ -7,6 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ferkaggle.cli.app import app
+from ferkaggle.data.prepared import write_prepared
+from ferkaggle.data.synthetic import make_faces
 from ferkaggle.results.submission import validate_submission, write_submission
 from helpers.fakes import make_fake_run
 
@@ -20,9 +22,6 @@ def _write(path, text):
 
 def _shuffled_ids_prepared(root, n_test=60):
     """Prepared data whose test ids are large, non-sequential and in no sorted order."""
-    from ferkaggle.data.prepared import write_prepared
-    from ferkaggle.data.synthetic import make_faces
-
     x, y = make_faces(200, seed=0)
     x_test, y_test = make_faces(n_test, seed=1)
     fold = (np.arange(200) % 3).astype(np.int8)
@@ -104,7 +103,8 @@ def test_validate_cli_exit_codes(tiny_prepared, in_tmp):
     good.write_text("id,emotion\n" + "".join(f"{i},1\n" for i in tiny_prepared.test_ids))
     result = runner.invoke(app, ["validate", str(good)])
     assert result.exit_code == 0, result.output
-    assert "valid" in result.output
+    assert result.output.startswith("valid: ") and "invalid" not in result.output
+    assert f"has {len(tiny_prepared.test_ids)} rows, one per test id" in result.output
     bad = in_tmp / "bad.csv"
     bad.write_text("id,emotion\n0,8\n")
     result = runner.invoke(app, ["validate", str(bad)])

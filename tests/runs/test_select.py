@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from helpers.fakes import make_fake_run
 from ferkaggle.cli.app import app
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.runs.registry import load_run
 from ferkaggle.runs.select import select_run
+from helpers.fakes import make_fake_run
 
 
 def _other_split(in_tmp):
