@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers.fakes import make_fake_run, make_tiny_prepared
-from ferkaggle.runs import leaderboard as lb
 from ferkaggle.cli import app
+from ferkaggle.runs import leaderboard as lb
 from ferkaggle.runs.registry import RunWriter
+from helpers.fakes import make_fake_run, make_tiny_prepared
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from helpers.fakes import make_fake_run
 from ferkaggle.cli import app
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.runs.registry import load_run
 from ferkaggle.runs.select import select_run
+from helpers.fakes import make_fake_run
 
 
 def _other_split(in_tmp):
@@ -73,7 +73,7 @@ def test_a_split_with_no_runs_is_a_clear_error(board):
         select_run("best")
 
 
-def _run_right_on(prepared, name: str, right: "np.ndarray"):
+def _run_right_on(prepared, name: str, right):
     """A run whose holdout argmax is the label exactly on the rows where `right` is True."""
     import numpy as np
 
