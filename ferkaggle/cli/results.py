@@ -20,6 +20,7 @@ from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.data.prepared import current_split_fingerprint
 from ferkaggle.runs import leaderboard as lb  # standard library only: keeps --help fast
+from ferkaggle.runs.select import select_run
 
 
 @app.command()
@@ -96,12 +97,6 @@ def _fitting_columns(rows: list[list[str]], width: int) -> list[str]:
     return columns
 
 
-def _resolve_run(ref: str):
-    from ferkaggle.runs.select import select_run
-
-    return select_run(ref)
-
-
 def _print_best_estimate(chosen) -> None:
     """Say what `best`'s holdout figure is worth: it is the score the run was chosen on."""
     from ferkaggle.results.ensemble import best_on_halves
@@ -142,7 +137,7 @@ def submit(
         problem = kaggle_api.missing_requirement()
         if problem:
             raise FerkaggleError(problem)
-    chosen = _resolve_run(run)
+    chosen = select_run(run)
     result = write_submission(chosen, out)
     val = chosen.val_accuracy
     holdout = f", holdout accuracy {val:.4f}" if val is not None else ""
@@ -240,7 +235,7 @@ def report(
     """
     from ferkaggle.results.report import write_report
 
-    chosen = _resolve_run(run)
+    chosen = select_run(run)
     result = write_report(chosen, out)
     table = Table(title=f"{chosen.run_id}: holdout accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f}")
     for column in ("class", "precision", "recall", "F1", "support"):

@@ -22,8 +22,9 @@ from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.photos.faces import HaarDetector, crop_face, read_photo
 from ferkaggle.photos.predict import predict_photo
-from ferkaggle.photos.predictor import Predictor, resolve_predict_run
+from ferkaggle.photos.predictor import Predictor, select_predict_run
 from ferkaggle.runs.registry import prepared_for_run, read_run
+from ferkaggle.runs.select import select_run
 from helpers.photos import ASTRONAUT_FACE, astronaut_rgb, iou, train_tiny_run, write_photos
 
 runner = CliRunner()
@@ -193,6 +194,7 @@ def test_missing_files_and_empty_folders(world, tmp_path, monkeypatch):
 
 
 def test_run_without_a_model_is_one_clear_line(world, tmp_path, monkeypatch):
+    monkeypatch.chdir(world["root"])  # its data/prepared: the run's split is the current one
     monkeypatch.setenv("FERKAGGLE_RUNS_DIR", str(tmp_path / "runs"))
     copy = tmp_path / "runs" / world["cnn"].run_id
     shutil.copytree(world["cnn"].dir, copy)
@@ -200,9 +202,11 @@ def test_run_without_a_model_is_one_clear_line(world, tmp_path, monkeypatch):
     result = runner.invoke(app, ["predict", str(world["photos"]["astronaut"]), "--run", world["cnn"].run_id])
     assert result.exit_code == 1
     assert "has no saved model" in result.output and "Traceback" not in result.output
-    # `best` skips runs that cannot predict and says so when none can
+    # `best` is that run (the only one): refused by name, with what to do instead
     result = runner.invoke(app, ["predict", str(world["photos"]["astronaut"])])
-    assert result.exit_code == 1 and "no completed run with a saved model" in result.output
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and f"`best` is run {world['cnn'].run_id}" in text, result.output
+    assert "its model.keras is missing" in text and "--run <run id>" in text, result.output
 
 
 def test_forest_run_predicts_with_its_saved_folds(world, detector):
@@ -238,16 +242,23 @@ def test_saved_models_reproduce_the_runs_test_probabilities(world):
         np.testing.assert_allclose(Predictor.from_run(run).predict(faces), run.proba("test"), atol=1e-5)
 
 
-def test_best_prefers_a_run_that_can_predict(world, tmp_path):
+def test_best_that_cannot_predict_is_refused_not_replaced(world, tmp_path):
+    """`best` is the run submit would use even when it has no model: predict names it and stops,
+    it does not fall back to the next run that has one."""
     from ferkaggle.classical.baseline import BaselineConfig, run_baseline
 
     no_model = run_baseline(world["prepared"], BaselineConfig(n_estimators=12, n_jobs=1, save_model=False),
                             runs_root=tmp_path / "runs", show_progress=False)
-    # make the model-less forest the top of the leaderboard: `best` must still pick the CNN
+    # make the model-less forest the top of the leaderboard, above a CNN that could predict
     metrics = dict(no_model.metrics, val_accuracy=0.99)
     (no_model.dir / "metrics.json").write_text(json.dumps(metrics))
     shutil.copytree(world["cnn"].dir, tmp_path / "runs" / world["cnn"].run_id)
-    assert resolve_predict_run("best", tmp_path / "runs").run_id == world["cnn"].run_id
+    prepared_root = world["root"] / "data" / "prepared"
+    assert select_run("best", tmp_path / "runs", prepared_root=prepared_root).run_id == no_model.run_id
+    with pytest.raises(FerkaggleError, match=rf"`best` is run {no_model.run_id} .*cannot predict.*save_model = false"):
+        select_predict_run("best", tmp_path / "runs", prepared_root=prepared_root)
+    # named, the CNN is used; the forest named is refused the same way as before
+    assert select_predict_run(world["cnn"].run_id, tmp_path / "runs").run_id == world["cnn"].run_id
     with pytest.raises(FerkaggleError, match="has no saved model .*save_model = false"):
         Predictor.from_run(read_run(no_model.dir))
 
