@@ -8,13 +8,17 @@ model, or an ensemble with a member that has none); it never picks another run i
 `Predictor.from_run` loads what a run predicts with: a CNN run's model.keras with the run's
 test-time views, a classical run's model.joblib (its fold pipelines), or an ensemble's members'
 models with the weights it recorded. `Predictor.predict` gives probabilities [n, 7] for uint8
-faces [n, 48, 48].
+faces [n, 48, 48]. model.joblib files pickled before the classical models moved into
+`ferkaggle.classical` load too (`MOVED_MODULES`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -24,6 +28,11 @@ from ferkaggle.core.constants import NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.runs.registry import SELECTORS, Run, load_run
 from ferkaggle.runs.select import select_run
+
+MOVED_MODULES = {"ferkaggle.baseline": "ferkaggle.classical.baseline",
+                 "ferkaggle.features": "ferkaggle.classical.features"}
+"""Old module -> the module that holds its classes now, for the classes model.joblib pickles:
+`FoldEnsemble` (ferkaggle.baseline) and the `HogSettings` it keeps (ferkaggle.features)."""
 
 
 class Predictor:
@@ -131,13 +140,30 @@ def load_model(run: Run) -> tuple[Any, str | None]:
 
 
 def load_joblib_model(model_file: Path) -> Any:
-    """A classical run's model.joblib."""
+    """A classical run's model.joblib, also one pickled when its classes lived in `MOVED_MODULES`' old modules."""
     import joblib
 
     try:
-        model = joblib.load(model_file)
+        with old_module_names():
+            model = joblib.load(model_file)
     except Exception as exc:
         raise FerkaggleError(f"{model_file}: cannot load the saved model ({type(exc).__name__}: {exc})") from None
     if not hasattr(model, "predict_proba"):
         raise FerkaggleError(f"{model_file}: holds a {type(model).__name__}, not a model with predict_proba")
     return model
+
+
+@contextlib.contextmanager
+def old_module_names() -> Iterator[None]:
+    """While it lasts, each old name in MOVED_MODULES imports as the module that holds its classes now
+    (what an old pickle asks for); afterwards the old names are gone again."""
+    added = []
+    for old, new in MOVED_MODULES.items():
+        if old not in sys.modules:
+            sys.modules[old] = importlib.import_module(new)  # loaded only here: the model needs it anyway
+            added.append(old)
+    try:
+        yield
+    finally:
+        for old in added:
+            sys.modules.pop(old, None)
