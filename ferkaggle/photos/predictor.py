@@ -5,10 +5,19 @@ as `submit` does (`ferkaggle.runs.select.select_run`: `best` and `latest` on the
 split), and stops with one line when the run `best` or `latest` chooses cannot predict (no saved
 model, or an ensemble with a member that has none); it never picks another run instead.
 
-`Predictor.from_run` loads what a run predicts with: a CNN run's model.keras with the run's
-test-time views, a classical run's model.joblib (its fold pipelines), or an ensemble's members'
-models with the weights it recorded. `Predictor.predict` gives probabilities [n, 7] for uint8
-faces [n, 48, 48]. model.joblib files pickled before the classical models moved into
+`Predictor.from_run` loads what a run predicts with, and `Predictor.predict` gives probabilities
+[n, 7] for uint8 faces [n, 48, 48] (crops as `ferkaggle prepare` makes them; CNNs rescale to
+[0, 1] inside):
+- a CNN run (kind ``cnn``): its model.keras with the run's test-time augmentation (`tta`: the
+  mean over the face and its mirror for "hflip", over ten views for "tencrop" / "shift",
+  `ferkaggle.cnn.tta`), exactly as it scored the holdout; for a k-fold CNN run model.keras is
+  the fold-1 model (what the run saved);
+- a classical run (kind ``baseline``, e.g. the random forest) whose model.joblib was saved: the
+  fold pipelines' mean on the run's features (pixels or HOG) of the crop;
+- an ensemble run: its members' models with the weights it recorded (those fitted on the whole
+  holdout, as for its test probabilities); members with weight 0 are not loaded.
+A run without a saved model (`save_model = false`, or the file deleted) is refused in one line
+(`model_problem` says why). model.joblib files pickled before the classical models moved into
 `ferkaggle.classical` load too (`MOVED_MODULES`).
 """
 
