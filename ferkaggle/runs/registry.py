@@ -195,10 +195,6 @@ class Run:
         return self.info["data"]["split_fingerprint"]
 
     @property
-    def data_fingerprint(self) -> str:
-        return self.info["data"]["data_fingerprint"]
-
-    @property
     def val_accuracy(self) -> float | None:
         return self.metrics.get("val_accuracy")
 
