@@ -6,6 +6,7 @@ the selenium package; without them it is skipped locally, and fails under CI=tru
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -119,9 +120,7 @@ def test_a_busy_port_is_one_clear_line(server):
 
 def _browser_or_skip():
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         missing.append("the selenium package")
     if missing:
         message = "the browser test needs " + ", ".join(missing) + " (apt-get install chromium chromium-driver; pip install selenium)"
