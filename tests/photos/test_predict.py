@@ -17,12 +17,17 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from ferkaggle.classical.baseline import BaselineConfig, run_baseline
 from ferkaggle.cli import app
+from ferkaggle.cnn.config import load_train_config
+from ferkaggle.cnn.train import train_config
 from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.photos.faces import HaarDetector, crop_face, read_photo
+from ferkaggle.photos.export import export_run, tflite_predict
+from ferkaggle.photos.faces import HaarDetector, crop_face, make_detector, read_photo
 from ferkaggle.photos.predict import predict_photo
 from ferkaggle.photos.predictor import Predictor, select_predict_run
+from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
 from ferkaggle.runs.registry import prepared_for_run, read_run
 from ferkaggle.runs.select import select_run
 from helpers.photos import ASTRONAUT_FACE, astronaut_rgb, iou, train_tiny_run, write_photos
@@ -33,8 +38,6 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A trained tiny CNN run, a random-forest run on the same data, and the test photos."""
-    from ferkaggle.classical.baseline import BaselineConfig, run_baseline
-
     root = tmp_path_factory.mktemp("photos")
     cnn = train_tiny_run(root)
     prepared = prepared_for_run(cnn)
@@ -98,8 +101,6 @@ def test_large_photos_are_searched_smaller_and_boxes_come_back_in_photo_pixels()
 def test_mtcnn_missing_is_one_clear_line(monkeypatch):
     import sys
 
-    from ferkaggle.photos.faces import make_detector
-
     monkeypatch.setitem(sys.modules, "mtcnn", None)  # as if the optional extra were not installed
     with pytest.raises(FerkaggleError, match=r"pip install 'ferkaggle\[mtcnn\]'"):
         make_detector("mtcnn")
@@ -109,8 +110,6 @@ def test_mtcnn_missing_is_one_clear_line(monkeypatch):
 
 def test_mtcnn_finds_the_astronaut():
     pytest.importorskip("mtcnn", reason="the optional mtcnn extra is not installed")
-    from ferkaggle.photos.faces import make_detector
-
     (box,) = make_detector("mtcnn").detect(astronaut_rgb())
     assert iou(box, ASTRONAUT_FACE) > 0.6, box
 
@@ -223,8 +222,6 @@ def test_forest_run_predicts_with_its_saved_folds(world, detector):
 
 
 def test_ensemble_uses_its_members_models(world, detector):
-    from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
-
     ensemble, _ = run_ensemble([world["cnn"], world["forest"]], EnsembleConfig(method="mean"), runs_root=world["runs"])
     faces = np.asarray(world["prepared"].x_test[:6])
     combined = Predictor.from_run(ensemble).predict(faces)
@@ -245,8 +242,6 @@ def test_saved_models_reproduce_the_runs_test_probabilities(world):
 def test_best_that_cannot_predict_is_refused_not_replaced(world, tmp_path):
     """`best` is the run submit would use even when it has no model: predict names it and stops,
     it does not fall back to the next run that has one."""
-    from ferkaggle.classical.baseline import BaselineConfig, run_baseline
-
     no_model = run_baseline(world["prepared"], BaselineConfig(n_estimators=12, n_jobs=1, save_model=False),
                             runs_root=tmp_path / "runs", show_progress=False)
     # make the model-less forest the top of the leaderboard, above a CNN that could predict
@@ -267,8 +262,6 @@ def test_best_that_cannot_predict_is_refused_not_replaced(world, tmp_path):
 
 def test_export_keras_and_tflite_equal_the_runs_probabilities(world, tmp_path, monkeypatch):
     import keras
-
-    from ferkaggle.photos.export import tflite_predict
 
     monkeypatch.setenv("FERKAGGLE_RUNS_DIR", str(world["runs"]))
     run = world["cnn"]
@@ -292,11 +285,6 @@ def test_export_of_a_cnn_ensemble_is_one_model_with_its_weights(world, tmp_path)
 
     import keras
 
-    from ferkaggle.cnn.config import load_train_config
-    from ferkaggle.cnn.train import train_config
-    from ferkaggle.photos.export import export_run
-    from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
-
     cfg = dataclasses.replace(load_train_config(_tiny_config()), name="tiny-b")
     second = train_config(world["prepared"], cfg, seed=1, root=world["runs"])
     ensemble, result = run_ensemble([world["cnn"], second], EnsembleConfig(method="weighted"), runs_root=world["runs"])
@@ -308,7 +296,6 @@ def test_export_of_a_cnn_ensemble_is_one_model_with_its_weights(world, tmp_path)
         np.testing.assert_allclose(got, ensemble.proba("test"), atol=1e-5)
         w = result.weights / result.weights.sum()
         np.testing.assert_allclose(got, w[0] * world["cnn"].proba("test") + w[1] * second.proba("test"), atol=1e-5)
-        from ferkaggle.photos.export import tflite_predict
 
         lite = tflite_predict(export_run(ensemble, "tflite", tmp_path / "ensemble.tflite"), faces)
         np.testing.assert_allclose(lite, ensemble.proba("test"), atol=1e-5)

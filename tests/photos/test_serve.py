@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from ferkaggle.core.constants import EMOTIONS
+from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.photos.faces import HaarDetector
 from ferkaggle.photos.predict import predict_photo
 from ferkaggle.photos.predictor import Predictor
@@ -111,8 +112,6 @@ def test_an_oversized_upload_is_refused_without_reading_it(server):
 
 
 def test_a_busy_port_is_one_clear_line(server):
-    from ferkaggle.core.errors import FerkaggleError
-
     port = int(server["url"].rsplit(":", 1)[1])
     with pytest.raises(FerkaggleError, match=f"cannot listen on 127.0.0.1:{port} .*try another --port"):
         make_server(server["app"], "127.0.0.1", port)
