@@ -64,11 +64,14 @@ def board(tmp_path_factory):
     runs["refit"] = copy_run(source, "refit", accuracy=0.90, f1=0.80, refit_of=source.run_id, refit_rows="all")
     runs["no-test"] = copy_run(source, "no-test", accuracy=0.97, f1=0.90)
     (runs["no-test"].dir / "test_proba.npy").unlink()
-    runs["weak-a"] = make_fake_run(prepared, "weak-a", 0.1, seed=1)
-    runs["weak-b"] = make_fake_run(prepared, "weak-b", 0.2, seed=2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FERKAGGLE_RUNS_DIR", str(root / "runs"))  # where the registry writes them
+        runs["weak-a"] = make_fake_run(prepared, "weak-a", 0.1, seed=1)
+        runs["weak-b"] = make_fake_run(prepared, "weak-b", 0.2, seed=2)
     runs["late"] = copy_run(source, "late", accuracy=0.40, f1=0.30)
     runs["elsewhere"] = copy_run(source, "elsewhere", accuracy=0.99, f1=0.95, split="0" * 64)
     assert max(runs["weak-a"].val_accuracy, runs["weak-b"].val_accuracy) < 0.5
+    assert {run.dir.parent for run in runs.values()} == {root / "runs"}
     return {"root": root, "runs": runs, "prepared": prepared, "photo": write_photos(root / "photos")["astronaut"]}
 
 
@@ -129,6 +132,7 @@ def test_a_chosen_run_that_cannot_predict_is_refused_by_name_not_replaced(on_boa
     submit uses it, predict, serve and export say they cannot and how to go on, and pick no other."""
     top = make_fake_run(on_board["prepared"], "top-no-model", 1.0, seed=5)
     try:
+        assert top.dir.parent == on_board["root"] / "runs"
         assert top.val_accuracy > 0.90 and top.model_file() is None
         for ref in ("best", "latest"):
             commands = {"predict": ["predict", str(on_board["photo"]), "--run", ref],
