@@ -2,9 +2,10 @@
 
 Photos: scikit-image's astronaut (512x512, one face) as shipped, and the same photo
 enlarged to 1600x1600 and 4000x3000 (a phone photo; Haar searches photos larger than
-1024 px at 1024 px, see faces.HaarDetector). The model: `--run RUN` (a run with a saved
-model), or by default an untrained `simple` CNN (configs/simple.toml: the time does not
-depend on the weights), with hflip TTA, one face per call as `predict` and `serve` do.
+1024 px at 1024 px, see faces.HaarDetector). The model: `--run RUN` (an id, `best` or
+`latest`, chosen as `ferkaggle predict --run` chooses; it needs a saved model), or by default
+an untrained `simple` CNN (configs/simple.toml: the time does not depend on the weights), with
+hflip TTA, one face per call as `predict` and `serve` do.
 
 Each step is timed `--repeat` times after one warm-up call; the median is reported.
 CPU time is process user+sys (all threads). Usage:
@@ -28,6 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from ferkaggle.cnn.config import load_train_config  # noqa: E402
+from ferkaggle.cnn.models import build_model  # noqa: E402
+from ferkaggle.photos.faces import HaarDetector, MtcnnDetector, find_faces, read_photo  # noqa: E402
+from ferkaggle.photos.predictor import Predictor, select_predict_run  # noqa: E402
+
 
 def timed(fn, repeat: int):
     fn()  # warm-up: first calls trace graphs and fill caches
@@ -44,9 +50,6 @@ class UntrainedRun:
     """Enough of a Run for Predictor: the simple CNN with hflip TTA, random weights."""
 
     def __init__(self):
-        from ferkaggle.cnn.config import load_train_config
-        from ferkaggle.cnn.models import build_model
-
         cfg = load_train_config("simple")
         self.model = build_model(cfg.model)
         self.run_id = "untrained simple CNN"
@@ -55,7 +58,8 @@ class UntrainedRun:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", help="run id with a saved model (default: an untrained simple CNN)")
+    parser.add_argument("--run", help="a run with a saved model: its id, `best` or `latest` as for `ferkaggle predict` "
+                                      "(default: an untrained simple CNN)")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--mtcnn", action="store_true", help="also time the mtcnn detector (needs ferkaggle[mtcnn])")
     args = parser.parse_args()
@@ -63,12 +67,8 @@ def main() -> None:
     from PIL import Image
     from skimage import data
 
-    from ferkaggle.photos.faces import HaarDetector, find_faces, read_photo
-    from ferkaggle.photos.predictor import Predictor
-    from ferkaggle.runs.registry import load_run
-
     if args.run:
-        predictor = Predictor.from_run(load_run(args.run))
+        predictor = Predictor.from_run(select_predict_run(args.run))
     else:
         fake = UntrainedRun()
         predictor = Predictor(fake, [(1.0, fake.model, "hflip")])
@@ -77,8 +77,6 @@ def main() -> None:
               "4000x3000": base.resize((4000, 3000), Image.Resampling.LANCZOS)}
     detectors = [HaarDetector()]
     if args.mtcnn:
-        from ferkaggle.photos.faces import MtcnnDetector
-
         detectors.append(MtcnnDetector())
     print(f"# {platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
           f"{time.strftime('%Y-%m-%d %H:%M')} · model: {predictor.description} · median of {args.repeat}")

@@ -1,8 +1,13 @@
-"""Commands that use a run on new photos: predict, serve, export."""
+"""Commands that use a run on new photos: predict, serve, export.
+
+Each resolves its run argument with `select_predict_run`: the run `submit` would use for the same
+argument (`best` and `latest` on the current prepared data), refused in one line when it has no
+saved model to predict with."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -14,19 +19,21 @@ from ferkaggle.cli.app import app, quiet_tensorflow
 from ferkaggle.core.console import console, err_console
 from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.photos.export import export_run
+from ferkaggle.photos.faces import expand_paths, make_detector
+from ferkaggle.photos.outputs import write_outputs
+from ferkaggle.photos.predict import predict_photos
+from ferkaggle.photos.predictor import Predictor, select_predict_run
+from ferkaggle.photos.serve import App, make_server
 
-
-def _predict_run(ref: str):
-    from ferkaggle.data.prepared import current_split_fingerprint
-    from ferkaggle.photos.predictor import resolve_predict_run
-
-    return resolve_predict_run(ref, split_fingerprint=current_split_fingerprint() if ref == "best" else None)
+RUN_HELP = ("Run id (or a unique part), `best` (top of the leaderboard) or `latest` (newest); both only among "
+            "runs on the current prepared data, the run `ferkaggle submit` would use. It needs a saved model.")
 
 
 @app.command()
 def predict(
     paths: list[Path] = typer.Argument(..., help="Photos (jpg, png, webp, bmp; any size, colour or grey) and folders of them."),
-    run: str = typer.Option("best", "--run", "-r", help="Run id (or a unique part), or `best`: the best run on the current prepared data that has a saved model."),
+    run: str = typer.Option("best", "--run", "-r", help=RUN_HELP),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write predictions.csv and annotated copies of the photos to this folder."),
     fmt: str = typer.Option("table", "--format", "-f", help="table (on screen) | json (to stdout)."),
     detector: str = typer.Option("haar", "--detector", help="haar (OpenCV cascade) | mtcnn (needs `pip install 'ferkaggle\\[mtcnn]'`)."),
@@ -42,23 +49,13 @@ def predict(
 
     Example: ferkaggle predict photos/ --run best --out predictions/
     """
-    from ferkaggle.photos.faces import expand_paths, make_detector
-    from ferkaggle.photos.outputs import write_outputs
-    from ferkaggle.photos.predict import predict_photos
-    from ferkaggle.photos.predictor import Predictor
-
     if fmt not in ("table", "json"):
         raise FerkaggleError(f"--format must be table or json, not {fmt!r}")
     if not 0.0 <= margin <= 1.0:
         raise FerkaggleError(f"--margin must be between 0 and 1, not {margin}")
-    files = expand_paths(paths)
-    empty = [p for p in paths if p.is_dir() and not any(f.is_relative_to(p) for f in files)]
-    for folder in empty:
-        err_console.print(f"[yellow]note:[/yellow] {escape(str(folder))}: no images (jpg, png, webp, bmp) in this folder")
-    if not files:
-        raise FerkaggleError("no photos to predict")
+    files = _photo_files(paths)
     quiet_tensorflow()
-    chosen = _predict_run(run)
+    chosen = select_predict_run(run)
     predictor = Predictor.from_run(chosen)
     results = predict_photos(files, predictor, make_detector(detector, min_neighbors), margin=margin,
                              keep_images=out is not None)
@@ -78,10 +75,19 @@ def predict(
         raise typer.Exit(1)
 
 
+def _photo_files(paths: list[Path]) -> list[Path]:
+    """The photos named and those in the folders named; a note for each folder without any, an error if none at all."""
+    files = expand_paths(paths)
+    empty = [p for p in paths if p.is_dir() and not any(f.is_relative_to(p) for f in files)]
+    for folder in empty:
+        err_console.print(f"[yellow]note:[/yellow] {escape(str(folder))}: no images (jpg, png, webp, bmp) in this folder")
+    if not files:
+        raise FerkaggleError("no photos to predict")
+    return files
+
+
 def _short_names(files: list[str]) -> dict[str, str]:
     """Paths relative to the folder all of them share, so that long paths do not fold the table."""
-    import os
-
     try:
         common = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
     except ValueError:
@@ -114,7 +120,7 @@ def _print_table(results, run_id: str) -> None:
 
 @app.command()
 def serve(
-    run: str = typer.Option("best", "--run", "-r", help="Run id (or a unique part), or `best`."),
+    run: str = typer.Option("best", "--run", "-r", help=RUN_HELP),
     port: int = typer.Option(8000, "--port", "-p", help="TCP port to listen on (0 = any free port)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default is this machine only."),
     detector: str = typer.Option("haar", "--detector", help="haar | mtcnn."),
@@ -127,12 +133,8 @@ def serve(
 
     Example: ferkaggle serve --run best --port 8000, then open http://127.0.0.1:8000/
     """
-    from ferkaggle.photos.faces import make_detector
-    from ferkaggle.photos.predictor import Predictor
-    from ferkaggle.photos.serve import App, make_server
-
     quiet_tensorflow()
-    chosen = _predict_run(run)
+    chosen = select_predict_run(run)
     app_ = App(Predictor.from_run(chosen), make_detector(detector))
     server = make_server(app_, host, port)
     bound_host, bound_port = server.server_address[:2]
@@ -147,7 +149,7 @@ def serve(
 
 @app.command()
 def export(
-    run: str = typer.Argument(..., help="Run id (or a unique part), or `best`."),
+    run: str = typer.Argument(..., help=RUN_HELP),
     fmt: str = typer.Option("keras", "--format", "-f", help="keras (.keras file) | tflite (TensorFlow Lite)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file or folder (default: ./<run_id>.<format>)."),
 ) -> None:
@@ -159,10 +161,8 @@ def export(
 
     Example: ferkaggle export best --format tflite --out fer.tflite
     """
-    from ferkaggle.photos.export import export_run
-
     quiet_tensorflow()
-    chosen = _predict_run(run)
+    chosen = select_predict_run(run)
     path = export_run(chosen, fmt, out)
     console.print(f"[green]wrote[/green] {escape(str(path))} ({path.stat().st_size / 1e6:.2f} MB) from run {chosen.run_id}: "
                   + escape("input float32 [batch, 48, 48, 1] pixels 0..255, output [batch, 7] probabilities"))

@@ -100,10 +100,6 @@ def _fitting_columns(rows: list[list[str]], width: int) -> list[str]:
     return columns
 
 
-def _resolve_run(ref: str):
-    return select_run(ref)
-
-
 def _print_best_estimate(chosen) -> None:
     """Say what `best`'s holdout figure is worth: it is the score the run was chosen on."""
     pool = best_candidates(list_runs(), chosen.split_fingerprint)
@@ -137,7 +133,7 @@ def submit(
         problem = kaggle_api.missing_requirement()
         if problem:
             raise FerkaggleError(problem)
-    chosen = _resolve_run(run)
+    chosen = select_run(run)
     result = write_submission(chosen, out)
     val = chosen.val_accuracy
     holdout = f", holdout accuracy {val:.4f}" if val is not None else ""
@@ -228,7 +224,7 @@ def report(
 
     Example: ferkaggle report best
     """
-    chosen = _resolve_run(run)
+    chosen = select_run(run)
     result = write_report(chosen, out)
     table = Table(title=f"{chosen.run_id}: holdout accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f}")
     for column in ("class", "precision", "recall", "F1", "support"):

@@ -3,13 +3,13 @@
 Input: a CNN run (its model.keras) or an ensemble of CNN runs. Output: a model that takes
 float32 [batch, 48, 48, 1] grey pixels in 0..255 (a 48x48 face crop as it is, no scaling:
 the model rescales to [0, 1] itself) and returns float32 [batch, 7] probabilities in the
-order of `ferkaggle.EMOTIONS` (angry, disgust, fear, happy, sad, surprise, neutral).
+order of `ferkaggle.core.constants.EMOTIONS` (angry, disgust, fear, happy, sad, surprise, neutral).
 
-The run's test-time augmentation is built in, every mode of `train.TTA_MODES`: with
-`tta = "hflip"` the exported model returns the mean over the face and its mirror, with
-"tencrop" / "shift" the mean over the same ten views `train.predict_proba` averages (the
-views are made inside the graph by `train.tta_views`), so it gives exactly the run's
-probabilities.
+The run's test-time augmentation is built in, every mode of `ferkaggle.cnn.tta.TTA_MODES`:
+with `tta = "hflip"` the exported model returns the mean over the face and its mirror, with
+"tencrop" / "shift" the mean over the same ten views `cnn.tta.predict_proba` averages (the
+views are made inside the graph by `cnn.tta.tta_views`), so it gives exactly the run's
+probabilities. The run is loaded as `ferkaggle predict` loads it (`Predictor.from_run`).
 An ensemble becomes one model: its members' (TTA) outputs weighted as the ensemble recorded.
 Forest runs have no Keras graph and are refused (their model.joblib is already one file).
 
@@ -38,7 +38,6 @@ FORMATS = ("keras", "tflite")
 def standalone_model(run: Run):
     """One Keras model with the run's TTA (and an ensemble's weighting) built in."""
     import keras
-
 
     predictor = Predictor.from_run(run)
     for _, model, tta in predictor.parts:

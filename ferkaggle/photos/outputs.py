@@ -1,4 +1,6 @@
-"""What `ferkaggle predict` writes: predictions.csv (one row per face) and annotated copies of the photos."""
+"""What `ferkaggle predict --out` writes: predictions.csv (one row per face: file, face index, box,
+emotion, the seven probabilities) and `<stem>.annotated.<jpg|png>`, a copy of each readable photo
+with every face's box and label drawn on it. Each file is written atomically and never over an input."""
 
 from __future__ import annotations
 

@@ -1,22 +1,12 @@
-"""Emotions of the faces in photos, with a trained run's model.
+"""Emotions of the faces in photos, with a run's `Predictor`.
 
-Inputs: a run (`runs.Run`) and photos (paths or bytes). Outputs: per photo, each face's box
-(x, y, w, h in the photo's pixels), its seven probabilities (EMOTIONS order) and the emotion;
-optionally `predictions.csv` and annotated copies of the photos.
-
-Which runs can predict (`Predictor.from_run`):
-- a CNN run (kind ``cnn``): its `model.keras` with the run's test-time augmentation (the mean
-  over the face and its mirror when the run used `tta = "hflip"`, over ten views with
-  "tencrop" / "shift": `train.tta_views`), exactly as it scored the holdout. For a k-fold CNN run model.keras is the fold-1 model (what the run saved);
-- a classical baseline (kind ``baseline``, e.g. the random forest) whose `model.joblib` was
-  saved: the fold pipelines' mean on the run's features (pixels or HOG) of the 48x48 crop;
-- an ensemble run: its members' models combined with the weights the ensemble recorded
-  (those fitted on the whole holdout, as for its test probabilities); members with weight 0
-  are not loaded.
-A run without a saved model (`save_model = false`, or the file deleted) is refused with one line.
-
-A face crop is 48x48 grey uint8 made as `ferkaggle prepare` makes image-folder faces (see
-faces.py); the models take those pixels as they are (CNNs rescale to [0, 1] inside).
+`predict_photo` reads one photo (a path or bytes), finds its faces and cuts each to a 48x48
+grey crop (`ferkaggle.photos.faces`), and gives the crops to the predictor. The result is a
+`PhotoResult`: per face its box (x, y, w, h in the photo's pixels), its seven probabilities
+(EMOTIONS order) and the emotion, plus timings and, on request, the photo itself for
+annotation. `predict_photos` does a batch: an unreadable photo becomes a result with `error`
+set and the others go on. `ferkaggle predict` (with `ferkaggle.photos.outputs` for the files it
+writes) and `ferkaggle serve` both call these.
 """
 
 from __future__ import annotations
@@ -33,11 +23,11 @@ from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.photos.faces import DEFAULT_MARGIN, Box, Detector, find_faces, read_photo
 from ferkaggle.photos.predictor import Predictor
 
-# ----------------------------------------------------------------------------- photos
-
 
 @dataclass
 class Face:
+    """One face found in a photo: its box and the run's probabilities for its crop."""
+
     box: Box
     probabilities: np.ndarray  # float32 [7]
 
@@ -56,6 +46,8 @@ class Face:
 
 @dataclass
 class PhotoResult:
+    """What one photo gave: its faces, or the one-line error when it could not be read."""
+
     file: str
     faces: list[Face] = field(default_factory=list)
     error: str | None = None      # one line when the file could not be read

@@ -1,7 +1,7 @@
 """A small local web page for trying a run on photos: `ferkaggle serve`.
 
 Standard library only (http.server, threaded) and one HTML page shipped with the package
-(ferkaggle/web/index.html). The model is loaded once and held in memory.
+(ferkaggle/photos/web/index.html). The model is loaded once and held in memory.
 
     GET  /            the page: drop or pick a photo, or take a webcam snapshot
     GET  /health      {"status": "ok", "run": "<run_id>"}
@@ -81,63 +81,74 @@ class App:
         return out
 
 
-def make_handler(app: App, quiet: bool = False):
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "ferkaggle"
-        protocol_version = "HTTP/1.1"
-        timeout = 60  # seconds a client may stall mid-request before its thread gives up
+class Handler(BaseHTTPRequestHandler):
+    """The HTTP side of an `App`: the page, /health and POST /predict (`make_handler` binds the App)."""
 
-        def log_message(self, fmt, *args):  # noqa: D401 - http.server API
-            if not quiet:
-                super().log_message(fmt, *args)
+    app: App
+    quiet = False
+    server_version = "ferkaggle"
+    protocol_version = "HTTP/1.1"
+    timeout = 60  # seconds a client may stall mid-request before its thread gives up
 
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+    def log_message(self, fmt, *args):  # noqa: D401 - http.server API
+        if not self.quiet:
+            super().log_message(fmt, *args)
 
-        def _json(self, status: int, obj: Any) -> None:
-            self._send(status, json.dumps(obj).encode(), "application/json")
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
 
-        def do_GET(self):  # noqa: N802 - http.server API
-            path = self.path.split("?", 1)[0]
-            if path in ("/", "/index.html"):
-                self._send(200, page_html(), "text/html; charset=utf-8")
-            elif path == "/health":
-                self._json(200, {"status": "ok", "run": app.predictor.run.run_id})
-            else:
-                self._json(404, {"error": f"no page {path}"})
+    def _json(self, status: int, obj: Any) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json")
 
-        def do_POST(self):  # noqa: N802
-            path = self.path.split("?", 1)[0]
-            try:
-                length = int(self.headers.get("Content-Length") or -1)
-            except ValueError:
-                length = -1
-            try:
-                if path != "/predict":
-                    self.close_connection = True
-                    raise BadRequest(f"no endpoint {path}; POST images to /predict", HTTPStatus.NOT_FOUND)
-                if length < 0:
-                    self.close_connection = True
-                    raise BadRequest("a Content-Length header is required", HTTPStatus.LENGTH_REQUIRED)
-                if length > MAX_UPLOAD_BYTES:
-                    self.close_connection = True  # the body is not read: the connection cannot be reused
-                    raise BadRequest(f"the upload is {length:,} bytes; at most {MAX_UPLOAD_BYTES:,}",
-                                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-                body = self.rfile.read(length)
-                name, data = multipart_file(self.headers.get("Content-Type", ""), body)
-                self._json(200, app.predict_bytes(name, data))
-            except BadRequest as exc:
-                self._json(exc.status, {"error": str(exc)})
-            except Exception as exc:  # a bug must not take the server down; say what happened
-                self.close_connection = True
-                self._json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+    def do_GET(self):  # noqa: N802 - http.server API
+        path = self.path.split("?", 1)[0]
+        if path in ("/", "/index.html"):
+            self._send(200, page_html(), "text/html; charset=utf-8")
+        elif path == "/health":
+            self._json(200, {"status": "ok", "run": self.app.predictor.run.run_id})
+        else:
+            self._json(404, {"error": f"no page {path}"})
 
-    return Handler
+    def do_POST(self):  # noqa: N802
+        try:
+            body = self._upload_body()
+            name, data = multipart_file(self.headers.get("Content-Type", ""), body)
+            self._json(200, self.app.predict_bytes(name, data))
+        except BadRequest as exc:
+            self._json(exc.status, {"error": str(exc)})
+        except Exception as exc:  # a bug must not take the server down; say what happened
+            self.close_connection = True
+            self._json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+
+    def _upload_body(self) -> bytes:
+        """The body of a POST to /predict, read only once the path, Content-Length and size limit are
+        right; BadRequest otherwise (and the connection is closed: the unread body makes it unusable)."""
+        path = self.path.split("?", 1)[0]
+        try:
+            length = int(self.headers.get("Content-Length") or -1)
+        except ValueError:
+            length = -1
+        if path != "/predict":
+            self.close_connection = True
+            raise BadRequest(f"no endpoint {path}; POST images to /predict", HTTPStatus.NOT_FOUND)
+        if length < 0:
+            self.close_connection = True
+            raise BadRequest("a Content-Length header is required", HTTPStatus.LENGTH_REQUIRED)
+        if length > MAX_UPLOAD_BYTES:
+            self.close_connection = True
+            raise BadRequest(f"the upload is {length:,} bytes; at most {MAX_UPLOAD_BYTES:,}",
+                             HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        return self.rfile.read(length)
+
+
+def make_handler(app: App, quiet: bool = False) -> type[Handler]:
+    """A `Handler` class serving `app` (http.server makes one handler per request from it)."""
+    return type("AppHandler", (Handler,), {"app": app, "quiet": quiet})
 
 
 def make_server(app: App, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False) -> ThreadingHTTPServer:

@@ -1,2 +1,3 @@
-"""The run registry: one folder per run (run.json, metrics.json, *_proba.npy, the model), checkpoints,
-the one ranking that answers `best` and `latest`, and the leaderboard."""
+"""Recorded runs: the registry of run folders (registry), the checkpoint layout a CNN fit leaves
+while it trains (checkpoints), the search's files under runs/searches/ (studies), the one ranking
+of runs and the choice of `best` and `latest` (select), and the leaderboard (leaderboard)."""

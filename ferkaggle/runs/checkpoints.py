@@ -1,5 +1,9 @@
-"""A run's checkpoint folder and its file names (state.json, last/best.keras, swa.npz, snapshots):
-the resumable state a CNN fit leaves while it trains."""
+"""Checkpoint folders: where a CNN fit keeps its resumable state while it trains, and the names of
+the files in one (state.json, last.keras, best.keras, swa.npz, snapshot-<epoch>.keras).
+
+A run's folder holds checkpoint/ (checkpoint-fold<f>/ for k-fold runs) until the run is recorded;
+the search keeps one per trial under runs/searches/ (`ferkaggle.runs.studies.trial_state_dir`).
+Writing and reading the files is the CNN fit's; only the layout is here."""
 
 from __future__ import annotations
 
@@ -41,13 +45,6 @@ def snapshot_files(state_dir: str | Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def drop_checkpoint_models(state_dir: str | Path) -> None:
-    """Delete a checkpoint's model files (once recorded, the run folder holds model.keras); keep state.json."""
-    for which in ("last", "best", "swa"):
-        checkpoint_file(state_dir, which).unlink(missing_ok=True)
-    for path in snapshot_files(state_dir).values():
-        path.unlink(missing_ok=True)
-
-
 def remove_checkpoint(state_dir: str | Path) -> None:
+    """Delete a checkpoint folder and everything in it (once its run is recorded); no error if it is gone."""
     shutil.rmtree(state_dir, ignore_errors=True)

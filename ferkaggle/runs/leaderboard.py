@@ -1,11 +1,11 @@
 """The local leaderboard: every recorded run, ranked by holdout-val accuracy.
 
-Rows are ranked by `runs.rank_key`, THE ranking of runs in the package: the leaderboard,
-`best` (`runs.select_run`) and `ensemble --top` (on each fitting half) all sort by it.
+Rows are ranked by `ferkaggle.runs.select.rank_key`, THE ranking of runs in the package: the
+leaderboard, `best` (`select_run`) and `ensemble --top` (on each fitting half) all sort by it.
 
-Input: the run registry (`runs.list_runs`) and, optionally, the split fingerprint of the
-current prepared data. Output: `Section`s of `Row`s, one section per split fingerprint,
-the current split first (then the most recently used), each ranked by holdout accuracy
+Input: the run registry (`ferkaggle.runs.registry.list_runs`) and, optionally, the split
+fingerprint of the current prepared data. Output: `Section`s of `Row`s, one section per split
+fingerprint, the current split first (then the most recently used), each ranked by holdout accuracy
 (macro-F1 breaks ties). Runs made on different holdout splits are never ranked together:
 their accuracies are on different rows. Renderers turn sections into markdown, CSV or JSON
 text here; the rich table lives in the CLI.
@@ -28,9 +28,9 @@ import io
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
-from ferkaggle.runs.select import is_refit
-from ferkaggle.runs.select import rank_key
+
 from ferkaggle.runs.registry import list_runs
+from ferkaggle.runs.select import is_refit, rank_key
 
 FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "json")
 SELECTED_MARK = "(selected on it)"

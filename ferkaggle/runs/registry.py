@@ -1,23 +1,24 @@
-"""The run registry: the one module that knows the layout of `runs/`.
+"""The run registry: one folder per run under `runs/`, written by `RunWriter` and read back as `Run`.
 
     runs/<run_id>/                 run_id = 2026-11-23_101500_rf-pixels (sorts by time)
       run.json        kind, name, summary, full resolved config, data + split fingerprints,
-                      seed, package versions, threads, start/end times, duration, status
+                      seed, package versions, host, start/end times, duration, status
+                      (CNN runs add `runtime`: TensorFlow threads, devices, precision)
       metrics.json    val_accuracy, val_macro_f1 (holdout), scored_on, selected_on,
                       cv_mean/cv_std (k-fold), history, ...
       val_proba.npy   float32 [n_val, 7]    holdout-val probabilities, holdout order
       oof_proba.npy   float32 [n_train, 7]  out-of-fold probabilities, training-row order
       test_proba.npy  float32 [n_test, 7]   test probabilities, test-file order
       model.keras | model.joblib
-      checkpoint/ | checkpoint-fold<f>/     while a CNN trains (removed when it is recorded):
-        state.json  last.keras  best.keras  (`checkpoint_dir`, `checkpoint_file`)
+      checkpoint/ | checkpoint-fold<f>/     while a CNN trains (`ferkaggle.runs.checkpoints`)
+    runs/searches/                 the search's own files, not runs (`ferkaggle.runs.studies`)
 
-A run is `running` while it works, then `completed`, `failed` or `interrupted`. Only
-completed runs count on the leaderboard unless asked. Everything else goes through here:
-the checkpoint folders and file names (train.py and the search call `checkpoint_dir`,
-`checkpoint_file`, `drop_checkpoint_models`, `remove_checkpoint`), the one ranking of runs
-(`rank_key`, `rank_runs`: leaderboard, `best`, `ensemble --top`), and the choice of `best`
-and `latest`, which only ever look at the current prepared split (`select_run`).
+A run is `running` while it works, then `completed`, `failed` or `interrupted`; `list_runs`
+returns completed runs unless asked for all. Here: writing a run (`RunWriter`), reading one
+(`read_run`, `list_runs`, `load_run` by id, part of an id or folder), removing one, the prepared
+data it was made on (`prepared_for_run`), and a run as a zip for the search's artifact store
+(`archive_run`, `import_run_archive`). Which run `best` and `latest` mean, and the ranking of
+runs, are `ferkaggle.runs.select`'s.
 """
 
 from __future__ import annotations
@@ -38,16 +39,14 @@ from typing import Any
 import numpy as np
 
 from ferkaggle.core.constants import NUM_CLASSES
-from ferkaggle.data.prepared import Prepared, load_prepared
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import atomic_save_npy, atomic_write_json
-
+from ferkaggle.data.prepared import Prepared, load_prepared
 
 DEFAULT_ROOT = Path("runs")
 SELECTORS = ("best", "latest")
 """Run references that name a choice, not a run: `ferkaggle.runs.select.select_run` makes it."""
 PROBA_FILES = {"val": "val_proba.npy", "test": "test_proba.npy", "oof": "oof_proba.npy"}
-STATUSES = ("running", "completed", "failed", "interrupted")
 
 
 def runs_root(root: str | Path | None = None) -> Path:
@@ -196,10 +195,6 @@ class Run:
         return self.info["data"]["split_fingerprint"]
 
     @property
-    def data_fingerprint(self) -> str:
-        return self.info["data"]["data_fingerprint"]
-
-    @property
     def val_accuracy(self) -> float | None:
         return self.metrics.get("val_accuracy")
 
@@ -282,10 +277,8 @@ def load_run(ref: str, root: str | Path | None = None) -> Run:
     return candidates[0]
 
 
-# ----------------------------------------------------------------------------- ranking and choice
-
-
 def remove_run(run: Run) -> None:
+    """Delete the run's folder."""
     shutil.rmtree(run.dir)
 
 
@@ -307,11 +300,6 @@ def prepared_for_run(run: Run) -> Prepared:
             f"(split {prepared.split_fingerprint} != {recorded['split_fingerprint']})"
         )
     return prepared
-
-
-# ----------------------------------------------------------------------------- searches
-# runs/searches/ belongs to the registry too: the embedded Optuna study file, and one folder per
-# study with its summary and the trials' epoch checkpoints (removed once a trial is a run).
 
 
 def archive_run(run: Run, dest_dir: Path) -> Path:

@@ -1,7 +1,13 @@
-"""The one ranking of runs and the one answer to `best` and `latest`, used by every command.
+"""The one ranking of runs and the one answer to `best` and `latest`, for every command.
 
-Runs are ranked by holdout-val accuracy, then macro-F1, then id (`rank_key`); a refit stands in
-for its source. `best` and `latest` look only at runs of the current prepared split."""
+`rank_key` orders runs: holdout-val accuracy, then macro-F1, then a refit before its source, then
+the older id. The leaderboard, `ensemble --top` and `best` all sort by it. `select_run` turns a
+run argument into a run: `best` is the top-ranked run with test probabilities, `latest` the newest
+completed run, both among the runs on the current prepared split only; anything else is a run id
+(or a unique part of one, or a folder). submit, report, predict, serve and export all resolve
+their run argument here; predict, serve and export then refuse a chosen run that has no saved
+model (`ferkaggle.photos.predictor.select_predict_run`) instead of choosing another.
+The refit helpers say which runs a refit on all labelled rows stands in for (ensembles)."""
 
 from __future__ import annotations
 
@@ -9,10 +15,9 @@ from pathlib import Path
 from typing import Iterable
 
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.runs.registry import SELECTORS, Run, list_runs, load_run, runs_root
 from ferkaggle.data.prepared import DEFAULT_ROOT as PREPARED_ROOT
 from ferkaggle.data.prepared import current_split_fingerprint
-
+from ferkaggle.runs.registry import SELECTORS, Run, list_runs, load_run, runs_root
 
 
 def rank_key(val_accuracy: float | None, val_macro_f1: float | None, run_id: str, refit: bool = False) -> tuple:
@@ -25,6 +30,7 @@ def rank_key(val_accuracy: float | None, val_macro_f1: float | None, run_id: str
 
 
 def run_rank_key(run: Run) -> tuple:
+    """`rank_key` of a run, from its metrics.json and run.json."""
     return rank_key(run.val_accuracy, run.metrics.get("val_macro_f1"), run.run_id, is_refit(run))
 
 
@@ -58,6 +64,7 @@ def best_candidates(runs: Iterable[Run], split_fingerprint: str | None = None) -
 
 
 def best_run(runs: Iterable[Run], split_fingerprint: str | None = None) -> Run | None:
+    """The top-ranked of `best_candidates`, or None when there is none."""
     ranked = rank_runs(best_candidates(runs, split_fingerprint))
     return ranked[0] if ranked else None
 

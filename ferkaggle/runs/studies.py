@@ -1,5 +1,10 @@
-"""Where the search keeps its own files under the runs folder: the embedded study database and
-each trial's checkpoint folder."""
+"""Where the search keeps its own files under the runs folder (they are not runs):
+
+    runs/searches/studies.db                     the embedded Optuna study database
+    runs/searches/<study>/search.json            the search's summary
+    runs/searches/<study>/trials/<key>/          a trial's epoch checkpoints, until it is a run
+
+Paths only: the search (`ferkaggle.search`) writes and reads the files."""
 
 from __future__ import annotations
 
@@ -29,4 +34,5 @@ def search_dir(study_name: str, root: str | Path | None = None) -> Path:
 
 
 def trial_state_dir(study_name: str, trial_key: str, root: str | Path | None = None) -> Path:
+    """The checkpoint folder of one trial of a study (`ferkaggle.runs.checkpoints` names its files)."""
     return search_dir(study_name, root) / "trials" / trial_key

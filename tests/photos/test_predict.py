@@ -17,13 +17,19 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from ferkaggle.classical.baseline import BaselineConfig, run_baseline
 from ferkaggle.cli.app import app
+from ferkaggle.cnn.config import load_train_config
+from ferkaggle.cnn.train import train_config
 from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.photos.faces import HaarDetector, crop_face, read_photo
+from ferkaggle.photos.export import export_run, tflite_predict
+from ferkaggle.photos.faces import HaarDetector, crop_face, make_detector, read_photo
 from ferkaggle.photos.predict import predict_photo
-from ferkaggle.photos.predictor import Predictor, resolve_predict_run
+from ferkaggle.photos.predictor import Predictor, select_predict_run
+from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
 from ferkaggle.runs.registry import prepared_for_run, read_run
+from ferkaggle.runs.select import select_run
 from helpers.photos import ASTRONAUT_FACE, astronaut_rgb, iou, train_tiny_run, write_photos
 
 runner = CliRunner()
@@ -32,8 +38,6 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A trained tiny CNN run, a random-forest run on the same data, and the test photos."""
-    from ferkaggle.classical.baseline import BaselineConfig, run_baseline
-
     root = tmp_path_factory.mktemp("photos")
     cnn = train_tiny_run(root)
     prepared = prepared_for_run(cnn)
@@ -97,8 +101,6 @@ def test_large_photos_are_searched_smaller_and_boxes_come_back_in_photo_pixels()
 def test_mtcnn_missing_is_one_clear_line(monkeypatch):
     import sys
 
-    from ferkaggle.photos.faces import make_detector
-
     monkeypatch.setitem(sys.modules, "mtcnn", None)  # as if the optional extra were not installed
     with pytest.raises(FerkaggleError, match=r"pip install 'ferkaggle\[mtcnn\]'"):
         make_detector("mtcnn")
@@ -108,8 +110,6 @@ def test_mtcnn_missing_is_one_clear_line(monkeypatch):
 
 def test_mtcnn_finds_the_astronaut():
     pytest.importorskip("mtcnn", reason="the optional mtcnn extra is not installed")
-    from ferkaggle.photos.faces import make_detector
-
     (box,) = make_detector("mtcnn").detect(astronaut_rgb())
     assert iou(box, ASTRONAUT_FACE) > 0.6, box
 
@@ -193,6 +193,7 @@ def test_missing_files_and_empty_folders(world, tmp_path, monkeypatch):
 
 
 def test_run_without_a_model_is_one_clear_line(world, tmp_path, monkeypatch):
+    monkeypatch.chdir(world["root"])  # its data/prepared: the run's split is the current one
     monkeypatch.setenv("FERKAGGLE_RUNS_DIR", str(tmp_path / "runs"))
     copy = tmp_path / "runs" / world["cnn"].run_id
     shutil.copytree(world["cnn"].dir, copy)
@@ -200,9 +201,11 @@ def test_run_without_a_model_is_one_clear_line(world, tmp_path, monkeypatch):
     result = runner.invoke(app, ["predict", str(world["photos"]["astronaut"]), "--run", world["cnn"].run_id])
     assert result.exit_code == 1
     assert "has no saved model" in result.output and "Traceback" not in result.output
-    # `best` skips runs that cannot predict and says so when none can
+    # `best` is that run (the only one): refused by name, with what to do instead
     result = runner.invoke(app, ["predict", str(world["photos"]["astronaut"])])
-    assert result.exit_code == 1 and "no completed run with a saved model" in result.output
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and f"`best` is run {world['cnn'].run_id}" in text, result.output
+    assert "its model.keras is missing" in text and "--run <run id>" in text, result.output
 
 
 def test_forest_run_predicts_with_its_saved_folds(world, detector):
@@ -219,8 +222,6 @@ def test_forest_run_predicts_with_its_saved_folds(world, detector):
 
 
 def test_ensemble_uses_its_members_models(world, detector):
-    from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
-
     ensemble, _ = run_ensemble([world["cnn"], world["forest"]], EnsembleConfig(method="mean"), runs_root=world["runs"])
     faces = np.asarray(world["prepared"].x_test[:6])
     combined = Predictor.from_run(ensemble).predict(faces)
@@ -238,16 +239,21 @@ def test_saved_models_reproduce_the_runs_test_probabilities(world):
         np.testing.assert_allclose(Predictor.from_run(run).predict(faces), run.proba("test"), atol=1e-5)
 
 
-def test_best_prefers_a_run_that_can_predict(world, tmp_path):
-    from ferkaggle.classical.baseline import BaselineConfig, run_baseline
-
+def test_best_that_cannot_predict_is_refused_not_replaced(world, tmp_path):
+    """`best` is the run submit would use even when it has no model: predict names it and stops,
+    it does not fall back to the next run that has one."""
     no_model = run_baseline(world["prepared"], BaselineConfig(n_estimators=12, n_jobs=1, save_model=False),
                             runs_root=tmp_path / "runs", show_progress=False)
-    # make the model-less forest the top of the leaderboard: `best` must still pick the CNN
+    # make the model-less forest the top of the leaderboard, above a CNN that could predict
     metrics = dict(no_model.metrics, val_accuracy=0.99)
     (no_model.dir / "metrics.json").write_text(json.dumps(metrics))
     shutil.copytree(world["cnn"].dir, tmp_path / "runs" / world["cnn"].run_id)
-    assert resolve_predict_run("best", tmp_path / "runs").run_id == world["cnn"].run_id
+    prepared_root = world["root"] / "data" / "prepared"
+    assert select_run("best", tmp_path / "runs", prepared_root=prepared_root).run_id == no_model.run_id
+    with pytest.raises(FerkaggleError, match=rf"`best` is run {no_model.run_id} .*cannot predict.*save_model = false"):
+        select_predict_run("best", tmp_path / "runs", prepared_root=prepared_root)
+    # named, the CNN is used; the forest named is refused the same way as before
+    assert select_predict_run(world["cnn"].run_id, tmp_path / "runs").run_id == world["cnn"].run_id
     with pytest.raises(FerkaggleError, match="has no saved model .*save_model = false"):
         Predictor.from_run(read_run(no_model.dir))
 
@@ -256,8 +262,6 @@ def test_best_prefers_a_run_that_can_predict(world, tmp_path):
 
 def test_export_keras_and_tflite_equal_the_runs_probabilities(world, tmp_path, monkeypatch):
     import keras
-
-    from ferkaggle.photos.export import tflite_predict
 
     monkeypatch.setenv("FERKAGGLE_RUNS_DIR", str(world["runs"]))
     run = world["cnn"]
@@ -281,11 +285,6 @@ def test_export_of_a_cnn_ensemble_is_one_model_with_its_weights(world, tmp_path)
 
     import keras
 
-    from ferkaggle.cnn.config import load_train_config
-    from ferkaggle.cnn.train import train_config
-    from ferkaggle.photos.export import export_run
-    from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
-
     cfg = dataclasses.replace(load_train_config(_tiny_config()), name="tiny-b")
     second = train_config(world["prepared"], cfg, seed=1, root=world["runs"])
     ensemble, result = run_ensemble([world["cnn"], second], EnsembleConfig(method="weighted"), runs_root=world["runs"])
@@ -297,7 +296,6 @@ def test_export_of_a_cnn_ensemble_is_one_model_with_its_weights(world, tmp_path)
         np.testing.assert_allclose(got, ensemble.proba("test"), atol=1e-5)
         w = result.weights / result.weights.sum()
         np.testing.assert_allclose(got, w[0] * world["cnn"].proba("test") + w[1] * second.proba("test"), atol=1e-5)
-        from ferkaggle.photos.export import tflite_predict
 
         lite = tflite_predict(export_run(ensemble, "tflite", tmp_path / "ensemble.tflite"), faces)
         np.testing.assert_allclose(lite, ensemble.proba("test"), atol=1e-5)

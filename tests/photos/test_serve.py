@@ -6,6 +6,7 @@ the selenium package; without them it is skipped locally, and fails under CI=tru
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from ferkaggle.core.constants import EMOTIONS
+from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.photos.faces import HaarDetector
 from ferkaggle.photos.predict import predict_photo
 from ferkaggle.photos.predictor import Predictor
@@ -110,8 +112,6 @@ def test_an_oversized_upload_is_refused_without_reading_it(server):
 
 
 def test_a_busy_port_is_one_clear_line(server):
-    from ferkaggle.core.errors import FerkaggleError
-
     port = int(server["url"].rsplit(":", 1)[1])
     with pytest.raises(FerkaggleError, match=f"cannot listen on 127.0.0.1:{port} .*try another --port"):
         make_server(server["app"], "127.0.0.1", port)
@@ -119,9 +119,7 @@ def test_a_busy_port_is_one_clear_line(server):
 
 def _browser_or_skip():
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         missing.append("the selenium package")
     if missing:
         message = "the browser test needs " + ", ".join(missing) + " (apt-get install chromium chromium-driver; pip install selenium)"

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ferkaggle.cli.app import app
+from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
 from ferkaggle.runs import leaderboard as lb
 from ferkaggle.runs.registry import RunWriter
 from helpers.fakes import make_fake_run, make_tiny_prepared
@@ -114,8 +115,6 @@ def test_cli_empty_registry_is_friendly(in_tmp):
 def test_each_row_says_what_it_was_scored_on(tiny_prepared, in_tmp):
     """A baseline and a CNN recorded with scored_on say 'holdout'; an ensemble says its halves;
     a CNN recorded before selection moved off the holdout (no scored_on) is marked as selected on it."""
-    from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
-
     base = make_fake_run(tiny_prepared, "rf", 0.5, seed=1)
     with RunWriter("cnn", "new-cnn", {}, tiny_prepared, seed=0) as w:
         w.save_metrics({"val_accuracy": 0.3, "scored_on": "holdout", "selected_on_score": False})

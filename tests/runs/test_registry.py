@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.runs.registry import RunWriter, list_runs, load_run
 
 
 def test_run_registry_statuses_and_lookup(tiny_prepared, in_tmp):
-    from ferkaggle.runs.registry import RunWriter, list_runs, load_run
-
     with RunWriter("baseline", "rf pixels", {"a": 1}, tiny_prepared, seed=1) as ok:
         ok.save_metrics({"val_accuracy": 0.5})
     with pytest.raises(KeyboardInterrupt):

@@ -3,22 +3,22 @@ when there is none; runs on another split are never chosen, however good."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from ferkaggle.cli.app import app
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.runs.registry import load_run
-from ferkaggle.runs.select import select_run
+from ferkaggle.core.metrics import scores
+from ferkaggle.data.prepared import write_prepared
+from ferkaggle.data.synthetic import make_faces
+from ferkaggle.results.ensemble import best_on_halves, halves
+from ferkaggle.runs.registry import RunWriter, list_runs, load_run, read_run, remove_run
+from ferkaggle.runs.select import best_candidates, select_run
 from helpers.fakes import make_fake_run
 
 
 def _other_split(in_tmp):
-    import numpy as np
-
-    from ferkaggle.data.prepared import write_prepared
-    from ferkaggle.data.synthetic import make_faces
-
     x, y = make_faces(150, seed=9)
     xt, yt = make_faces(20, seed=10)
     fold = (np.arange(150) % 2).astype(np.int8)
@@ -65,7 +65,6 @@ def test_without_a_current_split_best_and_latest_stop_with_one_line(board):
 
 def test_a_split_with_no_runs_is_a_clear_error(board):
     runs, tiny, other, latest = board
-    from ferkaggle.runs.registry import remove_run
 
     latest.write_text("other\n")
     remove_run(runs["elsewhere"])
@@ -73,13 +72,8 @@ def test_a_split_with_no_runs_is_a_clear_error(board):
         select_run("best")
 
 
-def _run_right_on(prepared, name: str, right: "np.ndarray"):
+def _run_right_on(prepared, name: str, right):
     """A run whose holdout argmax is the label exactly on the rows where `right` is True."""
-    import numpy as np
-
-    from ferkaggle.core.metrics import scores
-    from ferkaggle.runs.registry import RunWriter, read_run
-
     y = np.asarray(prepared.y_val)
     val = np.full((len(y), 7), 0.05, np.float32)
     val[np.arange(len(y)), np.where(right, y, (y + 1) % 7)] = 0.7
@@ -95,12 +89,6 @@ def test_best_is_scored_free_of_its_own_choice(tiny_prepared, in_tmp):
     """A run that is perfect on one holdout half and poor on the other tops the holdout; `best`'s
     figure for it is the score it was chosen on. Chosen on one half and scored on the other, the
     choice is worth what the hand count says, well under that figure."""
-    import numpy as np
-
-    from ferkaggle.results.ensemble import best_on_halves, halves
-    from ferkaggle.runs.registry import list_runs
-    from ferkaggle.runs.select import best_candidates
-
     y = np.asarray(tiny_prepared.y_val)
     n = len(y)
     half_a, half_b = halves(y, 42)
