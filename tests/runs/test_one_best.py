@@ -24,7 +24,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from ferkaggle.cli import app
+from ferkaggle.cli.app import app
 from ferkaggle.runs.registry import prepared_for_run, read_run, remove_run
 from helpers.fakes import make_fake_run
 from helpers.photos import train_tiny_run, write_photos
