@@ -60,7 +60,7 @@ def record_run(prepared: Prepared, cfg: TrainConfig, state_dir: str | Path, *, s
         raise FerkaggleError(f"{state_dir}: no trained epoch to record")
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg),
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
-        writer.update_info(runtime=runtime_info(cfg))
+        writer.update_info(runtime=runtime_info(cfg.precision))
         save_run_results(writer, state_dir, state, prepared, cfg, seed)
     release_memory()
     return read_run(writer.dir)

@@ -85,7 +85,7 @@ def refit_run(source, prepared: Prepared, *, rows: str = "all", root: str | Path
     extra = {"refit_of": source.run_id, "refit_rows": rows}
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg) + f", refit on {rows} rows",
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
-        writer.update_info(runtime=runtime_info(cfg))
+        writer.update_info(runtime=runtime_info(cfg.precision))
         state_dir = checkpoint_dir(writer.dir)
         task = tracker.add(f"{cfg.name}", total=cfg.epochs)
         none = np.zeros(0, dtype=np.int64)

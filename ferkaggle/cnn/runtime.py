@@ -19,11 +19,11 @@ import gc
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ferkaggle.cnn.config import TrainConfig
-
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
+Precision = Literal["float32", "mixed_bfloat16", "mixed_float16", "auto"]
+"""A config's `precision`: a Keras dtype policy, or "auto" for the fast one on this machine (checked
+when the config is read, by `ferkaggle.core.presets.from_dict`)."""
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
@@ -53,11 +53,9 @@ def gpu_visible() -> bool:
     return _machine()[0]
 
 
-def resolve_precision(name: str, *, gpu: bool | None = None, cpu_bf16: bool | None = None) -> str:
+def resolve_precision(name: Precision, *, gpu: bool | None = None, cpu_bf16: bool | None = None) -> str:
     """The Keras dtype policy for a config's `precision`; "auto" chooses by the machine (or by the
     `gpu` / `cpu_bf16` facts given)."""
-    if name not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {name!r}")
     if name != "auto":
         return name
     if gpu is None or cpu_bf16 is None:
@@ -92,8 +90,8 @@ def onednn_enabled() -> bool | None:
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def runtime_info(cfg: TrainConfig | None = None) -> dict[str, Any]:
-    """TensorFlow's versions, threads and devices, and the precision `cfg` resolves to here."""
+def runtime_info(precision: Precision | None = None) -> dict[str, Any]:
+    """TensorFlow's versions, threads and devices, and what a config's `precision` resolves to here."""
     import keras
     import tensorflow as tf
 
@@ -104,8 +102,8 @@ def runtime_info(cfg: TrainConfig | None = None) -> dict[str, Any]:
         "cpus": os.cpu_count(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "onednn": onednn_enabled(),
     }
-    if cfg is not None:
-        info["precision"] = resolve_precision(cfg.precision)
+    if precision is not None:
+        info["precision"] = resolve_precision(precision)
     return info
 
 

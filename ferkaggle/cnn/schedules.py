@@ -10,6 +10,12 @@ policy depends on observed losses, not on time, so it is a Keras callback in tra
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
+
+Schedule = Literal["constant", "exp_after", "plateau", "cosine", "onecycle"]
+"""A config's `optim.schedule` (checked when the config is read, by `ferkaggle.core.presets.from_dict`).
+plateau is the one that is not a function of time: Keras' ReduceLROnPlateau cuts the rate when the
+stop-split score stalls (fit.py), and `learning_rate_at` keeps the base rate for it."""
 
 
 def constant(t: float, base_lr: float) -> float:
@@ -65,10 +71,6 @@ def cycle_ends(total: float, cycles: int) -> list[int]:
     return sorted({e for e in ends if e >= 1})
 
 
-TIME_SCHEDULES = ("constant", "exp_after", "cosine", "onecycle")
-SCHEDULES = TIME_SCHEDULES + ("plateau",)
-
-
 def learning_rate_at(t: float, optim, total_epochs: float) -> float:
     """The rate an `OptimConfig` asks for at time t of a run planned for `total_epochs`."""
     name, lr = optim.schedule, optim.learning_rate
@@ -80,4 +82,4 @@ def learning_rate_at(t: float, optim, total_epochs: float) -> float:
         return cosine_warmup(t, lr, total_epochs, optim.warmup_epochs, optim.final_lr_ratio, optim.cycles)
     if name == "onecycle":
         return one_cycle(t, lr, total_epochs, optim.pct_start)
-    raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
+    raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(get_args(Schedule))}")

@@ -86,7 +86,7 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SE
                                  f"(weight {teacher_weight:g})" if teachers else "")
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summary,
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
-        writer.update_info(runtime=runtime_info(cfg))
+        writer.update_info(runtime=runtime_info(cfg.precision))
         state_dir = checkpoint_dir(writer.dir)
         fit_idx, stop_idx = prepared.stopping_split(seed)
         targets = teacher_targets(teachers, prepared.x[fit_idx], prepared.y[fit_idx], teacher_weight) if teachers else None
@@ -111,7 +111,7 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
                          np.asarray(prepared.y_train), prepared.groups[prepared.train_idx])
     with RunWriter("cnn", f"{cfg.name}-cv{k}", to_dict(cfg), prepared, seed=seed, summary=summarize(cfg) + f", {k}-fold",
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
-        writer.update_info(runtime=runtime_info(cfg))
+        writer.update_info(runtime=runtime_info(cfg.precision))
         oof = np.zeros((len(rows.y), NUM_CLASSES), np.float32)
         val = np.zeros((len(prepared.val_idx), NUM_CLASSES), np.float32)
         test = np.zeros((len(prepared.x_test), NUM_CLASSES), np.float32)
