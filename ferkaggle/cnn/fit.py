@@ -10,8 +10,8 @@ snapshots on, swa.npz or snapshot-<epoch>.keras.
 `fit_trial` trains (or resumes) toward a target epoch count and checkpoints after every epoch, so
 an interrupt loses at most the epoch in progress; `train.py`, `refit.py` and the search all fit
 through it. Two Keras callbacks drive each epoch: `ScheduledLearningRate` (the rate of
-`schedules.learning_rate_at`, set before every batch) and `EpochCheckpoint` (history, checkpoints,
-stop rules). Keras calls the stop split its validation data, so the history records its scores as
+`schedules.learning_rate_at`, set before every batch; Keras' ReduceLROnPlateau in its place for
+schedule = "plateau") and `EpochCheckpoint` (history, checkpoints, stop rules). Keras calls the stop split its validation data, so the history records its scores as
 `stop_*`. Keras is imported inside the functions.
 """
 

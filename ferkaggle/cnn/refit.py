@@ -1,5 +1,13 @@
-"""`ferkaggle refit`: a CNN run's recipe trained again on more rows (all labelled rows, or every
-training row with the holdout still out), for as many epochs as the source run trained."""
+"""`ferkaggle refit`: a CNN run's recipe trained again on more rows, for the submission.
+
+Input: a completed single-model CNN run (its recorded config and seed, the epochs it trained) and
+the prepared set of the same split. Output: a new run, the source's recipe fitted for as many
+epochs as the source trained, with no stop split and no early stopping, on all labelled rows
+(rows="all": holdout included, so the new run carries the source's holdout probabilities and
+figures, marked as such) or on every training row with the holdout still out (rows="train",
+scored on the holdout as any run). Why: the final model for the submission sees every labelled
+face; the recipe, and so its holdout figure, stays the one chosen without the holdout.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,11 @@
 """The TensorFlow runtime a CNN trains in: thread pools, oneDNN, devices, freeing memory between
-fits, and the compute dtype a model trains in, and `precision = "auto"`: the fast one for this machine.
+fits, and the compute dtype (Keras dtype policy) a model trains in.
+
+`configure_threads` sets TensorFlow's thread pools before it starts working; `runtime_info` reports
+versions, threads, devices, oneDNN and the resolved precision (run.json's "runtime", so a run says
+what it actually trained in); `release_memory` drops Keras' graph state between fits.
+`resolve_precision` turns a config's `precision` (`Precision`) into a policy; "auto" is the fast
+one for this machine:
 
 - a GPU that TensorFlow sees -> `mixed_float16`: float16 tensor cores on every CUDA GPU since
   Volta (T4, V100, A100, H100), which Kaggle's and Colab's GPUs all are; Keras adds dynamic
@@ -9,8 +15,8 @@ fits, and the compute dtype a model trains in, and `precision = "auto"`: the fas
   second on the development box (docs/benchmarks.md, "CNN training throughput");
 - any other CPU -> `float32`: without those instructions bfloat16 has no fast path.
 
-The classifier's softmax stays float32 under every policy (models.py). The resolved name is
-what run.json records, so a run says what it actually trained in.
+The classifier's softmax stays float32 under every policy (models.py). TensorFlow is imported
+inside the functions.
 """
 
 from __future__ import annotations

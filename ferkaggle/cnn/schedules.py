@@ -2,9 +2,9 @@
 
 Inputs: `t`, the training time in epochs as a float (epoch 3, batch 50 of 100 is t = 3.5),
 the base learning rate and the policy's knobs. Output: the learning rate at `t`.
-`train.py` calls `learning_rate_at` before every batch, so warm-up and one-cycle ramps are
-smooth within an epoch and a resumed run lands on exactly the same curve. The plateau
-policy depends on observed losses, not on time, so it is a Keras callback in train.py.
+`fit.ScheduledLearningRate` calls `learning_rate_at` before every batch, so warm-up and one-cycle
+ramps are smooth within an epoch and a resumed run lands on exactly the same curve. The plateau
+policy depends on observed losses, not on time: fit.py hands it to Keras' ReduceLROnPlateau.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def constant(t: float, base_lr: float) -> float:
 def exp_after(t: float, base_lr: float, after: int = 10, rate: float = 0.1) -> float:
     """The notebooks' policy: constant for `after` epochs, then x exp(-rate) per epoch.
 
-    Keras' LearningRateScheduler changes the rate once per epoch, so whole epochs count.
+    The notebooks changed the rate once per epoch, so only whole epochs count: the rate set before
+    every batch stays the same within an epoch.
     """
     epoch = math.floor(t)
     return base_lr if epoch < after else base_lr * math.exp(-rate * (epoch - after + 1))

@@ -1,32 +1,26 @@
-"""Fit one CNN configuration on prepared data and record it as a run.
+"""`ferkaggle train`: fit one CNN configuration on prepared data and record it as a run.
 
-Inputs: a `Prepared` set (uint8 faces, labels, folds, holdout-val, test) and a
-`TrainConfig` (a TOML preset from configs/, only the changed fields). Output: a completed
-run in the registry (`ferkaggle.runs`): metrics.json (holdout-val accuracy/macro-F1 with
-TTA, per-epoch history, train seconds, test accuracy when the test set is labelled,
-cv_mean/cv_std for k-fold runs), val/test (and oof) probabilities, model.keras (the best
-epoch's weights, or with `swa_epochs` the weights averaged over the schedule's last epochs
-when the stop split prefers them: `final_model`).
+Inputs: a `Prepared` set (uint8 faces, labels, folds, holdout-val, test), a `TrainConfig` (a TOML
+preset from configs/, only the changed fields), a seed, and optionally teacher runs
+(distillation, `distill.py`). Output: one completed run in the registry
+(`ferkaggle.runs.registry`): metrics.json, val/test (and for k-fold runs oof) probabilities with the
+config's TTA, and model.keras. `train_config` is the whole stage; the parts it is made of live in
+their own modules: `fit.fit_trial` (the resumable fit), `record.save_run_results` (the kept model's
+probabilities, metrics and model file), `averaging.final_model` (best checkpoint, SWA weights or
+snapshot ensemble), `tta.predict_proba` (the test-time views).
 
 Selection never looks at the holdout: a model fits on most of the training rows and
 early-stops / keeps its best checkpoint on a group-aware stratified 10% of them (the "stop
 split": `Prepared.stopping_split`, or for k-fold runs the same carve-out of each fold's
 in-fold rows). Keras calls that set its validation data, so the per-epoch history records
 its scores as `stop_loss` / `stop_accuracy`; `val_*` in metrics.json always means holdout-val.
+A k-fold run (`folds=True`) fits one model per CV fold: out-of-fold probabilities on the training
+rows, cv_mean/cv_std, and holdout-val/test probabilities that are the mean of the fold models.
 
-Reproducible on the CPU: one seed (default `ferkaggle.DEFAULT_SEED`, recorded in run.json)
-seeds Python, NumPy and Keras, the stop split, the shuffle order and, through stateless
-random ops keyed by (seed, batch number), every augmentation draw.
-
-The pieces, for the search to reuse: `fit_trial` trains (or resumes) a model in a state
-folder toward a target epoch count, checkpointing after every epoch so an interrupt loses
-at most the epoch in progress; `predict_proba` gives TTA probabilities (`tta_views`: the
-views each mode averages, shared with export.py); `record_run` turns
-a finished state folder into a run. The checkpoint folders and their file names belong to
-`ferkaggle.runs` (`checkpoint_dir`, `checkpoint_file`). TensorFlow is imported inside the
-functions. The configuration (`train_config`), the test-time views (`tta`) and the choice of the
-kept model with weight averaging (`averaging`) are modules of their own; their public names are
-re-exported here.
+Reproducible on the CPU: one seed (default `ferkaggle.core.constants.DEFAULT_SEED`, recorded in
+run.json) seeds Python, NumPy and Keras, the stop split, the shuffle order and, through stateless
+random ops keyed by (seed, batch number), every augmentation draw. Keras is imported inside the
+functions.
 """
 
 from __future__ import annotations
