@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from ferkaggle.cnn.averaging import final_model, load_swa, recompute_bn, swa_update
+from ferkaggle.cnn.averaging import final_model, load_best, load_swa, recompute_bn, swa_update
 from ferkaggle.cnn.config import load_train_config, override
 from ferkaggle.cnn.fit import fit_trial
 from ferkaggle.cnn.train import train_config
@@ -185,22 +185,23 @@ def test_swa_is_chosen_on_the_stop_split_only(prepared, tmp_path):
     assert report["used"] is False and report["best_checkpoint_stop_accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("force", [False, True])
-def test_swa_run_records_its_choice_and_stores_the_model_it_scored(prepared, tmp_path, monkeypatch, force):
+@pytest.mark.parametrize("take", ["averaged", "best"])
+def test_swa_run_records_its_choice_and_stores_the_model_it_scored(prepared, tmp_path, monkeypatch, take):
     from ferkaggle.cnn import record
 
-    if force:  # whatever the stop split says, take the averaged model: model.keras must then be it
-        real = record.final_model
+    real = record.final_model
 
-        def always_swa(state_dir, cfg, x_fit, x_stop, y_stop):
-            model, report = real(state_dir, cfg, x_fit, x_stop, y_stop)
+    def forced(state_dir, cfg, x_fit, x_stop, y_stop):  # whatever the stop split says: model.keras must be it
+        _, report = real(state_dir, cfg, x_fit, x_stop, y_stop)
+        if take == "averaged":
             return load_swa(state_dir, cfg, x_fit)[0], {**report, "used": True}
+        return load_best(state_dir), {**report, "used": False}
 
-        monkeypatch.setattr(record, "final_model", always_swa)
+    monkeypatch.setattr(record, "final_model", forced)  # save_run_results looks it up in cnn.record
     run = train_config(prepared, _swa_config(), seed=0, root=tmp_path)
     swa = run.metrics["swa"]
-    assert swa["epochs"] == [2, 3] and swa["bn"] == "recompute" and isinstance(swa["used"], bool)
-    assert swa["used"] or not force
+    assert swa["epochs"] == [2, 3] and swa["bn"] == "recompute"
+    assert swa["used"] is (take == "averaged")
     assert "swa2" in run.info["summary"]
     np.testing.assert_allclose(predict_proba(_model(run), prepared.x_val, "hflip"), run.proba("val"), atol=1e-5)
     assert json.loads((run.dir / "metrics.json").read_text())["swa"] == swa
