@@ -5,7 +5,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from ferkaggle.cnn.config import load_train_config  # noqa: E402
+from ferkaggle.cnn.config import TrainConfig, load_train_config, override  # noqa: E402
+from ferkaggle.cnn.fit import build_compiled
 from ferkaggle.cnn.models import (  # noqa: E402
     BUILDERS,
     ModelConfig,
@@ -57,9 +58,6 @@ def test_vgg_options_change_the_network():
 
 
 def test_bfloat16_policy_keeps_float32_probabilities():
-    from ferkaggle.cnn.config import TrainConfig, override
-    from ferkaggle.cnn.fit import build_compiled
-
     model = build_compiled(override(TrainConfig(), {"precision": "mixed_bfloat16", "model": {"architecture": "vgg", "width": 8, "depth": 1}}))
     out = model(np.zeros((2, 48, 48, 1), np.float32), training=False)
     assert out.dtype.name == "float32" if hasattr(out.dtype, "name") else str(out.dtype) == "float32"

@@ -7,7 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
-from ferkaggle.cnn.config import load_train_config
+from ferkaggle.cnn.config import load_train_config, override
+from ferkaggle.cnn.fit import build_compiled, fit_trial
+from ferkaggle.cnn.record import record_run
 from ferkaggle.cnn.runtime import cpu_flags, resolve_precision
 from ferkaggle.core.errors import FerkaggleError
 
@@ -46,10 +48,6 @@ def test_mixed_float16_trains_resumes_and_records(tiny_prepared, tmp_path):
     schedule still drives it, a checkpoint resumes, and run.json records the policy used."""
     pytest.importorskip("tensorflow")
     import keras
-
-    from ferkaggle.cnn.config import override
-    from ferkaggle.cnn.fit import build_compiled, fit_trial
-    from ferkaggle.cnn.record import record_run
 
     cfg = override(load_train_config("tiny"), {"epochs": 2, "precision": "mixed_float16", "model": {"width": 4},
                                                "optim": {"schedule": "cosine", "warmup_epochs": 0.0}})

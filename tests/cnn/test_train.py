@@ -7,10 +7,14 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+import ferkaggle.cnn.train as train_module
+from ferkaggle.cli import app
 from ferkaggle.cnn.config import load_train_config, override
 from ferkaggle.cnn.fit import fit_trial, read_state
 from ferkaggle.cnn.train import train_config  # noqa: E402
+from ferkaggle.cnn.tta import predict_proba
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
+from ferkaggle.runs.registry import list_runs
 from helpers.fakes import make_tiny_prepared  # noqa: E402
 
 
@@ -43,8 +47,6 @@ def test_one_epoch_writes_a_complete_run(tiny_run, prepared):
 
 def test_saved_model_reproduces_the_val_probabilities(tiny_run, prepared):
     import keras
-
-    from ferkaggle.cnn.tta import predict_proba
 
     model = keras.models.load_model(tiny_run.dir / "model.keras")
     np.testing.assert_allclose(predict_proba(model, prepared.x_val, "hflip"), tiny_run.proba("val"), atol=1e-5)
@@ -112,9 +114,6 @@ def test_bad_preset_fails_loudly(tmp_path):
 def test_cli_train(tiny_prepared):
     from typer.testing import CliRunner
 
-    from ferkaggle.cli import app
-    from ferkaggle.runs.registry import list_runs
-
     result = CliRunner().invoke(app, ["train", "--config", "tiny", "--seed", "1"])
     assert result.exit_code == 0, result.output
     assert "holdout accuracy" in result.output
@@ -132,7 +131,6 @@ def test_fit_never_sees_holdout_rows(tmp_path, monkeypatch):
     """Spy on every fit_trial call of train_config (plain and k-fold): neither the rows a model
     fits on nor the rows it early-stops on may include a holdout image (or, for a fold model,
     an image of the fold it predicts out-of-fold)."""
-    import ferkaggle.cnn.train as train_module
 
     prepared = make_tiny_prepared(tmp_path / "prepared", n=100, n_test=10, folds=2)
     holdout = _row_keys(prepared.x_val)
