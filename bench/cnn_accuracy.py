@@ -17,6 +17,10 @@ import os
 import time
 from pathlib import Path
 
+from ferkaggle.data.prepared import load_prepared
+from ferkaggle.search.spaces import parse_budget
+from ferkaggle.search.stage import run_search
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -48,10 +52,6 @@ def main() -> None:
         doc = json.loads((Path(args.summarize) / "search.json").read_text())
         print(markdown(doc))
         return
-    from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.search.spaces import parse_budget
-    from ferkaggle.search.stage import run_search
-
     prepared = load_prepared(args.data, mmap=True)
     t0 = time.time()
     doc = run_search(prepared, args.space, budget_s=parse_budget(args.budget), seed=args.seed)

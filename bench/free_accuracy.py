@@ -6,7 +6,8 @@
         [--against <run_id of the same recipe with one cosine cycle>]
 
 `tta`: inference only. The run's model scored on the holdout (and on its stop split, which
-nothing but checkpoint choice ever looked at) with every `tta` mode of `ferkaggle.train`,
+nothing but checkpoint choice ever looked at) with every test-time augmentation mode
+(`ferkaggle.cnn.tta.TtaMode`),
 with the paired difference to hflip and its bootstrap standard error (same rows, same model).
 
 `swa`: one training run, exactly `ferkaggle train --config my.toml` (`train.train_config`,
@@ -29,8 +30,17 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
+
+from ferkaggle.cnn import train
+from ferkaggle.cnn.averaging import load_best, load_swa, snapshot_ensemble
+from ferkaggle.cnn.config import load_train_config
+from ferkaggle.cnn.tta import TtaMode, predict_proba
+from ferkaggle.data.prepared import load_prepared
+from ferkaggle.runs.checkpoints import snapshot_files
+from ferkaggle.runs.registry import load_run
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -52,10 +62,6 @@ def paired(y, proba, reference, draws: int = 2000, seed: int = 0) -> tuple[float
 def tta_table(run_ref: str, data: str, runs_root: str = "runs") -> str:
     import keras
 
-    from ferkaggle.cnn.tta import TTA_MODES, predict_proba
-    from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs.registry import load_run
-
     run = load_run(run_ref, runs_root)
     prepared = load_prepared(data)
     _, stop = prepared.stopping_split(run.info["seed"])
@@ -63,12 +69,12 @@ def tta_table(run_ref: str, data: str, runs_root: str = "runs") -> str:
     rows = ["| tta | views | holdout acc | vs hflip (paired ± s.e.) | stop-split acc | inference s (holdout) |",
             "|---|---|---|---|---|---|"]
     results = {}
-    for mode in TTA_MODES:
+    for mode in get_args(TtaMode):
         t0 = time.perf_counter()
         val = predict_proba(model, prepared.x_val, mode)
         seconds = time.perf_counter() - t0
         results[mode] = (val, predict_proba(model, prepared.x[stop], mode), seconds)
-    for mode in TTA_MODES:
+    for mode in get_args(TtaMode):
         val, stop_proba, seconds = results[mode]
         d, se = paired(prepared.y_val, val, results["hflip"][0])
         views = {"none": 1, "hflip": 2}.get(mode, 10)
@@ -79,9 +85,9 @@ def tta_table(run_ref: str, data: str, runs_root: str = "runs") -> str:
 
 def train_keeping_checkpoint(prepared, cfg, keep_dir: Path, seed: int, runs_root: str):
     """Exactly `ferkaggle train` (`train.train_config`), except that the run's checkpoint folder is
-    copied to keep_dir instead of deleted, to score every variant of the trajectory: (run, wall s)."""
-    from ferkaggle.cnn import train
-
+    copied to keep_dir instead of deleted, to score every variant of the trajectory: (run, wall s).
+    train.py removes the checkpoint folder once the run is recorded, so its `remove_checkpoint` is
+    the name replaced."""
     if keep_dir.exists():
         raise SystemExit(f"{keep_dir}: exists; choose a new --keep folder")
 
@@ -96,10 +102,7 @@ def train_keeping_checkpoint(prepared, cfg, keep_dir: Path, seed: int, runs_root
 
 
 def swa_table(config: str, data: str, keep: str, seed: int, runs_root: str = "runs") -> str:
-    from ferkaggle.cnn import train
-    from ferkaggle.data.prepared import load_prepared
-
-    cfg = train.load_train_config(config)
+    cfg = load_train_config(config)
     if not cfg.swa_epochs:
         raise SystemExit(f"{config}: set swa_epochs > 0")
     prepared = load_prepared(data)
@@ -107,24 +110,24 @@ def swa_table(config: str, data: str, keep: str, seed: int, runs_root: str = "ru
     run, wall = train_keeping_checkpoint(prepared, cfg, keep_dir, seed, runs_root)
     fit, stop = prepared.stopping_split(seed)
     y_val, y_stop = prepared.y_val, prepared.y[stop]
-    models = {"best checkpoint (epoch %d)" % run.metrics["best_epoch"]: train.load_best(keep_dir)}
+    models = {"best checkpoint (epoch %d)" % run.metrics["best_epoch"]: load_best(keep_dir)}
     import keras
 
     models[f"last epoch ({run.metrics['epochs']})"] = keras.models.load_model(keep_dir / "last.keras", compile=False)
     for bn in ("average", "recompute"):
-        model, epochs = train.load_swa(keep_dir, dataclasses.replace(cfg, swa_bn=bn), prepared.x[fit])
+        model, epochs = load_swa(keep_dir, dataclasses.replace(cfg, swa_bn=bn), prepared.x[fit])
         models[f"SWA epochs {epochs[0]}-{epochs[-1]}, BN {bn}"] = model
     reference = None
     rows = [f"| model | holdout acc ({cfg.tta} TTA) | vs best checkpoint (paired ± s.e.) | holdout acc (no TTA) | stop-split acc (no TTA) |",
             "|---|---|---|---|---|"]
     for name, model in models.items():
-        val = train.predict_proba(model, prepared.x_val, cfg.tta)
+        val = predict_proba(model, prepared.x_val, cfg.tta)
         if reference is None:
             reference = val
         d, se = paired(y_val, val, reference)
         rows.append(f"| {name} | {accuracy(y_val, val):.4f} | {d * 100:+.2f} ± {se * 100:.2f} pt "
-                    f"| {accuracy(y_val, train.predict_proba(model, prepared.x_val, 'none')):.4f} "
-                    f"| {accuracy(y_stop, train.predict_proba(model, prepared.x[stop], 'none')):.4f} |")
+                    f"| {accuracy(y_val, predict_proba(model, prepared.x_val, 'none')):.4f} "
+                    f"| {accuracy(y_stop, predict_proba(model, prepared.x[stop], 'none')):.4f} |")
     swa = run.metrics.get("swa", {})
     return (f"run {run.run_id} ({run.info['summary']}): holdout {run.metrics['val_accuracy']:.4f}, "
             f"SWA used: {swa.get('used')} ({swa.get('why')}); wall {wall / 60:.1f} min\n\n" + "\n".join(rows))
@@ -132,12 +135,7 @@ def swa_table(config: str, data: str, keep: str, seed: int, runs_root: str = "ru
 
 def snapshot_table(config: str, data: str, keep: str, seed: int, against: str | None,
                    runs_root: str = "runs") -> str:
-    from ferkaggle.cnn import averaging, train
-    from ferkaggle.data.prepared import load_prepared
-    from ferkaggle.runs.checkpoints import snapshot_files
-    from ferkaggle.runs.registry import load_run
-
-    cfg = train.load_train_config(config)
+    cfg = load_train_config(config)
     if not cfg.snapshots:
         raise SystemExit(f"{config}: set snapshots >= 2 (and optim.cycles)")
     prepared = load_prepared(data)
@@ -148,12 +146,12 @@ def snapshot_table(config: str, data: str, keep: str, seed: int, against: str | 
     y_val, y_stop = prepared.y_val, prepared.y[stop]
     import keras
 
-    models = {"best checkpoint (epoch %d)" % run.metrics["best_epoch"]: train.load_best(keep_dir)}
+    models = {"best checkpoint (epoch %d)" % run.metrics["best_epoch"]: load_best(keep_dir)}
     files = snapshot_files(keep_dir)
     for epoch, path in files.items():
         models[f"snapshot at epoch {epoch}"] = keras.models.load_model(path, compile=False)
     for count in range(2, len(files) + 1):
-        ensemble, epochs = averaging.snapshot_ensemble(keep_dir, count)
+        ensemble, epochs = snapshot_ensemble(keep_dir, count)
         models[f"ensemble of snapshots {', '.join(map(str, epochs))}"] = ensemble
     head = f"| model | holdout acc ({cfg.tta} TTA) | vs best checkpoint (paired ± s.e.) |"
     if other is not None:
@@ -161,7 +159,7 @@ def snapshot_table(config: str, data: str, keep: str, seed: int, against: str | 
     rows = [head + " stop-split acc (no TTA) |", "|---" * head.count("|") + "|"]
     reference = None
     for name, model in models.items():
-        val = train.predict_proba(model, prepared.x_val, cfg.tta)
+        val = predict_proba(model, prepared.x_val, cfg.tta)
         if reference is None:
             reference = val
         d, se = paired(y_val, val, reference)
@@ -169,7 +167,7 @@ def snapshot_table(config: str, data: str, keep: str, seed: int, against: str | 
         if other is not None:
             d, se = paired(y_val, val, other.proba("val"))
             row += f" {d * 100:+.2f} ± {se * 100:.2f} pt |"
-        rows.append(row + f" {accuracy(y_stop, train.predict_proba(model, prepared.x[stop], 'none')):.4f} |")
+        rows.append(row + f" {accuracy(y_stop, predict_proba(model, prepared.x[stop], 'none')):.4f} |")
     snap = run.metrics.get("snapshots", {})
     return (f"run {run.run_id} ({run.info['summary']}): holdout {run.metrics['val_accuracy']:.4f}, "
             f"snapshot ensemble used: {snap.get('used')} ({snap.get('why')}); wall {wall / 60:.1f} min, "

@@ -24,6 +24,12 @@ import sys
 import time
 import warnings
 
+from ferkaggle.cnn.config import load_train_config, override
+from ferkaggle.cnn.dataset import make_dataset
+from ferkaggle.cnn.fit import build_compiled
+from ferkaggle.cnn.runtime import configure_threads
+from ferkaggle.data.prepared import load_prepared
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore")
 
@@ -73,10 +79,6 @@ def python_generator(x, y, batch_size, seed=0):
 def measure(x, y, preset, changes, pipeline, steps):
     import keras
 
-    from ferkaggle.cnn.config import load_train_config, override
-    from ferkaggle.cnn.dataset import make_dataset
-    from ferkaggle.cnn.fit import build_compiled
-
     cfg = override(load_train_config(preset), changes)
     model = build_compiled(cfg)
     bs = cfg.batch_size
@@ -98,9 +100,6 @@ def measure(x, y, preset, changes, pipeline, steps):
 
 
 def run_all(args) -> list[dict]:
-    from ferkaggle.cnn.runtime import configure_threads
-    from ferkaggle.data.prepared import load_prepared
-
     threads = configure_threads(args.intra, args.inter)
     prepared = load_prepared(args.data, mmap=True)
     x, y = prepared.x_train[:8192], prepared.y_train[:8192].astype("int64")

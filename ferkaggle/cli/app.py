@@ -9,6 +9,7 @@ Heavy libraries (TensorFlow, scikit-learn) are imported inside the commands so t
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import warnings
@@ -17,6 +18,7 @@ import typer
 import typer.core
 from rich.markup import escape
 
+from ferkaggle.cnn.runtime import configure_threads
 from ferkaggle.core.console import err_console
 from ferkaggle.core.errors import FerkaggleError
 
@@ -91,7 +93,5 @@ def quiet_tensorflow(threads: int = 0, inter_threads: int = 0) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
     with _native_stderr_silenced():
-        import tensorflow  # noqa: F401
-    from ferkaggle.cnn.runtime import configure_threads
-
+        importlib.import_module("tensorflow")  # its C++ start-up runs on the first import: here, silenced
     return configure_threads(threads, inter_threads)

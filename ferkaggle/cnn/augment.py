@@ -9,8 +9,8 @@ mixup. Augmentation is a training-only step of the input pipeline: models never 
 it, so inference (val, test, TTA) always sees the untouched images.
 
 Reproducible: every random draw is a stateless op (`tf.random.stateless_*`) keyed by a seed
-pair the caller passes with each batch (train.py: the run seed and the batch's position in
-the run), so the same seed gives the same augmented batches however tf.data schedules its
+pair the caller passes with each batch (`dataset.make_dataset`: the run seed and the batch's
+position in the run), so the same seed gives the same augmented batches however tf.data schedules its
 parallel map; stateful `tf.random` ops would depend on which thread ran first.
 """
 
@@ -33,11 +33,8 @@ class AugmentConfig:
 
     @property
     def geometric(self) -> bool:
+        """Whether any of the transforms fused into the one resampling (`_affine`) is on."""
         return self.hflip > 0 or self.rotation > 0 or self.shift > 0 or self.zoom > 0 or self.crop > 0
-
-    @property
-    def active(self) -> bool:
-        return self.geometric or self.erasing > 0 or self.mixup > 0
 
 
 def describe(cfg: AugmentConfig) -> str:

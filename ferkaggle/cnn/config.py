@@ -13,7 +13,9 @@ from ferkaggle.cnn.augment import AugmentConfig
 from ferkaggle.cnn.augment import describe as describe_augment
 from ferkaggle.cnn.models import ModelConfig
 from ferkaggle.cnn.models import describe as describe_model
-from ferkaggle.cnn.schedules import SCHEDULES
+from ferkaggle.cnn.runtime import Precision
+from ferkaggle.cnn.schedules import Schedule
+from ferkaggle.cnn.tta import TtaMode
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.presets import from_dict, load_preset
 
@@ -24,7 +26,7 @@ class OptimConfig:
     learning_rate: float = 1e-3   # base (peak) learning rate
     weight_decay: float = 1e-4    # decoupled weight decay (adamw only)
     momentum: float = 0.9         # sgd momentum
-    schedule: Literal["constant", "exp_after", "plateau", "cosine", "onecycle"] = "exp_after"
+    schedule: Schedule = "exp_after"
     #                             ^ exp_after = notebooks: constant `decay_after` epochs then x exp(-decay_rate)/epoch
     decay_after: int = 10         # exp_after: epochs at the base rate
     decay_rate: float = 0.1       # exp_after: per-epoch decay exponent
@@ -50,10 +52,10 @@ class TrainConfig:
     #                                      holdout); val_accuracy / val_loss are the old names of the same thing
     label_smoothing: float = 0.0         # 0..0.3; 0.1 is a common choice
     class_weights: Literal["none", "balanced", "sqrt"] = "none"  # sqrt = square root of balanced (milder)
-    tta: Literal["none", "hflip", "tencrop", "shift"] = "hflip"  # test-time augmentation for val/test probabilities
-    #                                    ^ the mean over views of each face (see TTA_MODES): 1, 2, 10, 10 views
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16", "auto"] = "float32"  # compute dtype; auto:
-                                                 # fp16 on a GPU, bf16 on a CPU with AVX512_BF16/AMX, else f32
+    tta: TtaMode = "hflip"               # test-time augmentation for val/test probabilities
+    #                                    ^ the mean over views of each face (see tta.TtaMode): 1, 2, 10, 10 views
+    precision: Precision = "float32"     # compute dtype; auto: fp16 on a GPU, bf16 on a CPU with AVX512_BF16/AMX,
+    #                                      else f32 (runtime.resolve_precision)
     swa_epochs: int = 0                  # weight averaging (SWA) over the schedule's last N epochs; 0 = off
     #                                    ^ the averaged model replaces the best checkpoint when it scores at least
     #                                      as well on the stop split (never the holdout); see docs/benchmarks.md
@@ -66,8 +68,6 @@ class TrainConfig:
 
 def load_train_config(name_or_path: str | Path | None) -> TrainConfig:
     cfg = load_preset(TrainConfig, name_or_path)
-    if cfg.optim.schedule not in SCHEDULES:  # pragma: no cover - Literal already checks
-        raise FerkaggleError(f"unknown schedule {cfg.optim.schedule!r}")
     for what, value in (("batch_size", cfg.batch_size), ("epochs", cfg.epochs)):
         if value < 1:
             raise FerkaggleError(f"{name_or_path}: {what} must be >= 1, not {value}")

@@ -1,4 +1,11 @@
-"""The tf.data input pipeline: uint8 faces and labels (or soft targets) into shuffled, augmented batches."""
+"""The tf.data input pipeline of a fit: in-memory uint8 faces into batches Keras trains or scores on.
+
+Inputs: faces [n, 48, 48] uint8, labels (or soft targets), the config (batch size, augmentation,
+class weights) and a seed. Output: a `tf.data.Dataset` of float32 images in 0..255 (the models
+rescale themselves), one-hot or soft targets and per-sample class weights; training streams are
+shuffled, augmented batch by batch (`augment.Augmenter`) and repeat forever, the same seed giving
+the same stream. TensorFlow is imported inside the functions.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,11 @@
-"""Knowledge distillation (`ferkaggle train --teacher`): the teachers are CNN runs of this split
-that never fitted or chose on the holdout; the student fits on label/teacher mixtures."""
+"""Knowledge distillation (`ferkaggle train --teacher`): the student fits on label/teacher mixtures.
+
+Inputs: teacher runs (CNN runs of this split that never fitted or chose anything on the holdout,
+`check_teachers`), the student's training faces and labels, and the teachers' weight. Output: soft
+targets [n, 7], (1 - weight) * one-hot label + weight * the teachers' mean probabilities with each
+teacher's own test-time views (`teacher_targets`), which `fit.fit_trial` trains on in place of the
+one-hot labels. The checks keep the student's holdout figure a score nothing was fitted or chosen on.
+"""
 
 from __future__ import annotations
 

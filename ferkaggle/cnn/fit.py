@@ -1,9 +1,19 @@
-"""Fit one CNN configuration in a state folder: compile, the callbacks (schedule, checkpoints,
-early stopping, weight averaging, snapshots), and the resumable fit loop.
+"""Fit one CNN configuration in a checkpoint folder, resumably.
 
-`fit_trial` trains (or resumes) toward a target epoch count and checkpoints after every epoch,
-so an interrupt loses at most the epoch in progress. Early stopping and the kept checkpoint look
-at the stop split only (Keras' validation data, recorded as `stop_*`), never at the holdout."""
+Input: training rows (uint8 faces [n, 48, 48] and labels, or soft targets), the stop split (training
+rows set aside: early stopping and the kept checkpoint look at them only, never at the holdout),
+a `TrainConfig` and a checkpoint folder (`ferkaggle.runs.checkpoints` names its files). Output: the
+folder's state (state.json: epochs done, per-epoch history, best score and epoch, why it stopped)
+and models: best.keras, last.keras (with the optimizer, to resume), and with weight averaging or
+snapshots on, swa.npz or snapshot-<epoch>.keras.
+
+`fit_trial` trains (or resumes) toward a target epoch count and checkpoints after every epoch, so
+an interrupt loses at most the epoch in progress; `train.py`, `refit.py` and the search all fit
+through it. Two Keras callbacks drive each epoch: `ScheduledLearningRate` (the rate of
+`schedules.learning_rate_at`, set before every batch; Keras' ReduceLROnPlateau in its place for
+schedule = "plateau") and `EpochCheckpoint` (history, checkpoints, stop rules). Keras calls the stop split its validation data, so the history records its scores as
+`stop_*`. Keras is imported inside the functions.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +37,10 @@ from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.core.fsutil import atomic_write_json
 from ferkaggle.runs.checkpoints import checkpoint_file, snapshot_file
 
+Horizon = float | Callable[[dict], float]
+"""The epoch count an LR schedule is planned for, or a function of the fit state giving it (re-planned
+at every epoch start)."""
+
 
 def _optimizer(optim: OptimConfig):
     import keras
@@ -39,8 +53,9 @@ def _optimizer(optim: OptimConfig):
 
 
 def build_compiled(cfg: TrainConfig):
+    """cfg's model built under its precision policy (the global policy is float32 again afterwards) and
+    compiled with its optimizer, label-smoothed cross-entropy and accuracy."""
     import keras
-
 
     keras.mixed_precision.set_global_policy(resolve_precision(cfg.precision))
     try:
@@ -54,11 +69,20 @@ def build_compiled(cfg: TrainConfig):
 
 
 def read_state(state_dir: Path) -> dict[str, Any]:
+    """A checkpoint folder's state.json, or the state of a fit that has not started (no such file)."""
     path = checkpoint_file(state_dir, "state")
     if path.is_file():
         return json.loads(path.read_text())
     return {"epochs_done": 0, "history": [], "best_score": None, "best_epoch": None,
             "since_best": 0, "stopped": None, "train_seconds": 0.0}
+
+
+def save_model_atomic(model, path: Path) -> None:
+    """Save a Keras model to path through a temporary file and a rename: an interrupt never leaves a
+    half-written checkpoint or model.keras."""
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
 
 
 def monitored(monitor: str) -> str:
@@ -72,87 +96,141 @@ def _better(monitor: str, new: float, best: float | None) -> bool:
     return new > best if monitored(monitor) == "stop_accuracy" else new < best
 
 
-def _planned(horizon, state: dict) -> float:
+def _planned(horizon: Horizon, state: dict) -> float:
     """The epoch count the schedule is planned for now (a callable horizon is re-planned from the state)."""
     return float(horizon(state)) if callable(horizon) else horizon
 
 
-def _make_callbacks(cfg: TrainConfig, state_dir: Path, state: dict, horizon, steps: int,
-                    deadline: float | None, on_epoch: Callable[[dict, dict], None] | None,
-                    should_stop: Callable[[dict], bool] | None, has_stop: bool = True):
+class ScheduledLearningRate:
+    """Keras callback methods that set the optimizer's rate before every batch to `learning_rate_at`
+    of the fractional epoch (epoch + batch / steps): warm-up and one-cycle ramps are smooth within
+    an epoch, and a resumed fit lands on the same curve. `horizon` is re-planned at every epoch
+    start when it is a function of `state` (the search's last trial: "end with the budget")."""
+
+    def __init__(self, model, optim: OptimConfig, steps: int, horizon: Horizon, state: dict):
+        self.model, self.optim, self.steps, self.horizon, self.state = model, optim, steps, horizon, state
+        self.epoch, self.total = 0, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.total = _planned(self.horizon, self.state)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        lr = learning_rate_at(self.epoch + batch / self.steps, self.optim, self.total)
+        self.model.optimizer.learning_rate.assign(lr)
+
+
+# Keras' names for the per-epoch scores; its "val_*" are scores on its validation data: the stop split.
+_HISTORY_NAMES = {"loss": "loss", "accuracy": "accuracy", "val_loss": "stop_loss", "val_accuracy": "stop_accuracy"}
+
+
+class EpochCheckpoint:
+    """Keras callback methods run after every epoch, in this order: the history entry and totals in
+    `state`; best.keras when the stop-split score improved (every epoch when there are no stop rows:
+    the kept model is then the last epoch); the SWA running mean, the snapshot at a cycle end and
+    last.keras; the stop rules (patience on the stop split, the deadline); state.json; then
+    `on_epoch(entry, state)` and `should_stop(state)`, so whatever they do the epoch is saved.
+
+    `state` is the fit's state dict, updated in place; `deadline` (time.time()) stops cleanly when the
+    next epoch, as long as this one, would pass it."""
+
+    def __init__(self, model, cfg: TrainConfig, state_dir: Path, state: dict, horizon: Horizon, *,
+                 has_stop: bool, deadline: float | None, on_epoch: Callable[[dict, dict], None] | None,
+                 should_stop: Callable[[dict], bool] | None):
+        self.model, self.cfg, self.state_dir, self.state, self.horizon = model, cfg, state_dir, state, horizon
+        self.has_stop, self.deadline, self.on_epoch, self.should_stop = has_stop, deadline, on_epoch, should_stop
+        self.t0 = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        seconds = time.monotonic() - self.t0
+        entry = {"epoch": epoch + 1, **{_HISTORY_NAMES[k]: float(logs[k]) for k in _HISTORY_NAMES if k in logs},
+                 "lr": float(np.asarray(self.model.optimizer.learning_rate)),
+                 "seconds": round(seconds, 2)}
+        state = self.state
+        state["history"].append(entry)
+        state["epochs_done"] = epoch + 1
+        state["train_seconds"] = round(state["train_seconds"] + seconds, 2)
+        self._keep_if_best(epoch + 1, entry)
+        self._save_checkpoints(epoch + 1)
+        self._apply_stop_rules(seconds)
+        atomic_write_json(checkpoint_file(self.state_dir, "state"), state)
+        if self.on_epoch:
+            self.on_epoch(entry, state)
+        if self.should_stop is not None and self.should_stop(state):
+            self.model.stop_training = True
+
+    def _keep_if_best(self, epoch: int, entry: dict) -> None:
+        state = self.state
+        score = entry.get(monitored(self.cfg.monitor), float("nan"))
+        if not self.has_stop or _better(self.cfg.monitor, score, state["best_score"]):  # no stop rows: the last epoch
+            state["best_score"], state["best_epoch"], state["since_best"] = score, epoch, 0
+            save_model_atomic(self.model, checkpoint_file(self.state_dir, "best"))
+        else:
+            state["since_best"] += 1
+
+    def _save_checkpoints(self, epoch: int) -> None:
+        if in_swa_window(self.cfg, epoch):
+            swa_update(self.state_dir, self.model, epoch)
+        if self.cfg.snapshots:
+            if epoch in cycle_ends(_planned(self.horizon, self.state), self.cfg.optim.cycles):
+                save_model_atomic(self.model, snapshot_file(self.state_dir, epoch))
+        save_model_atomic(self.model, checkpoint_file(self.state_dir, "last"))
+
+    def _apply_stop_rules(self, seconds: float) -> None:
+        if self.cfg.patience and self.has_stop and self.state["since_best"] >= self.cfg.patience:
+            self.state["stopped"] = "early"
+            self.model.stop_training = True
+        elif self.deadline is not None and time.time() + seconds > self.deadline:
+            self.state["stopped"] = "budget"  # the next epoch would overrun the budget: stop cleanly now
+            self.model.stop_training = True
+
+
+def epoch_callbacks(model, cfg: TrainConfig, state_dir: Path, state: dict, horizon: Horizon, steps: int, *,
+                    has_stop: bool, deadline: float | None, on_epoch: Callable[[dict, dict], None] | None,
+                    should_stop: Callable[[dict], bool] | None) -> list:
+    """The Keras callbacks of one fit, in the order Keras runs them: the scheduled rate, the epoch
+    checkpoint; with schedule = "plateau" Keras' ReduceLROnPlateau on the stop-split score instead
+    of the scheduled rate (after the checkpoint, which records the rate the epoch trained with)."""
     import keras
 
-    class LearningRate(keras.callbacks.Callback):
-        """Sets the scheduled rate before every batch (schedules are functions of fractional epochs)."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-            # A callable horizon is re-planned every epoch (the search's last trial: "end with the budget").
-            self.total = _planned(horizon, state)
-
-        def on_train_batch_begin(self, batch, logs=None):
-            lr = learning_rate_at(self.epoch + batch / steps, cfg.optim, self.total)
-            self.model.optimizer.learning_rate.assign(lr)
-
-    class Checkpoint(keras.callbacks.Callback):
-        """After every epoch: history, best model, last model (with optimizer), state.json; stop rules."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.monotonic()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            seconds = time.monotonic() - self.t0
-            # Keras' "val_*" are scores on its validation data, which here is the stop split.
-            names = {"loss": "loss", "accuracy": "accuracy", "val_loss": "stop_loss", "val_accuracy": "stop_accuracy"}
-            entry = {"epoch": epoch + 1, **{names[k]: float(logs[k]) for k in names if k in logs},
-                     "lr": float(np.asarray(self.model.optimizer.learning_rate)),
-                     "seconds": round(seconds, 2)}
-            state["history"].append(entry)
-            state["epochs_done"] = epoch + 1
-            state["train_seconds"] = round(state["train_seconds"] + seconds, 2)
-            score = entry.get(monitored(cfg.monitor), float("nan"))
-            if not has_stop or _better(cfg.monitor, score, state["best_score"]):  # no stop rows: the last epoch
-                state["best_score"], state["best_epoch"], state["since_best"] = score, epoch + 1, 0
-                _save_model(self.model, checkpoint_file(state_dir, "best"))
-            else:
-                state["since_best"] += 1
-            if in_swa_window(cfg, epoch + 1):
-                swa_update(state_dir, self.model, epoch + 1)
-            if cfg.snapshots:
-                if epoch + 1 in cycle_ends(_planned(horizon, state), cfg.optim.cycles):
-                    _save_model(self.model, snapshot_file(state_dir, epoch + 1))
-            _save_model(self.model, checkpoint_file(state_dir, "last"))
-            if cfg.patience and has_stop and state["since_best"] >= cfg.patience:
-                state["stopped"] = "early"
-                self.model.stop_training = True
-            elif deadline is not None and time.time() + seconds > deadline:
-                state["stopped"] = "budget"  # the next epoch would overrun the budget: stop cleanly now
-                self.model.stop_training = True
-            atomic_write_json(checkpoint_file(state_dir, "state"), state)
-            if on_epoch:
-                on_epoch(entry, state)
-            if should_stop is not None and should_stop(state):
-                self.model.stop_training = True
-
-    callbacks = [Checkpoint()]
+    checkpoint = EpochCheckpoint(model, cfg, state_dir, state, horizon, has_stop=has_stop, deadline=deadline,
+                                 on_epoch=on_epoch, should_stop=should_stop)
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=checkpoint.on_epoch_begin,
+                                                on_epoch_end=checkpoint.on_epoch_end)]
     if cfg.optim.schedule == "plateau":
         keras_name = "val_" + monitored(cfg.monitor).split("_", 1)[1]  # Keras' name for the stop-split score
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=keras_name, factor=cfg.optim.plateau_factor,
                                                            patience=cfg.optim.plateau_patience, min_lr=1e-6))
     else:
-        callbacks.insert(0, LearningRate())
+        rate = ScheduledLearningRate(model, cfg.optim, steps, horizon, state)
+        callbacks.insert(0, keras.callbacks.LambdaCallback(on_epoch_begin=rate.on_epoch_begin,
+                                                           on_train_batch_begin=rate.on_train_batch_begin))
     return callbacks
 
 
-def _save_model(model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)  # atomic: an interrupt never leaves a half-written checkpoint
+def _start_or_resume(cfg: TrainConfig, state_dir: Path, state: dict, seed: int):
+    """(compiled model, state): from last.keras where epochs are done (weights and optimizer state), else new.
+
+    Seeds Keras with seed + epochs done first, so a resumed fit draws as an uninterrupted one would."""
+    import keras
+
+    keras.utils.set_random_seed(seed + state["epochs_done"])
+    if state["epochs_done"] > 0 and checkpoint_file(state_dir, "last").is_file():
+        # Build as at the start, then load weights and optimizer state: `load_model` would rebuild the
+        # optimizer without the LossScaleOptimizer that mixed_float16 needs, and drop its state.
+        model = build_compiled(cfg)
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(checkpoint_file(state_dir, "last"))
+        return model, state
+    return build_compiled(cfg), read_state(state_dir / "__none__")
 
 
 def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str | Path, *, seed: int = DEFAULT_SEED,
-              target_epochs: int | None = None, horizon: float | Callable[[dict], float] | None = None,
+              target_epochs: int | None = None, horizon: Horizon | None = None,
               deadline: float | None = None,
               on_epoch: Callable[[dict, dict], None] | None = None,
               should_stop: Callable[[dict], bool] | None = None,
@@ -171,8 +249,6 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     checkpoint is written, so an exception they raise never loses the finished epoch.
     `targets` (float [len(x_train), 7]): soft training targets in place of the one-hot labels.
     """
-    import keras
-
     check_snapshots(cfg, cfg.name)
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -181,30 +257,21 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     if state["stopped"] == "early" or state["epochs_done"] >= target:
         return state
     state["stopped"] = None
-    keras.utils.set_random_seed(seed + state["epochs_done"])
-    if state["epochs_done"] > 0 and checkpoint_file(state_dir, "last").is_file():
-        # Build as at the start, then load weights and optimizer state: `load_model` would rebuild the
-        # optimizer without the LossScaleOptimizer that mixed_float16 needs, and drop its state.
-        model = build_compiled(cfg)
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(checkpoint_file(state_dir, "last"))
-    else:
-        state = read_state(state_dir / "__none__")
-        model = build_compiled(cfg)
+    model, state = _start_or_resume(cfg, state_dir, state, seed)
     weights = class_weight_vector(y_train, cfg.class_weights)
     train_ds = make_dataset(x_train, y_train, cfg, training=True, seed=seed + state["epochs_done"], weights=weights,
                             targets=targets)
     has_stop = len(x_stop) > 0
     stop_ds = make_dataset(x_stop, y_stop, cfg, training=False, batch_size=256) if has_stop else None
     steps = math.ceil(len(x_train) / cfg.batch_size)
-    extra_callbacks = list(callbacks or [])
-    callbacks = _make_callbacks(cfg, state_dir, state, horizon if callable(horizon) else float(horizon or cfg.epochs),
-                                steps, deadline, on_epoch, should_stop, has_stop) + extra_callbacks
+    planned = horizon if callable(horizon) else float(horizon or cfg.epochs)
+    all_callbacks = epoch_callbacks(model, cfg, state_dir, state, planned, steps, has_stop=has_stop,
+                                    deadline=deadline, on_epoch=on_epoch, should_stop=should_stop)
     with warnings.catch_warnings():
         # Keras warns that its shuffle flag is ignored for datasets; ours shuffles itself.
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")
         model.fit(train_ds, validation_data=stop_ds, epochs=target, initial_epoch=state["epochs_done"],
-                  steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+                  steps_per_epoch=steps, callbacks=all_callbacks + list(callbacks or []), verbose=0)
     atomic_write_json(checkpoint_file(state_dir, "state"), state)
     del model
     release_memory()

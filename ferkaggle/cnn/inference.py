@@ -1,5 +1,11 @@
 """A CNN run's saved model for inference: model.keras loaded, and probabilities with the run's own
-test-time views. Distillation's teachers and the photo predictor both load CNN runs through here."""
+test-time views.
+
+Input: a completed CNN run (`ferkaggle.runs.registry.Run`) and uint8 faces [n, 48, 48]. Output:
+probabilities [n, 7], the mean over the views of the run's recorded `tta` mode, as its val/test
+probabilities were made. Distillation's teachers and the photo predictor both load CNN runs
+through here, so both see a run as it scored itself.
+"""
 
 from __future__ import annotations
 

@@ -10,17 +10,20 @@ under the `mixed_bfloat16` policy. TensorFlow is imported lazily by the builders
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Literal, get_args
 
 from ferkaggle.core.constants import IMAGE_SIZE, NUM_CLASSES
-from ferkaggle.core.errors import FerkaggleError
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+
+Architecture = Literal["simple", "vgg", "resnet", "mlp", "lstm"]
+"""A config's `model.architecture`: the name of a `build_<architecture>` function below (checked when
+the config is read, by `ferkaggle.core.presets.from_dict`)."""
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    architecture: Literal["simple", "vgg", "resnet", "mlp", "lstm"] = "simple"  # builder name (see BUILDERS)
+    architecture: Architecture = "simple"  # builder name (see BUILDERS)
     width: int = 32              # filters of the first conv block, doubled per block (vgg, resnet); units (lstm)
     depth: int = 3               # conv blocks (vgg), residual stages (resnet), hidden layers (mlp)
     convs_per_block: int = 2     # 3x3 convs per vgg block, residual blocks per resnet stage
@@ -148,21 +151,13 @@ def build_lstm(input_shape, num_classes: int, cfg: ModelConfig):
     return keras.Model(inputs, _head(x, num_classes, cfg), name="lstm")
 
 
-BUILDERS: dict[str, Callable] = {
-    "simple": build_simple,
-    "vgg": build_vgg,
-    "resnet": build_resnet,
-    "mlp": build_mlp,
-    "lstm": build_lstm,
-}
+BUILDERS: dict[str, Callable] = {name: globals()[f"build_{name}"] for name in get_args(Architecture)}
+"""The builder of every `Architecture`: build_<name>(input_shape, num_classes, cfg) -> keras.Model."""
 
 
 def build_model(cfg: ModelConfig, num_classes: int = NUM_CLASSES, input_shape=INPUT_SHAPE):
-    try:
-        builder = BUILDERS[cfg.architecture]
-    except KeyError:
-        raise FerkaggleError(f"unknown architecture {cfg.architecture!r}; known: {', '.join(BUILDERS)}") from None
-    return builder(input_shape, num_classes, cfg)
+    """The Keras model of cfg.architecture (not compiled): float32 pixels [B, 48, 48, 1] in, probabilities out."""
+    return BUILDERS[cfg.architecture](input_shape, num_classes, cfg)
 
 
 def describe(cfg: ModelConfig) -> str:

@@ -1,5 +1,13 @@
-"""`ferkaggle refit`: a CNN run's recipe trained again on more rows (all labelled rows, or every
-training row with the holdout still out), for as many epochs as the source run trained."""
+"""`ferkaggle refit`: a CNN run's recipe trained again on more rows, for the submission.
+
+Input: a completed single-model CNN run (its recorded config and seed, the epochs it trained) and
+the prepared set of the same split. Output: a new run, the source's recipe fitted for as many
+epochs as the source trained, with no stop split and no early stopping, on all labelled rows
+(rows="all": holdout included, so the new run carries the source's holdout probabilities and
+figures, marked as such) or on every training row with the holdout still out (rows="train",
+scored on the holdout as any run). Why: the final model for the submission sees every labelled
+face; the recipe, and so its holdout figure, stays the one chosen without the holdout.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ import numpy as np
 
 from ferkaggle.cnn.averaging import load_best, load_swa, snapshot_ensemble
 from ferkaggle.cnn.config import TrainConfig, summarize
-from ferkaggle.cnn.fit import _save_model, fit_trial
+from ferkaggle.cnn.fit import fit_trial, save_model_atomic
 from ferkaggle.cnn.runtime import release_memory, runtime_info
 from ferkaggle.cnn.tta import predict_proba
 from ferkaggle.core.console import epoch_reporter, track
@@ -71,14 +79,7 @@ def refit_run(source, prepared: Prepared, *, rows: str = "all", root: str | Path
     source run's (the identical recipe before the refit), marked as such, and its test
     probabilities are the refit model's. rows="train" leaves the holdout out and is scored on it.
     """
-    if rows not in REFIT_ROWS:
-        raise FerkaggleError(f"--rows must be one of {', '.join(REFIT_ROWS)}, not {rows!r}")
-    cfg = refit_config(source)
-    if prepared.split_fingerprint != source.split_fingerprint:
-        raise FerkaggleError(f"run {source.run_id} was trained on split {source.split_fingerprint[:8]}, "
-                             f"the prepared data {prepared.path} has split {prepared.split_fingerprint[:8]}")
-    if rows == "all" and not source.has_proba("val"):
-        raise FerkaggleError(f"run {source.run_id} has no holdout probabilities to carry over (val_proba.npy)")
+    cfg = _checked_refit_config(source, prepared, rows)
     if tracker is None:
         with track() as t:
             return refit_run(source, prepared, rows=rows, root=root, tracker=t)
@@ -92,7 +93,7 @@ def refit_run(source, prepared: Prepared, *, rows: str = "all", root: str | Path
     extra = {"refit_of": source.run_id, "refit_rows": rows}
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summarize(cfg) + f", refit on {rows} rows",
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
-        writer.update_info(runtime=runtime_info(cfg))
+        writer.update_info(runtime=runtime_info(cfg.precision))
         state_dir = checkpoint_dir(writer.dir)
         task = tracker.add(f"{cfg.name}", total=cfg.epochs)
         none = np.zeros(0, dtype=np.int64)
@@ -100,26 +101,51 @@ def refit_run(source, prepared: Prepared, *, rows: str = "all", root: str | Path
                           seed=seed, on_epoch=epoch_reporter(tracker, task))
         model, kept = _refit_model(state_dir, cfg, source, prepared.x[idx])
         test = predict_proba(model, prepared.x_test, cfg.tta)
-        refit = {"of": source.run_id, "rows": rows, "n_rows": int(len(idx)), "epochs": state["epochs_done"],
-                 "model": kept, "rows_meaning": REFIT_ROWS[rows]}
-        common = {"epochs": state["epochs_done"], "best_epoch": state["epochs_done"], "stopped": state["stopped"],
-                  "train_seconds": state["train_seconds"], "history": state["history"], "tta": cfg.tta,
-                  "stop_accuracy": None, "refit": refit, "selected_on_score": False,
-                  "selected_on": "nothing: the last epoch of a fixed schedule (no stop split)"}
-        if rows == "all":
-            val = source.proba("val")
-            metrics = {"val_accuracy": source.metrics.get("val_accuracy"),
-                       "val_macro_f1": source.metrics.get("val_macro_f1"),
-                       "scored_on": "holdout, by the recipe before the refit", **common}
-        else:
-            val = predict_proba(model, prepared.x_val, cfg.tta)
-            s = scores(prepared.y_val, val)
-            metrics = {"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"], "scored_on": "holdout", **common}
+        common = _refit_record(source, state, cfg, rows, kept, len(idx))
+        val, metrics = _holdout_figures(source, prepared, model, cfg, rows, common)
         metrics.update(labelled_test_scores(prepared.y_test, test))
         writer.save_probas(val=val, test=test)
         writer.save_metrics(metrics)
-        _save_model(model, writer.model_path(".keras"))
+        save_model_atomic(model, writer.model_path(".keras"))
         del model
         remove_checkpoint(state_dir)
     release_memory()
     return read_run(writer.dir)
+
+
+def _checked_refit_config(source, prepared: Prepared, rows: str) -> TrainConfig:
+    """The refit's recipe (`refit_config`), once the rows, the split and the source's files allow it."""
+    if rows not in REFIT_ROWS:
+        raise FerkaggleError(f"--rows must be one of {', '.join(REFIT_ROWS)}, not {rows!r}")
+    cfg = refit_config(source)
+    if prepared.split_fingerprint != source.split_fingerprint:
+        raise FerkaggleError(f"run {source.run_id} was trained on split {source.split_fingerprint[:8]}, "
+                             f"the prepared data {prepared.path} has split {prepared.split_fingerprint[:8]}")
+    if rows == "all" and not source.has_proba("val"):
+        raise FerkaggleError(f"run {source.run_id} has no holdout probabilities to carry over (val_proba.npy)")
+    return cfg
+
+
+def _refit_record(source, state: dict, cfg: TrainConfig, rows: str, kept: str, n_rows: int) -> dict:
+    """The metrics.json entries of a refit that do not depend on the holdout: its training and what it kept."""
+    refit = {"of": source.run_id, "rows": rows, "n_rows": int(n_rows), "epochs": state["epochs_done"],
+             "model": kept, "rows_meaning": REFIT_ROWS[rows]}
+    return {"epochs": state["epochs_done"], "best_epoch": state["epochs_done"], "stopped": state["stopped"],
+            "train_seconds": state["train_seconds"], "history": state["history"], "tta": cfg.tta,
+            "stop_accuracy": None, "refit": refit, "selected_on_score": False,
+            "selected_on": "nothing: the last epoch of a fixed schedule (no stop split)"}
+
+
+def _holdout_figures(source, prepared: Prepared, model, cfg: TrainConfig, rows: str, common: dict):
+    """(val probabilities, metrics without the test figures): with rows="all" the source run's holdout
+    probabilities and figures (the refit trained on the holdout), with rows="train" the refit model's."""
+    if rows == "all":
+        val = source.proba("val")
+        metrics = {"val_accuracy": source.metrics.get("val_accuracy"),
+                   "val_macro_f1": source.metrics.get("val_macro_f1"),
+                   "scored_on": "holdout, by the recipe before the refit", **common}
+    else:
+        val = predict_proba(model, prepared.x_val, cfg.tta)
+        s = scores(prepared.y_val, val)
+        metrics = {"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"], "scored_on": "holdout", **common}
+    return val, metrics

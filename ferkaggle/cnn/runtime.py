@@ -1,5 +1,11 @@
 """The TensorFlow runtime a CNN trains in: thread pools, oneDNN, devices, freeing memory between
-fits, and the compute dtype a model trains in, and `precision = "auto"`: the fast one for this machine.
+fits, and the compute dtype (Keras dtype policy) a model trains in.
+
+`configure_threads` sets TensorFlow's thread pools before it starts working; `runtime_info` reports
+versions, threads, devices, oneDNN and the resolved precision (run.json's "runtime", so a run says
+what it actually trained in); `release_memory` drops Keras' graph state between fits.
+`resolve_precision` turns a config's `precision` (`Precision`) into a policy; "auto" is the fast
+one for this machine:
 
 - a GPU that TensorFlow sees -> `mixed_float16`: float16 tensor cores on every CUDA GPU since
   Volta (T4, V100, A100, H100), which Kaggle's and Colab's GPUs all are; Keras adds dynamic
@@ -9,8 +15,8 @@ fits, and the compute dtype a model trains in, and `precision = "auto"`: the fas
   second on the development box (docs/benchmarks.md, "CNN training throughput");
 - any other CPU -> `float32`: without those instructions bfloat16 has no fast path.
 
-The classifier's softmax stays float32 under every policy (models.py). The resolved name is
-what run.json records, so a run says what it actually trained in.
+The classifier's softmax stays float32 under every policy (models.py). TensorFlow is imported
+inside the functions.
 """
 
 from __future__ import annotations
@@ -19,11 +25,11 @@ import gc
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ferkaggle.cnn.config import TrainConfig
-
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
+Precision = Literal["float32", "mixed_bfloat16", "mixed_float16", "auto"]
+"""A config's `precision`: a Keras dtype policy, or "auto" for the fast one on this machine (checked
+when the config is read, by `ferkaggle.core.presets.from_dict`)."""
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
@@ -53,11 +59,9 @@ def gpu_visible() -> bool:
     return _machine()[0]
 
 
-def resolve_precision(name: str, *, gpu: bool | None = None, cpu_bf16: bool | None = None) -> str:
+def resolve_precision(name: Precision, *, gpu: bool | None = None, cpu_bf16: bool | None = None) -> str:
     """The Keras dtype policy for a config's `precision`; "auto" chooses by the machine (or by the
     `gpu` / `cpu_bf16` facts given)."""
-    if name not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {name!r}")
     if name != "auto":
         return name
     if gpu is None or cpu_bf16 is None:
@@ -92,8 +96,8 @@ def onednn_enabled() -> bool | None:
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def runtime_info(cfg: TrainConfig | None = None) -> dict[str, Any]:
-    """TensorFlow's versions, threads and devices, and the precision `cfg` resolves to here."""
+def runtime_info(precision: Precision | None = None) -> dict[str, Any]:
+    """TensorFlow's versions, threads and devices, and what a config's `precision` resolves to here."""
     import keras
     import tensorflow as tf
 
@@ -104,8 +108,8 @@ def runtime_info(cfg: TrainConfig | None = None) -> dict[str, Any]:
         "cpus": os.cpu_count(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "onednn": onednn_enabled(),
     }
-    if cfg is not None:
-        info["precision"] = resolve_precision(cfg.precision)
+    if precision is not None:
+        info["precision"] = resolve_precision(precision)
     return info
 
 

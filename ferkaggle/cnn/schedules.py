@@ -2,14 +2,20 @@
 
 Inputs: `t`, the training time in epochs as a float (epoch 3, batch 50 of 100 is t = 3.5),
 the base learning rate and the policy's knobs. Output: the learning rate at `t`.
-`train.py` calls `learning_rate_at` before every batch, so warm-up and one-cycle ramps are
-smooth within an epoch and a resumed run lands on exactly the same curve. The plateau
-policy depends on observed losses, not on time, so it is a Keras callback in train.py.
+`fit.ScheduledLearningRate` calls `learning_rate_at` before every batch, so warm-up and one-cycle
+ramps are smooth within an epoch and a resumed run lands on exactly the same curve. The plateau
+policy depends on observed losses, not on time: fit.py hands it to Keras' ReduceLROnPlateau.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
+
+Schedule = Literal["constant", "exp_after", "plateau", "cosine", "onecycle"]
+"""A config's `optim.schedule` (checked when the config is read, by `ferkaggle.core.presets.from_dict`).
+plateau is the one that is not a function of time: Keras' ReduceLROnPlateau cuts the rate when the
+stop-split score stalls (fit.py), and `learning_rate_at` keeps the base rate for it."""
 
 
 def constant(t: float, base_lr: float) -> float:
@@ -20,7 +26,8 @@ def constant(t: float, base_lr: float) -> float:
 def exp_after(t: float, base_lr: float, after: int = 10, rate: float = 0.1) -> float:
     """The notebooks' policy: constant for `after` epochs, then x exp(-rate) per epoch.
 
-    Keras' LearningRateScheduler changes the rate once per epoch, so whole epochs count.
+    The notebooks changed the rate once per epoch, so only whole epochs count: the rate set before
+    every batch stays the same within an epoch.
     """
     epoch = math.floor(t)
     return base_lr if epoch < after else base_lr * math.exp(-rate * (epoch - after + 1))
@@ -65,10 +72,6 @@ def cycle_ends(total: float, cycles: int) -> list[int]:
     return sorted({e for e in ends if e >= 1})
 
 
-TIME_SCHEDULES = ("constant", "exp_after", "cosine", "onecycle")
-SCHEDULES = TIME_SCHEDULES + ("plateau",)
-
-
 def learning_rate_at(t: float, optim, total_epochs: float) -> float:
     """The rate an `OptimConfig` asks for at time t of a run planned for `total_epochs`."""
     name, lr = optim.schedule, optim.learning_rate
@@ -80,4 +83,4 @@ def learning_rate_at(t: float, optim, total_epochs: float) -> float:
         return cosine_warmup(t, lr, total_epochs, optim.warmup_epochs, optim.final_lr_ratio, optim.cycles)
     if name == "onecycle":
         return one_cycle(t, lr, total_epochs, optim.pct_start)
-    raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
+    raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(get_args(Schedule))}")

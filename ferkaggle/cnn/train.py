@@ -1,32 +1,26 @@
-"""Fit one CNN configuration on prepared data and record it as a run.
+"""`ferkaggle train`: fit one CNN configuration on prepared data and record it as a run.
 
-Inputs: a `Prepared` set (uint8 faces, labels, folds, holdout-val, test) and a
-`TrainConfig` (a TOML preset from configs/, only the changed fields). Output: a completed
-run in the registry (`ferkaggle.runs`): metrics.json (holdout-val accuracy/macro-F1 with
-TTA, per-epoch history, train seconds, test accuracy when the test set is labelled,
-cv_mean/cv_std for k-fold runs), val/test (and oof) probabilities, model.keras (the best
-epoch's weights, or with `swa_epochs` the weights averaged over the schedule's last epochs
-when the stop split prefers them: `final_model`).
+Inputs: a `Prepared` set (uint8 faces, labels, folds, holdout-val, test), a `TrainConfig` (a TOML
+preset from configs/, only the changed fields), a seed, and optionally teacher runs
+(distillation, `distill.py`). Output: one completed run in the registry
+(`ferkaggle.runs.registry`): metrics.json, val/test (and for k-fold runs oof) probabilities with the
+config's TTA, and model.keras. `train_config` is the whole stage; the parts it is made of live in
+their own modules: `fit.fit_trial` (the resumable fit), `record.save_run_results` (the kept model's
+probabilities, metrics and model file), `averaging.final_model` (best checkpoint, SWA weights or
+snapshot ensemble), `tta.predict_proba` (the test-time views).
 
 Selection never looks at the holdout: a model fits on most of the training rows and
 early-stops / keeps its best checkpoint on a group-aware stratified 10% of them (the "stop
 split": `Prepared.stopping_split`, or for k-fold runs the same carve-out of each fold's
 in-fold rows). Keras calls that set its validation data, so the per-epoch history records
 its scores as `stop_loss` / `stop_accuracy`; `val_*` in metrics.json always means holdout-val.
+A k-fold run (`folds=True`) fits one model per CV fold: out-of-fold probabilities on the training
+rows, cv_mean/cv_std, and holdout-val/test probabilities that are the mean of the fold models.
 
-Reproducible on the CPU: one seed (default `ferkaggle.DEFAULT_SEED`, recorded in run.json)
-seeds Python, NumPy and Keras, the stop split, the shuffle order and, through stateless
-random ops keyed by (seed, batch number), every augmentation draw.
-
-The pieces, for the search to reuse: `fit_trial` trains (or resumes) a model in a state
-folder toward a target epoch count, checkpointing after every epoch so an interrupt loses
-at most the epoch in progress; `predict_proba` gives TTA probabilities (`tta_views`: the
-views each mode averages, shared with export.py); `record_run` turns
-a finished state folder into a run. The checkpoint folders and their file names belong to
-`ferkaggle.runs` (`checkpoint_dir`, `checkpoint_file`). TensorFlow is imported inside the
-functions. The configuration (`train_config`), the test-time views (`tta`) and the choice of the
-kept model with weight averaging (`averaging`) are modules of their own; their public names are
-re-exported here.
+Reproducible on the CPU: one seed (default `ferkaggle.core.constants.DEFAULT_SEED`, recorded in
+run.json) seeds Python, NumPy and Keras, the stop split, the shuffle order and, through stateless
+random ops keyed by (seed, batch number), every augmentation draw. Keras is imported inside the
+functions.
 """
 
 from __future__ import annotations
@@ -36,13 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkaggle.cnn.averaging import (
-    final_model,
-)
+from ferkaggle.cnn.averaging import final_model
 from ferkaggle.cnn.config import TrainConfig, summarize
 from ferkaggle.cnn.distill import check_teachers, teacher_targets
 from ferkaggle.cnn.fit import fit_trial
-from ferkaggle.cnn.record import SCORED_ON_HOLDOUT, _save_best, _store_model
+from ferkaggle.cnn.record import SCORED_ON_HOLDOUT, save_run_results, store_run_model
 from ferkaggle.cnn.runtime import release_memory, runtime_info
 from ferkaggle.cnn.tta import predict_proba
 from ferkaggle.core.console import epoch_reporter, track
@@ -54,8 +46,6 @@ from ferkaggle.data.prepared import Prepared
 from ferkaggle.data.splits import stopping_mask
 from ferkaggle.runs.checkpoints import checkpoint_dir, remove_checkpoint
 from ferkaggle.runs.registry import RunWriter, read_run
-
-# ----------------------------------------------------------------------------- recording
 
 
 def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SEED, epochs: int | None = None,
@@ -90,14 +80,14 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SE
                                  f"(weight {teacher_weight:g})" if teachers else "")
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summary,
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
-        writer.update_info(runtime=runtime_info(cfg))
+        writer.update_info(runtime=runtime_info(cfg.precision))
         state_dir = checkpoint_dir(writer.dir)
         fit_idx, stop_idx = prepared.stopping_split(seed)
         targets = teacher_targets(teachers, prepared.x[fit_idx], prepared.y[fit_idx], teacher_weight) if teachers else None
         task = tracker.add(f"{cfg.name}", total=cfg.epochs)
         state = fit_trial(prepared.x[fit_idx], prepared.y[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx], cfg,
                           state_dir, seed=seed, on_epoch=epoch_reporter(tracker, task), targets=targets)
-        _save_best(writer, state_dir, state, prepared, cfg, seed)
+        save_run_results(writer, state_dir, state, prepared, cfg, seed)
         remove_checkpoint(state_dir)
     release_memory()
     return read_run(writer.dir)
@@ -111,50 +101,75 @@ def _train_kfold(prepared: Prepared, cfg: TrainConfig, *, seed: int, root, track
     k = prepared.num_folds
     if k < 2:
         raise FerkaggleError(f"{prepared.path}: --folds needs at least 2 CV folds, the prepared data has {k}")
-    fold_of_train = np.asarray(prepared.fold)[prepared.train_idx]
-    x_tr, y_tr = prepared.x_train, np.asarray(prepared.y_train)
-    groups_tr = prepared.groups[prepared.train_idx]
+    rows = _TrainingRows(np.asarray(prepared.fold)[prepared.train_idx], prepared.x_train,
+                         np.asarray(prepared.y_train), prepared.groups[prepared.train_idx])
     with RunWriter("cnn", f"{cfg.name}-cv{k}", to_dict(cfg), prepared, seed=seed, summary=summarize(cfg) + f", {k}-fold",
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
-        writer.update_info(runtime=runtime_info(cfg))
-        oof = np.zeros((len(y_tr), NUM_CLASSES), np.float32)
+        writer.update_info(runtime=runtime_info(cfg.precision))
+        oof = np.zeros((len(rows.y), NUM_CLASSES), np.float32)
         val = np.zeros((len(prepared.val_idx), NUM_CLASSES), np.float32)
         test = np.zeros((len(prepared.x_test), NUM_CLASSES), np.float32)
-        fold_scores, histories, seconds, swa_reports = [], [], 0.0, []
-        for f in range(k):
-            state_dir = checkpoint_dir(writer.dir, fold=f)
-            task = tracker.add(f"{cfg.name} fold {f + 1}/{k}", total=cfg.epochs)
-            inside = fold_of_train != f
-            in_rows = np.flatnonzero(inside)
-            stop = stopping_mask(y_tr[in_rows], groups_tr[in_rows], 0.1, seed + 1000 * f)
-            fit_rows, stop_rows = in_rows[~stop], in_rows[stop]
-            state = fit_trial(x_tr[fit_rows], y_tr[fit_rows], x_tr[stop_rows], y_tr[stop_rows], cfg, state_dir,
-                              seed=seed + 1000 * f, on_epoch=epoch_reporter(tracker, task))
-            model, swa = final_model(state_dir, cfg, x_tr[fit_rows], x_tr[stop_rows], y_tr[stop_rows])
-            if swa is not None:
-                swa_reports.append(swa)
-            oof[~inside] = predict_proba(model, x_tr[~inside], cfg.tta)
-            val += predict_proba(model, prepared.x_val, cfg.tta) / k
-            test += predict_proba(model, prepared.x_test, cfg.tta) / k
-            fold_scores.append(scores(y_tr[~inside], oof[~inside])["accuracy"])
-            histories.append(state["history"])
-            seconds += state["train_seconds"]
-            if f == 0:
-                _store_model(model, swa, state_dir, writer.model_path(".keras"))
-            del model
-            remove_checkpoint(state_dir)
-            release_memory()
+        folds = [_fit_fold(prepared, cfg, rows, f, seed=seed, writer=writer, tracker=tracker,
+                           oof=oof, val=val, test=test) for f in range(k)]
         writer.save_probas(val=val, test=test, oof=oof)
-        s = scores(prepared.y_val, val)
-        metrics = {"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"], **SCORED_ON_HOLDOUT,
-                   "selected_on": "per fold: a stop split of 10% of its in-fold rows", "cv_mean": float(np.mean(fold_scores)), "cv_std": float(np.std(fold_scores)),
-                   "cv_scores": fold_scores, "folds": k, "epochs": int(sum(len(h) for h in histories)),
-                   "train_seconds": round(seconds, 2), "history": histories[0], "fold_histories": histories,
-                   "tta": cfg.tta, "model_file": "model.keras is the fold-1 model"}
-        if swa_reports:
-            metrics["snapshot_folds" if cfg.snapshots else "swa_folds"] = swa_reports
+        metrics = _kfold_metrics(prepared, cfg, val, folds)
         metrics.update(labelled_test_scores(prepared.y_test, test))
         writer.save_metrics(metrics)
     return read_run(writer.dir)
 
 
+@dataclasses.dataclass(frozen=True)
+class _TrainingRows:
+    """The training rows of a k-fold run, in train_idx order: CV fold, face, label and group of each."""
+    fold: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+
+
+def _fit_fold(prepared: Prepared, cfg: TrainConfig, rows: _TrainingRows, f: int, *, seed: int, writer: RunWriter,
+              tracker, oof: np.ndarray, val: np.ndarray, test: np.ndarray) -> dict:
+    """Fit fold f's model on the other folds' rows (less its stop split), write its out-of-fold
+    probabilities into oof and add its 1/k share of the holdout-val and test probabilities to val and
+    test; fold 0's model is the run's model.keras. Returns the fold's CV accuracy, history, train
+    seconds and SWA / snapshot report (None without either)."""
+    k = prepared.num_folds
+    state_dir = checkpoint_dir(writer.dir, fold=f)
+    task = tracker.add(f"{cfg.name} fold {f + 1}/{k}", total=cfg.epochs)
+    inside = rows.fold != f
+    in_rows = np.flatnonzero(inside)
+    stop = stopping_mask(rows.y[in_rows], rows.groups[in_rows], 0.1, seed + 1000 * f)
+    fit_rows, stop_rows = in_rows[~stop], in_rows[stop]
+    x_tr, y_tr = rows.x, rows.y
+    state = fit_trial(x_tr[fit_rows], y_tr[fit_rows], x_tr[stop_rows], y_tr[stop_rows], cfg, state_dir,
+                      seed=seed + 1000 * f, on_epoch=epoch_reporter(tracker, task))
+    model, swa = final_model(state_dir, cfg, x_tr[fit_rows], x_tr[stop_rows], y_tr[stop_rows])
+    oof[~inside] = predict_proba(model, x_tr[~inside], cfg.tta)
+    val += predict_proba(model, prepared.x_val, cfg.tta) / k
+    test += predict_proba(model, prepared.x_test, cfg.tta) / k
+    result = {"score": scores(y_tr[~inside], oof[~inside])["accuracy"], "history": state["history"],
+              "seconds": state["train_seconds"], "swa": swa}
+    if f == 0:
+        store_run_model(model, swa, state_dir, writer.model_path(".keras"))
+    del model
+    remove_checkpoint(state_dir)
+    release_memory()
+    return result
+
+
+def _kfold_metrics(prepared: Prepared, cfg: TrainConfig, val: np.ndarray, folds: list[dict]) -> dict:
+    """A k-fold run's metrics.json but its test figures: the fold models' mean on holdout-val, the folds'
+    CV accuracies, epochs, histories and train seconds, and each fold's SWA / snapshot choice."""
+    fold_scores = [fold["score"] for fold in folds]
+    histories = [fold["history"] for fold in folds]
+    seconds = sum((fold["seconds"] for fold in folds), 0.0)
+    swa_reports = [fold["swa"] for fold in folds if fold["swa"] is not None]
+    s = scores(prepared.y_val, val)
+    metrics = {"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"], **SCORED_ON_HOLDOUT,
+               "selected_on": "per fold: a stop split of 10% of its in-fold rows", "cv_mean": float(np.mean(fold_scores)), "cv_std": float(np.std(fold_scores)),
+               "cv_scores": fold_scores, "folds": len(folds), "epochs": int(sum(len(h) for h in histories)),
+               "train_seconds": round(seconds, 2), "history": histories[0], "fold_histories": histories,
+               "tta": cfg.tta, "model_file": "model.keras is the fold-1 model"}
+    if swa_reports:
+        metrics["snapshot_folds" if cfg.snapshots else "swa_folds"] = swa_reports
+    return metrics

@@ -7,12 +7,14 @@ exactly the same views. Measured effect on FER2013 in docs/benchmarks.md.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
 from ferkaggle.core.constants import NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
 
-TTA_MODES = ("none", "hflip", "tencrop", "shift")
+TtaMode = Literal["none", "hflip", "tencrop", "shift"]
 """Test-time augmentation: the probabilities are the mean of the model's outputs over views of each face.
 none: the face; hflip: the face and its mirror; tencrop: the anchors' ten-crop, five 44x44 crops (the four
 corners and the centre) each resized back to 48x48 (bilinear) and each with its mirror; shift: the face
@@ -38,16 +40,18 @@ def _pad_edges(images, pixels: int, axis: int):
     return ops.concatenate([first, images, last], axis=axis)
 
 
-def tta_views(images, tta: str):
+def tta_views(images, tta: TtaMode):
     """The views of a float batch [B, 48, 48, 1] that mode `tta` averages over: a list of [B, 48, 48, 1].
 
     Written with keras.ops, so the same function serves eager inference (predict_proba) and the
-    exported model's graph (export.py): both average exactly the same views.
+    exported model's graph (`ferkaggle.photos.export`): both average exactly the same views. Every
+    mode passes through here, also those read back from a run's run.json (`inference.run_tta`),
+    which no config loading checked: an unknown one is refused here.
     """
     from keras import ops
 
-    if tta not in TTA_MODES:
-        raise FerkaggleError(f"unknown tta {tta!r}; one of {', '.join(TTA_MODES)}")
+    if tta not in get_args(TtaMode):
+        raise FerkaggleError(f"unknown tta {tta!r}; one of {', '.join(get_args(TtaMode))}")
     if tta == "none":
         return [images]
     if tta == "hflip":
@@ -65,11 +69,9 @@ def tta_views(images, tta: str):
     return [view for base in bases for view in (base, ops.flip(base, axis=2))]
 
 
-def predict_proba(model, x: np.ndarray, tta: str = "hflip", batch_size: int = 256) -> np.ndarray:
+def predict_proba(model, x: np.ndarray, tta: TtaMode = "hflip", batch_size: int = 256) -> np.ndarray:
     """Softmax probabilities [n, 7]: the mean of the model's outputs over the `tta` views (`tta_views`)."""
     x = np.asarray(x, np.uint8)
-    if tta not in TTA_MODES:
-        raise FerkaggleError(f"unknown tta {tta!r}; one of {', '.join(TTA_MODES)}")
     if len(x) == 0:
         return np.zeros((0, NUM_CLASSES), np.float32)
     images = x.astype(np.float32)[..., None]

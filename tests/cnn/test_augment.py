@@ -9,15 +9,15 @@ tf = pytest.importorskip("tensorflow")
 from ferkaggle.cnn.augment import AugmentConfig, Augmenter  # noqa: E402
 from ferkaggle.cnn.config import TrainConfig, override  # noqa: E402
 from ferkaggle.cnn.dataset import make_dataset
+from ferkaggle.cnn.models import ModelConfig, build_model
 from ferkaggle.cnn.tta import predict_proba
+from ferkaggle.data.synthetic import make_faces
 
 OFF = dict(hflip=0.0, rotation=0.0, shift=0.0, zoom=0.0)
 
 
 @pytest.fixture(scope="module")
 def faces():
-    from ferkaggle.data.synthetic import make_faces
-
     return make_faces(32, seed=3)
 
 
@@ -130,8 +130,6 @@ def test_training_pipeline_applies_the_configured_augmentation(faces):
 
 
 def test_predictions_are_deterministic_without_augmentation(faces):
-    from ferkaggle.cnn.models import ModelConfig, build_model
-
     x, _ = faces
     model = build_model(ModelConfig(architecture="vgg", width=4, depth=1, convs_per_block=1, dense_units=8))
     a, b = predict_proba(model, x, tta="hflip"), predict_proba(model, x, tta="hflip")

@@ -12,10 +12,14 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+import ferkaggle.cnn.fit as fit_module
+import ferkaggle.cnn.train as train_module
+from ferkaggle.cli.app import app
 from ferkaggle.cnn.config import load_train_config, override  # noqa: E402
 from ferkaggle.cnn.dataset import make_dataset
 from ferkaggle.cnn.train import train_config
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
+from ferkaggle.runs.registry import list_runs
 from helpers.fakes import make_fake_run, make_tiny_prepared  # noqa: E402
 
 
@@ -36,9 +40,6 @@ def _hflip(run, faces):
 
 
 def test_the_student_fits_on_the_label_and_teacher_mixture(prepared, teachers, monkeypatch, tmp_path):
-    import ferkaggle.cnn.fit as fit_module
-    import ferkaggle.cnn.train as train_module
-
     seen = {}
     real = train_module.fit_trial
 
@@ -112,9 +113,6 @@ def test_teachers_that_saw_or_chose_on_the_holdout_are_refused(prepared, teacher
 
 def test_cli_train_with_a_teacher(tiny_prepared):
     from typer.testing import CliRunner
-
-    from ferkaggle.cli.app import app
-    from ferkaggle.runs.registry import list_runs
 
     assert CliRunner().invoke(app, ["train", "--config", "tiny", "--seed", "1"]).exit_code == 0
     teacher = list_runs()[0]

@@ -18,12 +18,16 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from ferkaggle.cnn.averaging import final_model, load_swa, recompute_bn, swa_update
+from ferkaggle.cnn import averaging, record
+from ferkaggle.cnn.averaging import final_model, load_best, load_swa, recompute_bn, snapshot_ensemble, swa_update
 from ferkaggle.cnn.config import load_train_config, override
 from ferkaggle.cnn.fit import fit_trial
 from ferkaggle.cnn.train import train_config
 from ferkaggle.cnn.tta import predict_proba
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
+from ferkaggle.photos.export import export_run, tflite_predict
+from ferkaggle.photos.predictor import Predictor
+from ferkaggle.runs.checkpoints import snapshot_file
 from helpers.fakes import make_tiny_prepared  # noqa: E402
 
 CORNERS = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]  # top-left, top-right, bottom-left, bottom-right, centre
@@ -82,8 +86,6 @@ def test_ten_view_tta_is_the_mean_over_views_cut_with_numpy(tencrop_run, prepare
 
 
 def test_tencrop_run_records_tencrop_probabilities_and_predict_uses_them(tencrop_run, prepared):
-    from ferkaggle.photos.predictor import Predictor
-
     assert tencrop_run.metrics["tta"] == "tencrop" and "tta tencrop" in tencrop_run.info["summary"]
     model = _model(tencrop_run)
     np.testing.assert_allclose(tencrop_run.proba("val"), numpy_tta(model, prepared.x_val, "tencrop"), atol=1e-5)
@@ -93,8 +95,6 @@ def test_tencrop_run_records_tencrop_probabilities_and_predict_uses_them(tencrop
 
 def test_export_builds_tencrop_in(tencrop_run, prepared, tmp_path):
     import keras
-
-    from ferkaggle.photos.export import export_run, tflite_predict
 
     faces = np.asarray(prepared.x_test)
     path = export_run(tencrop_run, "keras", tmp_path / "fer.keras")
@@ -185,22 +185,21 @@ def test_swa_is_chosen_on_the_stop_split_only(prepared, tmp_path):
     assert report["used"] is False and report["best_checkpoint_stop_accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("force", [False, True])
-def test_swa_run_records_its_choice_and_stores_the_model_it_scored(prepared, tmp_path, monkeypatch, force):
-    from ferkaggle.cnn import record
+@pytest.mark.parametrize("take", ["averaged", "best"])
+def test_swa_run_records_its_choice_and_stores_the_model_it_scored(prepared, tmp_path, monkeypatch, take):
+    real = record.final_model
 
-    if force:  # whatever the stop split says, take the averaged model: model.keras must then be it
-        real = record.final_model
-
-        def always_swa(state_dir, cfg, x_fit, x_stop, y_stop):
-            model, report = real(state_dir, cfg, x_fit, x_stop, y_stop)
+    def forced(state_dir, cfg, x_fit, x_stop, y_stop):  # whatever the stop split says: model.keras must be it
+        _, report = real(state_dir, cfg, x_fit, x_stop, y_stop)
+        if take == "averaged":
             return load_swa(state_dir, cfg, x_fit)[0], {**report, "used": True}
+        return load_best(state_dir), {**report, "used": False}
 
-        monkeypatch.setattr(record, "final_model", always_swa)
+    monkeypatch.setattr(record, "final_model", forced)  # save_run_results looks it up in cnn.record
     run = train_config(prepared, _swa_config(), seed=0, root=tmp_path)
     swa = run.metrics["swa"]
-    assert swa["epochs"] == [2, 3] and swa["bn"] == "recompute" and isinstance(swa["used"], bool)
-    assert swa["used"] or not force
+    assert swa["epochs"] == [2, 3] and swa["bn"] == "recompute"
+    assert swa["used"] is (take == "averaged")
     assert "swa2" in run.info["summary"]
     np.testing.assert_allclose(predict_proba(_model(run), prepared.x_val, "hflip"), run.proba("val"), atol=1e-5)
     assert json.loads((run.dir / "metrics.json").read_text())["swa"] == swa
@@ -232,8 +231,6 @@ def _snapshot_config(**changes):
 def test_snapshots_are_the_models_at_the_cycle_ends_and_the_ensemble_is_their_mean(prepared, tmp_path):
     import keras
 
-    from ferkaggle.cnn.averaging import snapshot_ensemble
-
     cfg = _snapshot_config()
     fit, stop = prepared.stopping_split(0)
     args = (prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop], cfg, tmp_path)
@@ -264,8 +261,6 @@ def test_snapshots_are_the_models_at_the_cycle_ends_and_the_ensemble_is_their_me
 def test_snapshot_ensemble_is_chosen_on_the_stop_split_only(prepared, tmp_path):
     import keras
 
-    from ferkaggle.runs.checkpoints import snapshot_file
-
     cfg = _snapshot_config()
     fit, stop = prepared.stopping_split(0)
     fit_trial(prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop], cfg, tmp_path)
@@ -295,8 +290,6 @@ def test_snapshot_run_stores_the_ensemble_it_scored(prepared, tmp_path, monkeypa
     import shutil
 
     import keras
-
-    from ferkaggle.cnn import averaging, record
 
     real = record.final_model
     kept = tmp_path / "kept"

@@ -5,7 +5,18 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from ferkaggle.cnn.models import BUILDERS, ModelConfig, build_model  # noqa: E402
+from ferkaggle.cnn.config import TrainConfig, load_train_config, override  # noqa: E402
+from ferkaggle.cnn.fit import build_compiled
+from ferkaggle.cnn.models import (  # noqa: E402
+    BUILDERS,
+    ModelConfig,
+    build_lstm,
+    build_mlp,
+    build_model,
+    build_resnet,
+    build_simple,
+    build_vgg,
+)
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
 
 SMALL = {
@@ -47,9 +58,6 @@ def test_vgg_options_change_the_network():
 
 
 def test_bfloat16_policy_keeps_float32_probabilities():
-    from ferkaggle.cnn.config import TrainConfig, override
-    from ferkaggle.cnn.fit import build_compiled
-
     model = build_compiled(override(TrainConfig(), {"precision": "mixed_bfloat16", "model": {"architecture": "vgg", "width": 8, "depth": 1}}))
     out = model(np.zeros((2, 48, 48, 1), np.float32), training=False)
     assert out.dtype.name == "float32" if hasattr(out.dtype, "name") else str(out.dtype) == "float32"
@@ -58,6 +66,15 @@ def test_bfloat16_policy_keeps_float32_probabilities():
     assert keras.mixed_precision.global_policy().name == "float32"  # building does not leak the policy
 
 
-def test_unknown_architecture_is_a_user_error():
-    with pytest.raises(FerkaggleError, match="unknown architecture"):
-        build_model(ModelConfig(architecture="alexnet"))  # type: ignore[arg-type]
+def test_unknown_architecture_is_a_user_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\narchitecture = "alexnet"\n')
+    with pytest.raises(FerkaggleError) as caught:
+        load_train_config(bad)
+    assert str(caught.value) == (f"{bad}.model: 'architecture' must be one of 'simple', 'vgg', 'resnet', 'mlp', "
+                                 "'lstm', not 'alexnet'")
+
+
+def test_every_architecture_has_its_builder():
+    assert BUILDERS == {"simple": build_simple, "vgg": build_vgg, "resnet": build_resnet, "mlp": build_mlp,
+                        "lstm": build_lstm}

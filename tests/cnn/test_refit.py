@@ -17,11 +17,17 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+import ferkaggle.cnn.refit as refit_module
+from ferkaggle.cli.app import app
 from ferkaggle.cnn.config import load_train_config, override
 from ferkaggle.cnn.fit import fit_trial
 from ferkaggle.cnn.refit import refit_run
 from ferkaggle.cnn.train import train_config  # noqa: E402
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
+from ferkaggle.results.ensemble import EnsembleConfig, choose_candidates, run_ensemble
+from ferkaggle.runs.leaderboard import build_sections
+from ferkaggle.runs.registry import list_runs, load_run
+from ferkaggle.runs.select import best_run
 from helpers.fakes import make_fake_run, make_tiny_prepared  # noqa: E402
 
 
@@ -35,8 +41,6 @@ def source(prepared, tmp_path_factory):
 
 
 def _spy(monkeypatch):
-    import ferkaggle.cnn.refit as refit_module
-
     seen = []
     real = refit_module.fit_trial
 
@@ -125,11 +129,6 @@ def test_without_stop_rows_the_kept_model_is_the_last_epoch(prepared, tmp_path):
 
 
 def test_a_refit_ranks_above_its_source_and_replaces_it_in_ensembles(prepared, source, refit_all, tmp_path, monkeypatch):
-    from ferkaggle.results.ensemble import choose_candidates
-    from ferkaggle.runs.leaderboard import build_sections
-    from ferkaggle.runs.registry import list_runs
-    from ferkaggle.runs.select import best_run
-
     run, _ = refit_all
     root = source.dir.parent
     runs = list_runs(root)
@@ -148,8 +147,6 @@ def test_a_refit_ranks_above_its_source_and_replaces_it_in_ensembles(prepared, s
         pool = [r.run_id for r in choose_candidates(root, split_fingerprint=prepared.split_fingerprint)]
         assert run.run_id in pool and source.run_id not in pool and other_dir.name in pool
         # an ensemble with the refit as a member says that its holdout figure is the recipe's before the refit
-        from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
-        from ferkaggle.runs.registry import load_run
 
         ens, _ = run_ensemble([run, load_run(other_dir.name, root)], EnsembleConfig(method="mean"), root)
         assert ens.metrics["refit_members"] == [run.run_id]
@@ -185,9 +182,6 @@ def test_refit_refuses_what_it_cannot_refit(prepared, source, refit_all, tmp_pat
 
 def test_cli_refit_best(tiny_prepared):
     from typer.testing import CliRunner
-
-    from ferkaggle.cli.app import app
-    from ferkaggle.runs.registry import list_runs
 
     assert CliRunner().invoke(app, ["train", "--config", "tiny", "--seed", "1"]).exit_code == 0
     result = CliRunner().invoke(app, ["refit", "best"])

@@ -7,7 +7,11 @@ import warnings
 import numpy as np
 import pytest
 
+from ferkaggle.cnn.config import load_train_config, override
+from ferkaggle.cnn.fit import build_compiled, fit_trial
+from ferkaggle.cnn.record import record_run
 from ferkaggle.cnn.runtime import cpu_flags, resolve_precision
+from ferkaggle.core.errors import FerkaggleError
 
 
 @pytest.mark.parametrize("gpu, bf16, expected", [
@@ -18,11 +22,15 @@ def test_auto_chooses_by_the_machine(gpu, bf16, expected):
     assert resolve_precision("auto", gpu=gpu, cpu_bf16=bf16) == expected
 
 
-def test_explicit_precision_is_kept_and_nonsense_refused():
+def test_explicit_precision_is_kept_and_nonsense_refused_when_the_config_is_read(tmp_path):
     for name in ("float32", "mixed_bfloat16", "mixed_float16"):
         assert resolve_precision(name, gpu=True, cpu_bf16=False) == name
-    with pytest.raises(ValueError, match="fp8"):
-        resolve_precision("fp8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('precision = "fp8"\n')
+    with pytest.raises(FerkaggleError) as caught:
+        load_train_config(bad)
+    assert str(caught.value) == (f"{bad}: 'precision' must be one of 'float32', 'mixed_bfloat16', 'mixed_float16', "
+                                 "'auto', not 'fp8'")
 
 
 def test_cpu_flags_read_from_cpuinfo(tmp_path):
@@ -40,10 +48,6 @@ def test_mixed_float16_trains_resumes_and_records(tiny_prepared, tmp_path):
     schedule still drives it, a checkpoint resumes, and run.json records the policy used."""
     pytest.importorskip("tensorflow")
     import keras
-
-    from ferkaggle.cnn.config import load_train_config, override
-    from ferkaggle.cnn.fit import build_compiled, fit_trial
-    from ferkaggle.cnn.record import record_run
 
     cfg = override(load_train_config("tiny"), {"epochs": 2, "precision": "mixed_float16", "model": {"width": 4},
                                                "optim": {"schedule": "cosine", "warmup_epochs": 0.0}})
@@ -83,6 +87,6 @@ def test_onednn_is_on_unless_the_user_turned_it_off(user_setting, env_after, one
     if user_setting is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = user_setting
     code = ("import os, ferkaggle; setting = os.environ['TF_ENABLE_ONEDNN_OPTS']\n"
-            "from ferkaggle.cnn.train import runtime_info; print(setting, runtime_info()['onednn'])")
+            "from ferkaggle.cnn.runtime import runtime_info; print(setting, runtime_info()['onednn'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == [env_after, str(onednn)]

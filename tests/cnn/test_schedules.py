@@ -44,9 +44,15 @@ def test_cosine_with_warm_restarts():
     assert schedules.cosine_warmup(8, lr, total=12, warmup=1, cycles=3) == pytest.approx(lr)
     assert schedules.cosine_warmup(12, lr, total=12, warmup=1, cycles=3) == pytest.approx(floor)
     assert schedules.cosine_warmup(20, lr, total=12, warmup=1, cycles=3) == pytest.approx(floor)  # flat after the end
-    # one cycle is the plain cosine
+    # each restarted cycle is a plain cosine from lr down to the floor over its 4 epochs, no warm-up
+    for start in (4, 8):
+        for s in (0.0, 0.5, 1.7, 3.0, 3.9):
+            want = floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * s / 4))
+            assert schedules.cosine_warmup(start + s, lr, total=12, warmup=1, cycles=3) == pytest.approx(want)
+    # one cycle: the warm-up, then a single cosine over the other 11 epochs
     for t in (0.3, 1, 5, 9.5, 12):
-        assert schedules.cosine_warmup(t, lr, 12, 1, cycles=1) == schedules.cosine_warmup(t, lr, 12, 1)
+        want = lr * t if t < 1 else floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * (t - 1) / 11))
+        assert schedules.cosine_warmup(t, lr, total=12, warmup=1, cycles=1) == pytest.approx(want)
     assert schedules.learning_rate_at(4, OptimConfig(schedule="cosine", learning_rate=lr, cycles=3), 12) == pytest.approx(lr)
 
 

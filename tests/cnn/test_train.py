@@ -7,10 +7,14 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+import ferkaggle.cnn.train as train_module
+from ferkaggle.cli.app import app
 from ferkaggle.cnn.config import load_train_config, override
 from ferkaggle.cnn.fit import fit_trial, read_state
 from ferkaggle.cnn.train import train_config  # noqa: E402
+from ferkaggle.cnn.tta import predict_proba
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
+from ferkaggle.runs.registry import list_runs
 from helpers.fakes import make_tiny_prepared  # noqa: E402
 
 
@@ -44,8 +48,6 @@ def test_one_epoch_writes_a_complete_run(tiny_run, prepared):
 def test_saved_model_reproduces_the_val_probabilities(tiny_run, prepared):
     import keras
 
-    from ferkaggle.cnn.tta import predict_proba
-
     model = keras.models.load_model(tiny_run.dir / "model.keras")
     np.testing.assert_allclose(predict_proba(model, prepared.x_val, "hflip"), tiny_run.proba("val"), atol=1e-5)
 
@@ -71,15 +73,33 @@ def test_fit_resumes_from_its_last_checkpoint(prepared, tmp_path):
     assert read_state(tmp_path)["epochs_done"] == 2
 
 
-def test_early_stopping_restores_the_best_epoch(prepared, tmp_path):
-    cfg = override(load_train_config("tiny"), {"epochs": 4, "patience": 1, "model": {"width": 4},
-                                               "optim": {"learning_rate": 0.5, "optimizer": "sgd"}})
+def test_early_stopping_stops_after_patience_epochs_without_gain_and_keeps_the_best_epoch(prepared, tmp_path):
+    import keras
+
+    cfg = override(load_train_config("tiny"), {"epochs": 6, "patience": 2, "model": {"width": 4},
+                                               "optim": {"learning_rate": 0.05, "optimizer": "sgd"}})
     fit, stop = prepared.stopping_split(0)
     state = fit_trial(prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop], cfg, tmp_path)
-    best = max(h["stop_accuracy"] for h in state["history"])
-    assert state["best_score"] == pytest.approx(best)
-    if state["stopped"] == "early":
-        assert state["epochs_done"] == state["best_epoch"] + 1
+    accuracies = [h["stop_accuracy"] for h in state["history"]]
+    # the rule written out: stop once `patience` epochs in a row have not beaten the best so far
+    best_epoch, since, stopped_at = 1, 0, None
+    for epoch, accuracy in enumerate(accuracies[1:], start=2):
+        best_epoch, since = (epoch, 0) if accuracy > accuracies[best_epoch - 1] else (best_epoch, since + 1)
+        if since == cfg.patience:
+            stopped_at = epoch
+            break
+    assert stopped_at is not None and 2 < best_epoch < stopped_at < cfg.epochs, accuracies  # a gain, then a stop
+    assert (state["stopped"], state["epochs_done"], state["best_epoch"]) == ("early", stopped_at, best_epoch)
+    assert state["best_score"] == accuracies[best_epoch - 1]
+    # best.keras is the best epoch's model: its stop-split loss, computed here, is that epoch's and no other's
+    model = keras.models.load_model(tmp_path / "best.keras", compile=False)
+    proba = np.asarray(model(np.asarray(prepared.x[stop], np.float32)[..., None], training=False), np.float64)
+    y = np.asarray(prepared.y[stop])
+    loss = -np.mean(np.log(proba[np.arange(len(y)), y]))
+    losses = [h["stop_loss"] for h in state["history"]]
+    assert loss == pytest.approx(losses[best_epoch - 1], rel=1e-4)
+    assert [e for e, other in enumerate(losses, start=1) if loss == pytest.approx(other, rel=1e-4)] == [best_epoch]
+    assert np.mean(proba.argmax(1) == y) == pytest.approx(accuracies[best_epoch - 1])
 
 
 def test_bad_preset_fails_loudly(tmp_path):
@@ -93,9 +113,6 @@ def test_bad_preset_fails_loudly(tmp_path):
 
 def test_cli_train(tiny_prepared):
     from typer.testing import CliRunner
-
-    from ferkaggle.cli.app import app
-    from ferkaggle.runs.registry import list_runs
 
     result = CliRunner().invoke(app, ["train", "--config", "tiny", "--seed", "1"])
     assert result.exit_code == 0, result.output
@@ -114,7 +131,6 @@ def test_fit_never_sees_holdout_rows(tmp_path, monkeypatch):
     """Spy on every fit_trial call of train_config (plain and k-fold): neither the rows a model
     fits on nor the rows it early-stops on may include a holdout image (or, for a fold model,
     an image of the fold it predicts out-of-fold)."""
-    import ferkaggle.cnn.train as train_module
 
     prepared = make_tiny_prepared(tmp_path / "prepared", n=100, n_test=10, folds=2)
     holdout = _row_keys(prepared.x_val)
