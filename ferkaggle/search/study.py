@@ -154,12 +154,10 @@ def find_study(storage, prepared: Prepared) -> str | None:
     """The newest study in the storage made on this prepared split (for --resume without --space)."""
     import optuna
 
-    best = None
-    for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if s.user_attrs.get("split_fingerprint") == prepared.split_fingerprint:
-            if best is None or s._study_id > best._study_id:
-                best = s
-    return None if best is None else best.study_name
+    # Study ids grow with creation: the newest study has the largest.
+    made_here = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+                 if s.user_attrs.get("split_fingerprint") == prepared.split_fingerprint]
+    return max(made_here, key=storage.get_study_id_from_name, default=None)
 
 
 def open_study(storage, prepared: Prepared, space_ref: str | Path | None, study_name: str | None, *,

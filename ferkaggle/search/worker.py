@@ -22,6 +22,12 @@ from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.checkpoints import remove_checkpoint
 from ferkaggle.runs.registry import archive_run, read_run
 from ferkaggle.runs.studies import trial_state_dir
+from ferkaggle.search.optuna_adapter import (
+    claim_waiting_trial,
+    frozen_trial,
+    heartbeat_interval,
+    trial_heartbeat,
+)
 from ferkaggle.search.spaces import (
     SpaceConfig,
     base_config,
@@ -44,7 +50,7 @@ def _pruning_callback(trial, max_epochs: int, monitor: str = "val_accuracy"):
             if epoch + 1 >= max_epochs:
                 value = (logs or {}).get(monitor)
                 if value is not None:
-                    self._trial.report(float(value), step=epoch + 1)
+                    trial.report(float(value), step=epoch + 1)
                 return
             super().on_epoch_end(epoch + 1, logs)
 
@@ -122,7 +128,7 @@ class _Worker:
         if self.space.budget_share != "equal":
             return end
         taken = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-                    and t._trial_id != trial._trial_id for t in self.study.get_trials(deepcopy=False))
+                    and t.number != trial.number for t in self.study.get_trials(deepcopy=False))
         left = max(1, self.total - taken)
         now = time.time()
         return now + max(0.0, end - now) / left
@@ -131,8 +137,7 @@ class _Worker:
         import optuna
         from optuna.trial import TrialState
 
-        storage = self.study._storage
-        heartbeat = storage.get_heartbeat_interval()
+        heartbeat = heartbeat_interval(self.study)
         while True:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -173,11 +178,10 @@ class _Worker:
 
     def run_one(self) -> None:
         import optuna
-        from optuna.storages._heartbeat import get_heartbeat_thread
         from optuna.trial import TrialState
 
         trial = self.ask()
-        with get_heartbeat_thread(trial._trial_id, self.study._storage):
+        with trial_heartbeat(self.study, trial):
             try:
                 value = self.objective(trial)
             except optuna.TrialPruned:
@@ -189,10 +193,9 @@ class _Worker:
                 # Queue the continuation first, then fail this attempt: the next run resumes it.
                 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-                frozen = self.study._storage.get_trial(trial._trial_id)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # "experimental"
-                    RetryHeartbeatStaleTrialCallback()(self.study, frozen)
+                    RetryHeartbeatStaleTrialCallback()(self.study, frozen_trial(self.study, trial))
                 trial.set_user_attr("interrupted", True)
                 self.study.tell(trial, state=TrialState.FAIL)
                 raise
@@ -206,27 +209,16 @@ class _Worker:
     def ask(self):
         """Continuations of interrupted or dead trials first (oldest first), then the queue and the sampler.
 
-        Claiming is the storage's atomic WAITING -> RUNNING update, the one Study.ask uses, so two
-        workers never take the same trial."""
-        import optuna
-        from optuna.trial import TrialState
-
-        storage = self.study._storage
-        for t in storage.get_all_trials(self.study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
-            if "failed_trial" not in t.system_attrs:
-                continue
-            try:
-                if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                    self.study._thread_local.cached_all_trials = None
-                    return optuna.Trial(self.study, t._trial_id)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
+        Two workers never take the same trial: see `claim_waiting_trial`."""
+        continuation = claim_waiting_trial(self.study, lambda t: "failed_trial" in t.system_attrs)
+        if continuation is not None:
+            return continuation
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "heartbeat is meant for Study.optimize": we drive it
             return self.study.ask()
 
     def _key(self, trial) -> tuple[str, int | None]:
-        origin = self.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+        origin = frozen_trial(self.study, trial).system_attrs.get("failed_trial")
         return f"t{(origin if origin is not None else trial.number):05d}", origin
 
     def _cleanup(self, trial) -> None:
@@ -234,7 +226,7 @@ class _Worker:
         remove_checkpoint(trial_state_dir(self.study.study_name, key, self.root))
 
     def config(self, trial, key: str):
-        frozen = self.study._storage.get_trial(trial._trial_id)
+        frozen = frozen_trial(self.study, trial)
         named = trial.user_attrs.get("named")
         if named is not None:
             if named not in self.named:

@@ -333,7 +333,7 @@ def test_equal_share_divides_the_time_left_among_the_trials_left():
 
     def stub(states, share="equal", total=4, left_s=1200.0):
         w = _Worker.__new__(_Worker)
-        trials = [SimpleNamespace(state=s, _trial_id=i) for i, s in enumerate(states)]
+        trials = [SimpleNamespace(state=s, number=i) for i, s in enumerate(states)]
         w.study = SimpleNamespace(get_trials=lambda deepcopy=False: trials)
         w.space, w.total, w.margin = SpaceConfig(budget_share=share), total, 30.0
         w.deadline = time.time() + left_s + 30.0
@@ -476,3 +476,20 @@ def test_cli_search_takes_the_gpu_space_where_tensorflow_sees_a_gpu(tiny_prepare
         assert result.exit_code == 1 and "stopped before training" in result.output, result.output
         assert f"search space: {expected} (competition data" in result.output, result.output
     assert asked == ["gpu", "default"]
+
+
+def test_resume_finds_the_newest_study_of_this_split(tmp_path):
+    """--resume without --space: the study created last on this prepared split, whatever the names say."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from ferkaggle.search.study import find_study
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'studies.db'}")
+    for name, split in [("zeta", "aaaa"), ("alpha", "aaaa"), ("mid", "aaaa"), ("other", "bbbb")]:  # in this order
+        optuna.create_study(storage=storage, study_name=name).set_user_attr("split_fingerprint", split)
+    assert find_study(storage, SimpleNamespace(split_fingerprint="aaaa")) == "mid"
+    assert find_study(storage, SimpleNamespace(split_fingerprint="bbbb")) == "other"
+    assert find_study(storage, SimpleNamespace(split_fingerprint="cccc")) is None
+
