@@ -100,9 +100,6 @@ def sampled_config(space: SpaceConfig, base: Any, params: dict[str, Any], name: 
 
 def distributions(space: SpaceConfig, where: str) -> dict[str, Any]:
     """The Optuna distribution of every dotted key in `params`, each checked against TrainConfig."""
-    import optuna.distributions as od
-
-
     base = base_config(space, where)
     both = sorted(dotted_keys(space.fixed) & set(space.params))
     if both:
@@ -110,50 +107,55 @@ def distributions(space: SpaceConfig, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, spec in space.params.items():
         at = f"{where}: params.{key}"
-        if isinstance(spec, list):
-            spec = {"type": "categorical", "choices": spec}
-        if not isinstance(spec, dict) or "type" not in spec:
-            raise FerkaggleError(f"{at} must be a list of choices or a table with a type (float, int, log, categorical)")
-        spec = dict(spec)
-        kind = spec.pop("type")
-        allowed = {"categorical": {"choices"}, "float": {"low", "high", "log", "step"},
-                   "log": {"low", "high"}, "int": {"low", "high", "log", "step"}}
-        if kind not in allowed:
-            raise FerkaggleError(f"{at}: type must be one of float, int, log, categorical, not {kind!r}")
-        unknown = set(spec) - allowed[kind]
-        if unknown:
-            raise FerkaggleError(f"{at}: unknown field {sorted(unknown)[0]!r}; allowed for {kind}: {', '.join(sorted(allowed[kind]))}")
-        try:
-            if kind == "categorical":
-                choices = spec.get("choices")
-                if not isinstance(choices, list) or not choices:
-                    raise FerkaggleError(f"{at}: choices must be a non-empty list")
-                if any(not isinstance(c, (str, int, float, bool)) for c in choices):
-                    raise FerkaggleError(f"{at}: choices must be strings, numbers or booleans")
-                dist = od.CategoricalDistribution(choices)
-                samples = choices
-            elif kind == "int":
-                if not all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
-                    raise FerkaggleError(f"{at}: int needs integer low and high")
-                dist = od.IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log", False)),
-                                          step=int(spec.get("step", 1)))
-                samples = [spec["low"], spec["high"]]
-            else:
-                if not all(isinstance(spec.get(k), (int, float)) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
-                    raise FerkaggleError(f"{at}: {kind} needs numeric low and high")
-                step = spec.get("step")
-                dist = od.FloatDistribution(float(spec["low"]), float(spec["high"]),
-                                            log=kind == "log" or bool(spec.get("log", False)),
-                                            step=None if step is None else float(step))
-                samples = [float(spec["low"]), float(spec["high"])]
-        except ValueError as exc:
-            if isinstance(exc, FerkaggleError):
-                raise
-            raise FerkaggleError(f"{at}: {exc}") from None
+        dist, samples = distribution(spec, at)
         for value in samples:  # the key must exist in TrainConfig and accept these values
             override(base, {key: value}, at)
         out[key] = dist
     return out
+
+
+def distribution(spec: Any, at: str) -> tuple[Any, list[Any]]:
+    """One [params] entry (a list of choices or a table with a type) -> (its Optuna distribution,
+    the values to try on TrainConfig: the choices, or low and high)."""
+    import optuna.distributions as od
+
+    if isinstance(spec, list):
+        spec = {"type": "categorical", "choices": spec}
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise FerkaggleError(f"{at} must be a list of choices or a table with a type (float, int, log, categorical)")
+    spec = dict(spec)
+    kind = spec.pop("type")
+    allowed = {"categorical": {"choices"}, "float": {"low", "high", "log", "step"},
+               "log": {"low", "high"}, "int": {"low", "high", "log", "step"}}
+    if kind not in allowed:
+        raise FerkaggleError(f"{at}: type must be one of float, int, log, categorical, not {kind!r}")
+    unknown = set(spec) - allowed[kind]
+    if unknown:
+        raise FerkaggleError(f"{at}: unknown field {sorted(unknown)[0]!r}; allowed for {kind}: {', '.join(sorted(allowed[kind]))}")
+    try:
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise FerkaggleError(f"{at}: choices must be a non-empty list")
+            if any(not isinstance(c, (str, int, float, bool)) for c in choices):
+                raise FerkaggleError(f"{at}: choices must be strings, numbers or booleans")
+            return od.CategoricalDistribution(choices), choices
+        if kind == "int":
+            if not all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
+                raise FerkaggleError(f"{at}: int needs integer low and high")
+            return (od.IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log", False)),
+                                       step=int(spec.get("step", 1))), [spec["low"], spec["high"]])
+        if not all(isinstance(spec.get(k), (int, float)) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
+            raise FerkaggleError(f"{at}: {kind} needs numeric low and high")
+        step = spec.get("step")
+        return (od.FloatDistribution(float(spec["low"]), float(spec["high"]),
+                                     log=kind == "log" or bool(spec.get("log", False)),
+                                     step=None if step is None else float(step)),
+                [float(spec["low"]), float(spec["high"])])
+    except ValueError as exc:
+        if isinstance(exc, FerkaggleError):
+            raise
+        raise FerkaggleError(f"{at}: {exc}") from None
 
 
 def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:

@@ -55,7 +55,7 @@ from ferkaggle.runs.registry import import_run_archive
 from ferkaggle.runs.studies import search_dir
 from ferkaggle.search.spaces import SpaceConfig, rungs
 from ferkaggle.search.study import open_storage, open_study, safe_url, worker_id
-from ferkaggle.search.worker import _Worker
+from ferkaggle.search.worker import Worker
 
 # ----------------------------------------------------------------------------- the worker
 
@@ -91,8 +91,13 @@ def run_search(prepared: Prepared, space_ref: str | Path | None = None, *, budge
     study, space, created = open_study(store, prepared, space_ref, study_name, seed=seed, resume=resume)
     tracker.print(f"study {study.study_name} ({'created' if created else 'joined'}) in {safe_url(store.url)} "
                   f"· worker {worker_id()} · sampler {space.sampler}, pruner {space.pruner}, rungs {rungs(space)}")
-    worker = _Worker(study, space, prepared, budget_s=budget_s, n_trials=n_trials, root=root, artifacts=artifacts,
-                     tracker=tracker, on_epoch=on_epoch)
+    worker = Worker(study, space, prepared, budget_s=budget_s, n_trials=n_trials, root=root, artifacts=artifacts,
+                    tracker=tracker, on_epoch=on_epoch)
+    return run_worker(worker, budget_s=budget_s, root=root)
+
+
+def run_worker(worker: Worker, *, budget_s: float | None, root: str | Path | None) -> dict[str, Any]:
+    """The worker's loop; search.json is written however it ends (completed, interrupted, failed)."""
     status = "completed"
     try:
         worker.loop()
@@ -103,10 +108,9 @@ def run_search(prepared: Prepared, space_ref: str | Path | None = None, *, budge
         status = "failed"
         raise
     finally:
-        doc = study_summary(study, space, budget_s=budget_s, spent_s=time.time() - worker.t_start,
+        doc = study_summary(worker.study, worker.space, budget_s=budget_s, spent_s=time.time() - worker.t_start,
                             status=status, worker=worker.worker, ran=worker.ran, total=worker.total)
-
-        folder = search_dir(study.study_name, root)
+        folder = search_dir(worker.study.study_name, root)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "search.json", doc)
     return doc

@@ -62,7 +62,7 @@ def _stop_value(state: dict) -> float | None:
     return max(accs) if accs else None
 
 
-def _budget_horizon(until: float, max_epochs: int, first_cost: float | None):
+def budget_horizon(until: float, max_epochs: int, first_cost: float | None):
     """LR horizon for a trial under a budget: the epochs it can still reach by `until`, re-planned at
     every epoch from its recent pace (mean of the last 3 epochs), so cosine/one-cycle end with the
     budget whether the machine speeds up or slows down (a fixed plan ends early or gets cut off)."""
@@ -77,7 +77,7 @@ def _budget_horizon(until: float, max_epochs: int, first_cost: float | None):
     return horizon
 
 
-class _Worker:
+class Worker:
     """One `ferkaggle search` process pulling trials from a study until the budget or the study ends."""
 
     def __init__(self, study, space: SpaceConfig, prepared: Prepared, *, budget_s: float | None, n_trials: int | None,
@@ -241,10 +241,8 @@ class _Worker:
         return sampled_config(self.space, self.base, params, f"{self.space.name}-{key}", self.where)
 
     def objective(self, trial) -> float:
-        import optuna
-        from rich.markup import escape
-
-
+        """Train the trial (or continue it from its checkpoint) and record its run; the stopping-set
+        accuracy is the value. Raises optuna.TrialPruned for a pruned trial (recorded too)."""
         key, origin = self._key(trial)
         cfg = self.config(trial, key)
         state_dir = trial_state_dir(self.study.study_name, key, self.root)
@@ -253,22 +251,48 @@ class _Worker:
         trial.set_user_attr("worker", self.worker)
         marker = state_dir / "recorded.json"
         if marker.is_file():  # recorded by an attempt that died before telling the study
-            done = json.loads(marker.read_text())
-            for k, v in done["attrs"].items():
-                trial.set_user_attr(k, v)
-            if done["state"] == "pruned":
-                raise optuna.TrialPruned(f"pruned at epoch {done['attrs']['epochs']}")
-            return float(done["value"])
+            return self.recorded_outcome(trial, marker)
         state = read_state(state_dir)
-        start = state["epochs_done"]
+        self.announce(trial, cfg, origin, state["epochs_done"])
+        start = self.replay_checkpoint(trial, state)
+        if start and state["stopped"] != "early" and start < cfg.epochs and trial.should_prune():
+            return self.record(trial, cfg, state_dir, "pruned")
+        return self.train(trial, cfg, state_dir, state)
+
+    @staticmethod
+    def recorded_outcome(trial, marker: Path) -> float:
+        """A trial whose run an earlier attempt recorded (recorded.json): its attributes and its
+        outcome again, without training."""
+        import optuna
+
+        done = json.loads(marker.read_text())
+        for k, v in done["attrs"].items():
+            trial.set_user_attr(k, v)
+        if done["state"] == "pruned":
+            raise optuna.TrialPruned(f"pruned at epoch {done['attrs']['epochs']}")
+        return float(done["value"])
+
+    def announce(self, trial, cfg, origin: int | None, start: int) -> None:
+        from rich.markup import escape
+
         note = f" (continues trial {origin} from epoch {start})" if origin is not None else ""
         self.tracker.print(f"trial {trial.number} [bold]{escape(cfg.name)}[/bold] on {escape(self.worker)}{note}: "
                            f"{escape(summarize(cfg))}")
-        for h in state["history"]:  # the new attempt's pruner history is the checkpoint's
+
+    @staticmethod
+    def replay_checkpoint(trial, state: dict) -> int:
+        """Report the checkpoint's history to the new attempt (its pruner history is the checkpoint's);
+        returns the epochs already done."""
+        for h in state["history"]:
             if h.get("stop_accuracy") is not None:
                 trial.report(h["stop_accuracy"], h["epoch"])
-        if start and state["stopped"] != "early" and start < cfg.epochs and trial.should_prune():
-            return self.record(trial, cfg, state_dir, "pruned")
+        return state["epochs_done"]
+
+    def train(self, trial, cfg, state_dir: Path, state: dict) -> float:
+        """Fit the trial from its checkpoint to cfg.epochs (or its deadline, early stop, the pruner), then record it."""
+        import optuna
+
+        start = state["epochs_done"]
         task = self.tracker.add(f"t{trial.number} {cfg.name}", total=cfg.epochs)
         self.tracker.advance(task, start, "")
 
@@ -280,7 +304,7 @@ class _Worker:
 
         callbacks = [] if self.space.pruner == "none" else [_pruning_callback(trial, cfg.epochs)]
         until = self.trial_until(trial)
-        horizon = float(cfg.epochs) if until is None else _budget_horizon(until, cfg.epochs, self.epoch_cost())
+        horizon = float(cfg.epochs) if until is None else budget_horizon(until, cfg.epochs, self.epoch_cost())
         x_fit, y_fit, x_stop, y_stop = self.data
         try:
             if start < cfg.epochs and state["stopped"] != "early":

@@ -299,10 +299,10 @@ def test_fill_needs_time_for_a_quarter_schedule_params_and_a_budget():
     from types import SimpleNamespace
 
     from ferkaggle.search.spaces import SpaceConfig
-    from ferkaggle.search.worker import _Worker
+    from ferkaggle.search.worker import Worker
 
     def worker(fill=True, params=True, left_s=300.0, cost=10.0, min_epochs=3, deadline=True):
-        w = _Worker.__new__(_Worker)
+        w = Worker.__new__(Worker)
         w.space = SpaceConfig(fill_budget=fill, min_epochs=min_epochs, params={"x": [1, 2]} if params else {})
         w.deadline, w.margin = (time.time() + left_s if deadline else None), 0.0
         w.epoch_costs, w.total, w.worker = [cost], 3, "me"
@@ -329,10 +329,10 @@ def test_equal_share_divides_the_time_left_among_the_trials_left():
     from optuna.trial import TrialState
 
     from ferkaggle.search.spaces import SpaceConfig
-    from ferkaggle.search.worker import _Worker
+    from ferkaggle.search.worker import Worker
 
     def stub(states, share="equal", total=4, left_s=1200.0):
-        w = _Worker.__new__(_Worker)
+        w = Worker.__new__(Worker)
         trials = [SimpleNamespace(state=s, number=i) for i, s in enumerate(states)]
         w.study = SimpleNamespace(get_trials=lambda deepcopy=False: trials)
         w.space, w.total, w.margin = SpaceConfig(budget_share=share), total, 30.0
@@ -414,14 +414,14 @@ def test_cli_search_and_bad_input(tiny_prepared, tmp_path):
 def test_last_trial_horizon_is_replanned_from_its_pace():
     import time
 
-    from ferkaggle.search.worker import _budget_horizon
+    from ferkaggle.search.worker import budget_horizon
 
-    horizon = _budget_horizon(time.time() + 100.5, max_epochs=40, first_cost=50.0)
+    horizon = budget_horizon(time.time() + 100.5, max_epochs=40, first_cost=50.0)
     assert horizon({"epochs_done": 6, "history": []}) == 8  # 100 s left at 50 s/epoch
     fast = {"epochs_done": 6, "history": [{"seconds": 10.0}] * 3}
     assert horizon(fast) == 16  # the machine sped up: a longer schedule, still ending with the budget
     assert horizon({"epochs_done": 6, "history": [{"seconds": 1.0}]}) == 40  # capped at max_epochs
-    assert _budget_horizon(time.time() - 1, 40, 50.0)({"epochs_done": 3, "history": []}) == 4  # at least one epoch
+    assert budget_horizon(time.time() - 1, 40, 50.0)({"epochs_done": 3, "history": []}) == 4  # at least one epoch
 
 
 @pytest.mark.parametrize("demo, gpu, expected", [(True, True, "quick"), (True, False, "quick"),
