@@ -2,10 +2,11 @@
 
 A space names a base preset, named trials (presets known to be good, enqueued first) and
 distributions over dotted TrainConfig keys (categorical lists, int, float, log), which the
-Optuna sampler draws from. `load_space` validates every key against TrainConfig when the
-space loads, so a typo fails before any training; `suggest` turns a distribution into an
-Optuna `trial.suggest_*` call. The budget parser lives here too: it reads the user's
-`--budget` text.
+Optuna sampler draws from. `load_space` reads and checks the space's own options;
+`check_space` then checks every key against TrainConfig, once, before any training (a typo
+fails there) and gives the base config, the distributions and the named trials' configs;
+`suggest` turns a distribution into an Optuna `trial.suggest_*` call. The budget parser
+lives here too: it reads the user's `--budget` text.
 """
 
 
@@ -20,6 +21,15 @@ from ferkaggle.cnn.config import load_train_config, override
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.presets import from_dict, read_toml, resolve_preset
 
+# The allowed values of a space's options, defined here once; `from_dict` checks a space's
+# TOML against them when it loads (typing.get_args gives them at run time).
+Pruner = Literal["asha", "hyperband", "none"]  # asha = SuccessiveHalvingPruner (asynchronous)
+Sampler = Literal["tpe", "random"]
+BudgetShare = Literal["rest", "equal"]
+
+# The fields each kind of [params] distribution takes (its `type`), in the order messages list them.
+PARAM_FIELDS: dict[str, set[str]] = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
+                                     "log": {"low", "high"}, "categorical": {"choices"}}
 
 @dataclass(frozen=True)
 class SpaceConfig:
@@ -28,10 +38,10 @@ class SpaceConfig:
     min_epochs: int = 2                          # first rung: epochs before the pruner first compares trials
     max_epochs: int = 30                         # every trial's `epochs` (and LR horizon) when the budget allows
     eta: int = 3                                 # pruner reduction factor: keep the best 1/eta at each rung (>= 2)
-    pruner: Literal["asha", "hyperband", "none"] = "asha"  # asha = SuccessiveHalvingPruner (asynchronous)
-    sampler: Literal["tpe", "random"] = "tpe"    # how configurations are proposed after the named trials
+    pruner: Pruner = "asha"                      # asha = SuccessiveHalvingPruner (asynchronous)
+    sampler: Sampler = "tpe"                     # how configurations are proposed after the named trials
     n_trials: int = 20                           # trials (finished + pruned) the study aims for; --trials overrides
-    budget_share: Literal["rest", "equal"] = "rest"  # a trial's time: the rest of the worker's budget, or an
+    budget_share: BudgetShare = "rest"           # a trial's time: the rest of the worker's budget, or an
                                                  # equal share of it among the trials still to run
     fill_budget: bool = False                    # with budget left once n_trials are done (enough for a quarter
                                                  # of max_epochs): one more sampled trial in all of it, again
@@ -98,9 +108,9 @@ def sampled_config(space: SpaceConfig, base: Any, params: dict[str, Any], name: 
     return override(base, {**params, "name": name, "epochs": space.max_epochs}, where)
 
 
-def distributions(space: SpaceConfig, where: str) -> dict[str, Any]:
-    """The Optuna distribution of every dotted key in `params`, each checked against TrainConfig."""
-    base = base_config(space, where)
+def distributions(space: SpaceConfig, base: Any, where: str) -> dict[str, Any]:
+    """The Optuna distribution of every dotted key in `params`, each checked against TrainConfig
+    (`base`, the space's base_config)."""
     both = sorted(dotted_keys(space.fixed) & set(space.params))
     if both:
         raise FerkaggleError(f"{where}: {both[0]!r} is both in [fixed] and in [params]; a key is fixed or sampled, not both")
@@ -119,19 +129,18 @@ def distribution(spec: Any, at: str) -> tuple[Any, list[Any]]:
     the values to try on TrainConfig: the choices, or low and high)."""
     import optuna.distributions as od
 
+    kinds = ", ".join(PARAM_FIELDS)
     if isinstance(spec, list):
         spec = {"type": "categorical", "choices": spec}
     if not isinstance(spec, dict) or "type" not in spec:
-        raise FerkaggleError(f"{at} must be a list of choices or a table with a type (float, int, log, categorical)")
+        raise FerkaggleError(f"{at} must be a list of choices or a table with a type ({kinds})")
     spec = dict(spec)
     kind = spec.pop("type")
-    allowed = {"categorical": {"choices"}, "float": {"low", "high", "log", "step"},
-               "log": {"low", "high"}, "int": {"low", "high", "log", "step"}}
-    if kind not in allowed:
-        raise FerkaggleError(f"{at}: type must be one of float, int, log, categorical, not {kind!r}")
-    unknown = set(spec) - allowed[kind]
+    if kind not in PARAM_FIELDS:
+        raise FerkaggleError(f"{at}: type must be one of {kinds}, not {kind!r}")
+    unknown = set(spec) - PARAM_FIELDS[kind]
     if unknown:
-        raise FerkaggleError(f"{at}: unknown field {sorted(unknown)[0]!r}; allowed for {kind}: {', '.join(sorted(allowed[kind]))}")
+        raise FerkaggleError(f"{at}: unknown field {sorted(unknown)[0]!r}; allowed for {kind}: {', '.join(sorted(PARAM_FIELDS[kind]))}")
     try:
         if kind == "categorical":
             choices = spec.get("choices")
@@ -158,9 +167,8 @@ def distribution(spec: Any, at: str) -> tuple[Any, list[Any]]:
         raise FerkaggleError(f"{at}: {exc}") from None
 
 
-def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
-    """The (name, TrainConfig) of every named trial, in order."""
-    base = base_config(space, where)
+def named_trials(space: SpaceConfig, base: Any, where: str) -> list[tuple[str, Any]]:
+    """The (name, TrainConfig) of every named trial, in order (`base`: the space's base_config)."""
     out: list[tuple[str, Any]] = []
     for i, entry in enumerate(space.trials):
         if not isinstance(entry, dict) or "name" not in entry:
@@ -177,13 +185,22 @@ def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
     return out
 
 
-def expand_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
-    """Named trials, after checking the whole space (distributions included)."""
-    distributions(space, where)
-    trials = named_trials(space, where)
-    if not trials and not space.params:
+@dataclass(frozen=True)
+class CheckedSpace:
+    """A space checked whole against TrainConfig (check_space), with what its trials are made of."""
+    space: SpaceConfig
+    base: Any                        # the TrainConfig every sampled trial starts from (base_config)
+    dists: dict[str, Any]            # dotted key -> Optuna distribution (distributions)
+    named: list[tuple[str, Any]]     # (name, TrainConfig) of the named trials, in order (named_trials)
+
+
+def check_space(space: SpaceConfig, where: str) -> CheckedSpace:
+    """Check the whole space once (base preset, [fixed], distributions, named trials); errors name `where`."""
+    base = base_config(space, where)
+    checked = CheckedSpace(space, base, distributions(space, base, where), named_trials(space, base, where))
+    if not checked.named and not space.params:
         raise FerkaggleError(f"{where}: the space has no trials (add [[trials]] or [params])")
-    return trials
+    return checked
 
 
 def rungs(space: SpaceConfig) -> list[int]:

@@ -88,10 +88,11 @@ def run_search(prepared: Prepared, space_ref: str | Path | None = None, *, budge
     if len(prepared.val_idx) == 0:
         raise FerkaggleError(f"{prepared.path}: no holdout-val rows; the search records holdout scores for the leaderboard")
     store = open_storage(storage, root=root, heartbeat_s=heartbeat_s)
-    study, space, created = open_study(store, prepared, space_ref, study_name, seed=seed, resume=resume)
+    study, checked, created = open_study(store, prepared, space_ref, study_name, seed=seed, resume=resume)
+    space = checked.space
     tracker.print(f"study {study.study_name} ({'created' if created else 'joined'}) in {safe_url(store.url)} "
                   f"· worker {worker_id()} · sampler {space.sampler}, pruner {space.pruner}, rungs {rungs(space)}")
-    worker = Worker(study, space, prepared, budget_s=budget_s, n_trials=n_trials, root=root, artifacts=artifacts,
+    worker = Worker(study, checked, prepared, budget_s=budget_s, n_trials=n_trials, root=root, artifacts=artifacts,
                     tracker=tracker, on_epoch=on_epoch)
     return run_worker(worker, budget_s=budget_s, root=root)
 

@@ -8,7 +8,6 @@ limit (wait for a slot), dead workers (heartbeats; stale trials failed and retri
 space or other data for an existing study. The worker that runs trials is in search.py.
 """
 
-
 import datetime as dt
 import gc
 import os
@@ -26,13 +25,12 @@ from ferkaggle.core.presets import read_toml, to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.studies import embedded_study_url
 from ferkaggle.search.spaces import (
+    CheckedSpace,
     SpaceConfig,
-    distributions,
-    expand_trials,
+    check_space,
     fits,
     get_dotted,
     load_space,
-    named_trials,
     space_from_dict,
     values_fingerprint,
 )
@@ -175,20 +173,20 @@ def find_study(storage, prepared: Prepared) -> str | None:
 
 def open_study(storage, prepared: Prepared, space_ref: str | Path | None, study_name: str | None, *,
                seed: int = DEFAULT_SEED, resume: bool = False):
-    """Create the study (enqueueing the named trials) or join it; returns (study, space, created).
+    """Create the study (enqueueing the named trials) or join it; returns (study, its checked space, created).
 
     The space is --space's when this worker creates the study, else the one stored in the study."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = raw = path = space_fp = None
+    space = raw = path = space_fp = checked = None
     if space_ref is not None:
         space, path = load_space(space_ref)
         raw = read_toml(path)
-        expand_trials(space, str(path))
+        checked = check_space(space, str(path))
         space_fp = values_fingerprint(to_dict(space))
     study_name = choose_study_name(storage, prepared, space, space_fp, study_name, resume)
-    if space is not None:
+    if checked is not None:
         try:
             # The creator seeds the sampler with --seed; joiners mix in their pid (different proposals).
             study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
@@ -196,10 +194,10 @@ def open_study(storage, prepared: Prepared, space_ref: str | Path | None, study_
         except optuna.exceptions.DuplicatedStudyError:
             pass
         else:
-            set_up_study(study, space, raw, path, space_fp, prepared, seed)
-            return study, space, True
+            set_up_study(study, checked, raw, path, space_fp, prepared, seed)
+            return study, checked, True
     study, stored = join_study(storage, study_name, prepared, space_fp, seed)
-    return study, stored, False
+    return study, check_space(stored, f"study {study_name}"), False
 
 
 def choose_study_name(storage, prepared: Prepared, space: SpaceConfig | None, space_fp: str | None,
@@ -221,7 +219,7 @@ def choose_study_name(storage, prepared: Prepared, space: SpaceConfig | None, sp
     return study_name
 
 
-def set_up_study(study, space: SpaceConfig, raw: dict[str, Any], path: Path, space_fp: str, prepared: Prepared,
+def set_up_study(study, checked: CheckedSpace, raw: dict[str, Any], path: Path, space_fp: str, prepared: Prepared,
                  seed: int) -> None:
     """The new study's attributes (its space, data and seed) and its named trials in the queue, then
     `ready`, which joiners wait for."""
@@ -232,9 +230,8 @@ def set_up_study(study, space: SpaceConfig, raw: dict[str, Any], path: Path, spa
     study.set_user_attr("prepared", str(prepared.path))
     study.set_user_attr("seed", seed)
     study.set_user_attr("created", dt.datetime.now().astimezone().isoformat(timespec="seconds"))
-    dists = distributions(space, str(path))
-    for name, cfg in named_trials(space, str(path)):
-        fixed = {k: get_dotted(cfg, k) for k, d in dists.items() if fits(d, get_dotted(cfg, k))}
+    for name, cfg in checked.named:
+        fixed = {k: get_dotted(cfg, k) for k, d in checked.dists.items() if fits(d, get_dotted(cfg, k))}
         study.enqueue_trial(fixed, user_attrs={"named": name})
     study.set_user_attr("ready", True)  # joiners wait for this: the named trials are queued
 

@@ -28,14 +28,7 @@ from ferkaggle.search.optuna_adapter import (
     heartbeat_interval,
     trial_heartbeat,
 )
-from ferkaggle.search.spaces import (
-    SpaceConfig,
-    base_config,
-    distributions,
-    named_trials,
-    sampled_config,
-    suggest,
-)
+from ferkaggle.search.spaces import CheckedSpace, sampled_config, suggest
 from ferkaggle.search.study import worker_id
 
 
@@ -80,14 +73,13 @@ def budget_horizon(until: float, max_epochs: int, first_cost: float | None):
 class Worker:
     """One `ferkaggle search` process pulling trials from a study until the budget or the study ends."""
 
-    def __init__(self, study, space: SpaceConfig, prepared: Prepared, *, budget_s: float | None, n_trials: int | None,
-                 root, artifacts: str | None, tracker, on_epoch):
+    def __init__(self, study, checked: CheckedSpace, prepared: Prepared, *, budget_s: float | None,
+                 n_trials: int | None, root, artifacts: str | None, tracker, on_epoch):
+        space = checked.space
         self.study, self.space, self.prepared, self.root = study, space, prepared, root
         self.tracker, self.on_epoch = tracker, on_epoch
         self.where = f"study {study.study_name}"
-        self.dists = distributions(space, self.where)
-        self.named = dict(named_trials(space, self.where))
-        self.base = base_config(space, self.where)
+        self.dists, self.named, self.base = checked.dists, dict(checked.named), checked.base
         self.seed = int(study.user_attrs.get("seed", DEFAULT_SEED))
         self.total = n_trials or space.n_trials
         if not space.params:
