@@ -69,8 +69,6 @@ def parse_budget(text: str | float | int | None) -> float | None:
     return seconds
 
 
-# ----------------------------------------------------------------------------- spaces
-
 def space_from_dict(values: dict[str, Any], where: str) -> SpaceConfig:
     space = from_dict(SpaceConfig, values, where)
     if space.eta < 2 or space.min_epochs < 1 or space.max_epochs < space.min_epochs:

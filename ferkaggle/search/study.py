@@ -5,7 +5,8 @@ any SQLAlchemy URL (PostgreSQL for many workers) on request.
 schema, idle connections dropped by the server (pool_pre_ping), the server's connection
 limit (wait for a slot), dead workers (heartbeats; stale trials failed and retried).
 `open_study` creates or joins the study of a space on one prepared split, refusing another
-space or other data for an existing study. The worker that runs trials is in search.py.
+space or other data for an existing study; the creator enqueues the space's named trials.
+The worker that runs the trials is in search/worker.py.
 """
 
 import datetime as dt
@@ -34,8 +35,6 @@ from ferkaggle.search.spaces import (
     space_from_dict,
     values_fingerprint,
 )
-
-# ----------------------------------------------------------------------------- storage and study
 
 STUDY_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 

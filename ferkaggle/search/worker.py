@@ -1,5 +1,7 @@
-"""One search worker: the Optuna objective that trains a trial toward each rung, reports it,
-prunes, resumes an interrupted trial from its checkpoint, and records every finished trial as a run."""
+"""One `ferkaggle search` worker: `Worker` pulls trials from the study until the budget or the
+study ends, trains each toward its rungs (reporting every epoch to the pruner), resumes an
+interrupted or dead worker's trial from its checkpoint, and records every finished or pruned
+trial as a run. The LR horizon under a budget (`budget_horizon`) is planned here too."""
 
 from __future__ import annotations
 
