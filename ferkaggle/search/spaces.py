@@ -2,10 +2,11 @@
 
 A space names a base preset, named trials (presets known to be good, enqueued first) and
 distributions over dotted TrainConfig keys (categorical lists, int, float, log), which the
-Optuna sampler draws from. `load_space` validates every key against TrainConfig when the
-space loads, so a typo fails before any training; `suggest` turns a distribution into an
-Optuna `trial.suggest_*` call. The budget parser lives here too: it reads the user's
-`--budget` text.
+Optuna sampler draws from. `load_space` reads and checks the space's own options;
+`check_space` then checks every key against TrainConfig, once, before any training (a typo
+fails there) and gives the base config, the distributions and the named trials' configs;
+`suggest` turns a distribution into an Optuna `trial.suggest_*` call. The budget parser
+lives here too: it reads the user's `--budget` text.
 """
 
 
@@ -20,6 +21,15 @@ from ferkaggle.cnn.config import load_train_config, override
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.presets import from_dict, read_toml, resolve_preset
 
+# The allowed values of a space's options, defined here once; `from_dict` checks a space's
+# TOML against them when it loads (typing.get_args gives them at run time).
+Pruner = Literal["asha", "hyperband", "none"]  # asha = SuccessiveHalvingPruner (asynchronous)
+Sampler = Literal["tpe", "random"]
+BudgetShare = Literal["rest", "equal"]
+
+# The fields each kind of [params] distribution takes (its `type`), in the order messages list them.
+PARAM_FIELDS: dict[str, set[str]] = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
+                                     "log": {"low", "high"}, "categorical": {"choices"}}
 
 @dataclass(frozen=True)
 class SpaceConfig:
@@ -28,10 +38,10 @@ class SpaceConfig:
     min_epochs: int = 2                          # first rung: epochs before the pruner first compares trials
     max_epochs: int = 30                         # every trial's `epochs` (and LR horizon) when the budget allows
     eta: int = 3                                 # pruner reduction factor: keep the best 1/eta at each rung (>= 2)
-    pruner: Literal["asha", "hyperband", "none"] = "asha"  # asha = SuccessiveHalvingPruner (asynchronous)
-    sampler: Literal["tpe", "random"] = "tpe"    # how configurations are proposed after the named trials
+    pruner: Pruner = "asha"                      # asha = SuccessiveHalvingPruner (asynchronous)
+    sampler: Sampler = "tpe"                     # how configurations are proposed after the named trials
     n_trials: int = 20                           # trials (finished + pruned) the study aims for; --trials overrides
-    budget_share: Literal["rest", "equal"] = "rest"  # a trial's time: the rest of the worker's budget, or an
+    budget_share: BudgetShare = "rest"           # a trial's time: the rest of the worker's budget, or an
                                                  # equal share of it among the trials still to run
     fill_budget: bool = False                    # with budget left once n_trials are done (enough for a quarter
                                                  # of max_epochs): one more sampled trial in all of it, again
@@ -58,8 +68,6 @@ def parse_budget(text: str | float | int | None) -> float | None:
         raise FerkaggleError(f"budget {text!r} must be positive")
     return seconds
 
-
-# ----------------------------------------------------------------------------- spaces
 
 def space_from_dict(values: dict[str, Any], where: str) -> SpaceConfig:
     space = from_dict(SpaceConfig, values, where)
@@ -98,67 +106,67 @@ def sampled_config(space: SpaceConfig, base: Any, params: dict[str, Any], name: 
     return override(base, {**params, "name": name, "epochs": space.max_epochs}, where)
 
 
-def distributions(space: SpaceConfig, where: str) -> dict[str, Any]:
-    """The Optuna distribution of every dotted key in `params`, each checked against TrainConfig."""
-    import optuna.distributions as od
-
-
-    base = base_config(space, where)
+def distributions(space: SpaceConfig, base: Any, where: str) -> dict[str, Any]:
+    """The Optuna distribution of every dotted key in `params`, each checked against TrainConfig
+    (`base`, the space's base_config)."""
     both = sorted(dotted_keys(space.fixed) & set(space.params))
     if both:
         raise FerkaggleError(f"{where}: {both[0]!r} is both in [fixed] and in [params]; a key is fixed or sampled, not both")
     out: dict[str, Any] = {}
     for key, spec in space.params.items():
         at = f"{where}: params.{key}"
-        if isinstance(spec, list):
-            spec = {"type": "categorical", "choices": spec}
-        if not isinstance(spec, dict) or "type" not in spec:
-            raise FerkaggleError(f"{at} must be a list of choices or a table with a type (float, int, log, categorical)")
-        spec = dict(spec)
-        kind = spec.pop("type")
-        allowed = {"categorical": {"choices"}, "float": {"low", "high", "log", "step"},
-                   "log": {"low", "high"}, "int": {"low", "high", "log", "step"}}
-        if kind not in allowed:
-            raise FerkaggleError(f"{at}: type must be one of float, int, log, categorical, not {kind!r}")
-        unknown = set(spec) - allowed[kind]
-        if unknown:
-            raise FerkaggleError(f"{at}: unknown field {sorted(unknown)[0]!r}; allowed for {kind}: {', '.join(sorted(allowed[kind]))}")
-        try:
-            if kind == "categorical":
-                choices = spec.get("choices")
-                if not isinstance(choices, list) or not choices:
-                    raise FerkaggleError(f"{at}: choices must be a non-empty list")
-                if any(not isinstance(c, (str, int, float, bool)) for c in choices):
-                    raise FerkaggleError(f"{at}: choices must be strings, numbers or booleans")
-                dist = od.CategoricalDistribution(choices)
-                samples = choices
-            elif kind == "int":
-                if not all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
-                    raise FerkaggleError(f"{at}: int needs integer low and high")
-                dist = od.IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log", False)),
-                                          step=int(spec.get("step", 1)))
-                samples = [spec["low"], spec["high"]]
-            else:
-                if not all(isinstance(spec.get(k), (int, float)) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
-                    raise FerkaggleError(f"{at}: {kind} needs numeric low and high")
-                step = spec.get("step")
-                dist = od.FloatDistribution(float(spec["low"]), float(spec["high"]),
-                                            log=kind == "log" or bool(spec.get("log", False)),
-                                            step=None if step is None else float(step))
-                samples = [float(spec["low"]), float(spec["high"])]
-        except ValueError as exc:
-            if isinstance(exc, FerkaggleError):
-                raise
-            raise FerkaggleError(f"{at}: {exc}") from None
+        dist, samples = distribution(spec, at)
         for value in samples:  # the key must exist in TrainConfig and accept these values
             override(base, {key: value}, at)
         out[key] = dist
     return out
 
 
-def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
-    """The (name, TrainConfig) of every named trial, in order."""
-    base = base_config(space, where)
+def distribution(spec: Any, at: str) -> tuple[Any, list[Any]]:
+    """One [params] entry (a list of choices or a table with a type) -> (its Optuna distribution,
+    the values to try on TrainConfig: the choices, or low and high)."""
+    import optuna.distributions as od
+
+    kinds = ", ".join(PARAM_FIELDS)
+    if isinstance(spec, list):
+        spec = {"type": "categorical", "choices": spec}
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise FerkaggleError(f"{at} must be a list of choices or a table with a type ({kinds})")
+    spec = dict(spec)
+    kind = spec.pop("type")
+    if kind not in PARAM_FIELDS:
+        raise FerkaggleError(f"{at}: type must be one of {kinds}, not {kind!r}")
+    unknown = set(spec) - PARAM_FIELDS[kind]
+    if unknown:
+        raise FerkaggleError(f"{at}: unknown field {sorted(unknown)[0]!r}; allowed for {kind}: {', '.join(sorted(PARAM_FIELDS[kind]))}")
+    try:
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise FerkaggleError(f"{at}: choices must be a non-empty list")
+            if any(not isinstance(c, (str, int, float, bool)) for c in choices):
+                raise FerkaggleError(f"{at}: choices must be strings, numbers or booleans")
+            return od.CategoricalDistribution(choices), choices
+        if kind == "int":
+            if not all(isinstance(spec.get(k), int) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
+                raise FerkaggleError(f"{at}: int needs integer low and high")
+            return (od.IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log", False)),
+                                       step=int(spec.get("step", 1))), [spec["low"], spec["high"]])
+        if not all(isinstance(spec.get(k), (int, float)) and not isinstance(spec.get(k), bool) for k in ("low", "high")):
+            raise FerkaggleError(f"{at}: {kind} needs numeric low and high")
+        step = spec.get("step")
+        return (od.FloatDistribution(float(spec["low"]), float(spec["high"]),
+                                     log=kind == "log" or bool(spec.get("log", False)),
+                                     step=None if step is None else float(step)),
+                [float(spec["low"]), float(spec["high"])])
+    except ValueError as exc:
+        if isinstance(exc, FerkaggleError):
+            raise
+        raise FerkaggleError(f"{at}: {exc}") from None
+
+
+def named_trials(space: SpaceConfig, base: Any, where: str) -> list[tuple[str, Any]]:
+    """The (name, TrainConfig) of every named trial, in order (`base`: the space's base_config)."""
     out: list[tuple[str, Any]] = []
     for i, entry in enumerate(space.trials):
         if not isinstance(entry, dict) or "name" not in entry:
@@ -175,13 +183,22 @@ def named_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
     return out
 
 
-def expand_trials(space: SpaceConfig, where: str) -> list[tuple[str, Any]]:
-    """Named trials, after checking the whole space (distributions included)."""
-    distributions(space, where)
-    trials = named_trials(space, where)
-    if not trials and not space.params:
+@dataclass(frozen=True)
+class CheckedSpace:
+    """A space checked whole against TrainConfig (check_space), with what its trials are made of."""
+    space: SpaceConfig
+    base: Any                        # the TrainConfig every sampled trial starts from (base_config)
+    dists: dict[str, Any]            # dotted key -> Optuna distribution (distributions)
+    named: list[tuple[str, Any]]     # (name, TrainConfig) of the named trials, in order (named_trials)
+
+
+def check_space(space: SpaceConfig, where: str) -> CheckedSpace:
+    """Check the whole space once (base preset, [fixed], distributions, named trials); errors name `where`."""
+    base = base_config(space, where)
+    checked = CheckedSpace(space, base, distributions(space, base, where), named_trials(space, base, where))
+    if not checked.named and not space.params:
         raise FerkaggleError(f"{where}: the space has no trials (add [[trials]] or [params])")
-    return trials
+    return checked
 
 
 def rungs(space: SpaceConfig) -> list[int]:

@@ -1,39 +1,11 @@
-"""Search CNN configurations with Optuna within a time budget, on one machine or many.
+"""The `ferkaggle search` stage: one worker's search of a study, its summary and its table.
 
-Inputs: prepared data, a search space (TOML under configs/spaces/: a base preset, named
-trials, and distributions over dotted config keys), a per-worker budget in seconds, and a
-study storage (an embedded SQLite file under runs/searches/ by default, or any SQLAlchemy
-URL such as postgresql://user@host/db shared by many workers).
-Outputs: one completed `cnn` run per finished or pruned trial (pruned ones say so in
-run.json `search.state` and in their summary), the Optuna study (trials, parameters,
-per-epoch values, which worker ran what), and `runs/searches/<study>/search.json`, a
-summary of the study as this worker last saw it.
-
-The engine: the space's named trials are enqueued first (once, by the worker that creates
-the study); then the sampler (TPE by default) proposes configurations from the
-distributions. After every epoch the Keras pruning callback of optuna-integration reports
-the early-stopping-set accuracy to the pruner (asynchronous successive halving by default,
-Hyperband optional), which stops weak trials at rungs min_epochs * eta^k. Selection never
-looks at the holdout: the objective and the pruner see only `Prepared.stopping_split`'s
-stop rows; the holdout-val score of each run is recorded (by `train.record_run`) for the
-leaderboard alone.
-
-Budget: each worker stops when the next trial's first rung (or a resumed trial's next epoch)
-no longer fits, and a trial never starts an epoch it cannot finish. Every trial plans its LR
-schedule toward max_epochs or the end of the budget, whichever comes first (re-planned each
-epoch from its pace), so the worker's last trial anneals with the budget.
-
-Resumable and fault tolerant: trials checkpoint every epoch (runs/searches/<study>/trials/).
-Ctrl-C puts the interrupted trial's continuation at the head of the study's queue; a worker
-that dies (SIGKILL, power loss) stops its heartbeat, and after the grace period another
-worker fails the trial as stale and retries it (RetryHeartbeatStaleTrialCallback). Either
-way the continuation resumes from the original trial's last epoch checkpoint when it can see
-it (same machine or a shared runs directory): at most the epoch in progress is lost.
-Re-running the same command continues the study; finished trials are never retrained.
-
-The pieces: `ferkaggle.spaces` reads the user's TOML spaces, `ferkaggle.study` opens the
-storage and the study (this module re-exports their public names); here are the worker that
-runs trials and the `ferkaggle search` stage.
+`run_search` opens the study storage and the study (search/study.py), runs one `Worker`
+(search/worker.py) within the budget, and writes `runs/searches/<study>/search.json`, the
+study as this worker last saw it (`study_summary`), however the worker ends: completed,
+interrupted or failed. `search_table` renders that summary; `pull_runs` copies the runs
+other workers uploaded to an artifact store into this registry (`ferkaggle pull`);
+`default_space` picks the space when none is named.
 """
 
 from __future__ import annotations
@@ -55,9 +27,7 @@ from ferkaggle.runs.registry import import_run_archive
 from ferkaggle.runs.studies import search_dir
 from ferkaggle.search.spaces import SpaceConfig, rungs
 from ferkaggle.search.study import open_storage, open_study, safe_url, worker_id
-from ferkaggle.search.worker import _Worker
-
-# ----------------------------------------------------------------------------- the worker
+from ferkaggle.search.worker import Worker
 
 
 def default_space(demo: bool, gpu: bool | None = None) -> tuple[str, str]:
@@ -69,9 +39,6 @@ def default_space(demo: bool, gpu: bool | None = None) -> tuple[str, str]:
     if gpu is None:
         gpu = gpu_visible()
     return ("gpu", "competition data, TensorFlow sees a GPU") if gpu else ("default", "competition data, no GPU")
-
-
-# ----------------------------------------------------------------------------- the stage
 
 
 def run_search(prepared: Prepared, space_ref: str | Path | None = None, *, budget_s: float | None = None,
@@ -88,11 +55,17 @@ def run_search(prepared: Prepared, space_ref: str | Path | None = None, *, budge
     if len(prepared.val_idx) == 0:
         raise FerkaggleError(f"{prepared.path}: no holdout-val rows; the search records holdout scores for the leaderboard")
     store = open_storage(storage, root=root, heartbeat_s=heartbeat_s)
-    study, space, created = open_study(store, prepared, space_ref, study_name, seed=seed, resume=resume)
+    study, checked, created = open_study(store, prepared, space_ref, study_name, seed=seed, resume=resume)
+    space = checked.space
     tracker.print(f"study {study.study_name} ({'created' if created else 'joined'}) in {safe_url(store.url)} "
                   f"· worker {worker_id()} · sampler {space.sampler}, pruner {space.pruner}, rungs {rungs(space)}")
-    worker = _Worker(study, space, prepared, budget_s=budget_s, n_trials=n_trials, root=root, artifacts=artifacts,
-                     tracker=tracker, on_epoch=on_epoch)
+    worker = Worker(study, checked, prepared, budget_s=budget_s, n_trials=n_trials, root=root, artifacts=artifacts,
+                    tracker=tracker, on_epoch=on_epoch)
+    return run_worker(worker, budget_s=budget_s, root=root)
+
+
+def run_worker(worker: Worker, *, budget_s: float | None, root: str | Path | None) -> dict[str, Any]:
+    """The worker's loop; search.json is written however it ends (completed, interrupted, failed)."""
     status = "completed"
     try:
         worker.loop()
@@ -103,10 +76,9 @@ def run_search(prepared: Prepared, space_ref: str | Path | None = None, *, budge
         status = "failed"
         raise
     finally:
-        doc = study_summary(study, space, budget_s=budget_s, spent_s=time.time() - worker.t_start,
+        doc = study_summary(worker.study, worker.space, budget_s=budget_s, spent_s=time.time() - worker.t_start,
                             status=status, worker=worker.worker, ran=worker.ran, total=worker.total)
-
-        folder = search_dir(study.study_name, root)
+        folder = search_dir(worker.study.study_name, root)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "search.json", doc)
     return doc

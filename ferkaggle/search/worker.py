@@ -1,5 +1,7 @@
-"""One search worker: the Optuna objective that trains a trial toward each rung, reports it,
-prunes, resumes an interrupted trial from its checkpoint, and records every finished trial as a run."""
+"""One `ferkaggle search` worker: `Worker` pulls trials from the study until the budget or the
+study ends, trains each toward its rungs (reporting every epoch to the pruner), resumes an
+interrupted or dead worker's trial from its checkpoint, and records every finished or pruned
+trial as a run. The LR horizon under a budget (`budget_horizon`) is planned here too."""
 
 from __future__ import annotations
 
@@ -22,14 +24,13 @@ from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.checkpoints import remove_checkpoint
 from ferkaggle.runs.registry import archive_run, read_run
 from ferkaggle.runs.studies import trial_state_dir
-from ferkaggle.search.spaces import (
-    SpaceConfig,
-    base_config,
-    distributions,
-    named_trials,
-    sampled_config,
-    suggest,
+from ferkaggle.search.optuna_adapter import (
+    claim_waiting_trial,
+    frozen_trial,
+    heartbeat_interval,
+    trial_heartbeat,
 )
+from ferkaggle.search.spaces import CheckedSpace, sampled_config, suggest
 from ferkaggle.search.study import worker_id
 
 
@@ -44,7 +45,7 @@ def _pruning_callback(trial, max_epochs: int, monitor: str = "val_accuracy"):
             if epoch + 1 >= max_epochs:
                 value = (logs or {}).get(monitor)
                 if value is not None:
-                    self._trial.report(float(value), step=epoch + 1)
+                    trial.report(float(value), step=epoch + 1)
                 return
             super().on_epoch_end(epoch + 1, logs)
 
@@ -56,7 +57,7 @@ def _stop_value(state: dict) -> float | None:
     return max(accs) if accs else None
 
 
-def _budget_horizon(until: float, max_epochs: int, first_cost: float | None):
+def budget_horizon(until: float, max_epochs: int, first_cost: float | None):
     """LR horizon for a trial under a budget: the epochs it can still reach by `until`, re-planned at
     every epoch from its recent pace (mean of the last 3 epochs), so cosine/one-cycle end with the
     budget whether the machine speeds up or slows down (a fixed plan ends early or gets cut off)."""
@@ -71,17 +72,16 @@ def _budget_horizon(until: float, max_epochs: int, first_cost: float | None):
     return horizon
 
 
-class _Worker:
+class Worker:
     """One `ferkaggle search` process pulling trials from a study until the budget or the study ends."""
 
-    def __init__(self, study, space: SpaceConfig, prepared: Prepared, *, budget_s: float | None, n_trials: int | None,
-                 root, artifacts: str | None, tracker, on_epoch):
+    def __init__(self, study, checked: CheckedSpace, prepared: Prepared, *, budget_s: float | None,
+                 n_trials: int | None, root, artifacts: str | None, tracker, on_epoch):
+        space = checked.space
         self.study, self.space, self.prepared, self.root = study, space, prepared, root
         self.tracker, self.on_epoch = tracker, on_epoch
         self.where = f"study {study.study_name}"
-        self.dists = distributions(space, self.where)
-        self.named = dict(named_trials(space, self.where))
-        self.base = base_config(space, self.where)
+        self.dists, self.named, self.base = checked.dists, dict(checked.named), checked.base
         self.seed = int(study.user_attrs.get("seed", DEFAULT_SEED))
         self.total = n_trials or space.n_trials
         if not space.params:
@@ -122,7 +122,7 @@ class _Worker:
         if self.space.budget_share != "equal":
             return end
         taken = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-                    and t._trial_id != trial._trial_id for t in self.study.get_trials(deepcopy=False))
+                    and t.number != trial.number for t in self.study.get_trials(deepcopy=False))
         left = max(1, self.total - taken)
         now = time.time()
         return now + max(0.0, end - now) / left
@@ -131,8 +131,7 @@ class _Worker:
         import optuna
         from optuna.trial import TrialState
 
-        storage = self.study._storage
-        heartbeat = storage.get_heartbeat_interval()
+        heartbeat = heartbeat_interval(self.study)
         while True:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -173,11 +172,10 @@ class _Worker:
 
     def run_one(self) -> None:
         import optuna
-        from optuna.storages._heartbeat import get_heartbeat_thread
         from optuna.trial import TrialState
 
         trial = self.ask()
-        with get_heartbeat_thread(trial._trial_id, self.study._storage):
+        with trial_heartbeat(self.study, trial):
             try:
                 value = self.objective(trial)
             except optuna.TrialPruned:
@@ -189,10 +187,9 @@ class _Worker:
                 # Queue the continuation first, then fail this attempt: the next run resumes it.
                 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-                frozen = self.study._storage.get_trial(trial._trial_id)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # "experimental"
-                    RetryHeartbeatStaleTrialCallback()(self.study, frozen)
+                    RetryHeartbeatStaleTrialCallback()(self.study, frozen_trial(self.study, trial))
                 trial.set_user_attr("interrupted", True)
                 self.study.tell(trial, state=TrialState.FAIL)
                 raise
@@ -206,27 +203,16 @@ class _Worker:
     def ask(self):
         """Continuations of interrupted or dead trials first (oldest first), then the queue and the sampler.
 
-        Claiming is the storage's atomic WAITING -> RUNNING update, the one Study.ask uses, so two
-        workers never take the same trial."""
-        import optuna
-        from optuna.trial import TrialState
-
-        storage = self.study._storage
-        for t in storage.get_all_trials(self.study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
-            if "failed_trial" not in t.system_attrs:
-                continue
-            try:
-                if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                    self.study._thread_local.cached_all_trials = None
-                    return optuna.Trial(self.study, t._trial_id)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
+        Two workers never take the same trial: see `claim_waiting_trial`."""
+        continuation = claim_waiting_trial(self.study, lambda t: "failed_trial" in t.system_attrs)
+        if continuation is not None:
+            return continuation
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "heartbeat is meant for Study.optimize": we drive it
             return self.study.ask()
 
     def _key(self, trial) -> tuple[str, int | None]:
-        origin = self.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+        origin = frozen_trial(self.study, trial).system_attrs.get("failed_trial")
         return f"t{(origin if origin is not None else trial.number):05d}", origin
 
     def _cleanup(self, trial) -> None:
@@ -234,7 +220,7 @@ class _Worker:
         remove_checkpoint(trial_state_dir(self.study.study_name, key, self.root))
 
     def config(self, trial, key: str):
-        frozen = self.study._storage.get_trial(trial._trial_id)
+        frozen = frozen_trial(self.study, trial)
         named = trial.user_attrs.get("named")
         if named is not None:
             if named not in self.named:
@@ -249,10 +235,8 @@ class _Worker:
         return sampled_config(self.space, self.base, params, f"{self.space.name}-{key}", self.where)
 
     def objective(self, trial) -> float:
-        import optuna
-        from rich.markup import escape
-
-
+        """Train the trial (or continue it from its checkpoint) and record its run; the stopping-set
+        accuracy is the value. Raises optuna.TrialPruned for a pruned trial (recorded too)."""
         key, origin = self._key(trial)
         cfg = self.config(trial, key)
         state_dir = trial_state_dir(self.study.study_name, key, self.root)
@@ -261,22 +245,48 @@ class _Worker:
         trial.set_user_attr("worker", self.worker)
         marker = state_dir / "recorded.json"
         if marker.is_file():  # recorded by an attempt that died before telling the study
-            done = json.loads(marker.read_text())
-            for k, v in done["attrs"].items():
-                trial.set_user_attr(k, v)
-            if done["state"] == "pruned":
-                raise optuna.TrialPruned(f"pruned at epoch {done['attrs']['epochs']}")
-            return float(done["value"])
+            return self.recorded_outcome(trial, marker)
         state = read_state(state_dir)
-        start = state["epochs_done"]
+        self.announce(trial, cfg, origin, state["epochs_done"])
+        start = self.replay_checkpoint(trial, state)
+        if start and state["stopped"] != "early" and start < cfg.epochs and trial.should_prune():
+            return self.record(trial, cfg, state_dir, "pruned")
+        return self.train(trial, cfg, state_dir, state)
+
+    @staticmethod
+    def recorded_outcome(trial, marker: Path) -> float:
+        """A trial whose run an earlier attempt recorded (recorded.json): its attributes and its
+        outcome again, without training."""
+        import optuna
+
+        done = json.loads(marker.read_text())
+        for k, v in done["attrs"].items():
+            trial.set_user_attr(k, v)
+        if done["state"] == "pruned":
+            raise optuna.TrialPruned(f"pruned at epoch {done['attrs']['epochs']}")
+        return float(done["value"])
+
+    def announce(self, trial, cfg, origin: int | None, start: int) -> None:
+        from rich.markup import escape
+
         note = f" (continues trial {origin} from epoch {start})" if origin is not None else ""
         self.tracker.print(f"trial {trial.number} [bold]{escape(cfg.name)}[/bold] on {escape(self.worker)}{note}: "
                            f"{escape(summarize(cfg))}")
-        for h in state["history"]:  # the new attempt's pruner history is the checkpoint's
+
+    @staticmethod
+    def replay_checkpoint(trial, state: dict) -> int:
+        """Report the checkpoint's history to the new attempt (its pruner history is the checkpoint's);
+        returns the epochs already done."""
+        for h in state["history"]:
             if h.get("stop_accuracy") is not None:
                 trial.report(h["stop_accuracy"], h["epoch"])
-        if start and state["stopped"] != "early" and start < cfg.epochs and trial.should_prune():
-            return self.record(trial, cfg, state_dir, "pruned")
+        return state["epochs_done"]
+
+    def train(self, trial, cfg, state_dir: Path, state: dict) -> float:
+        """Fit the trial from its checkpoint to cfg.epochs (or its deadline, early stop, the pruner), then record it."""
+        import optuna
+
+        start = state["epochs_done"]
         task = self.tracker.add(f"t{trial.number} {cfg.name}", total=cfg.epochs)
         self.tracker.advance(task, start, "")
 
@@ -288,7 +298,7 @@ class _Worker:
 
         callbacks = [] if self.space.pruner == "none" else [_pruning_callback(trial, cfg.epochs)]
         until = self.trial_until(trial)
-        horizon = float(cfg.epochs) if until is None else _budget_horizon(until, cfg.epochs, self.epoch_cost())
+        horizon = float(cfg.epochs) if until is None else budget_horizon(until, cfg.epochs, self.epoch_cost())
         x_fit, y_fit, x_stop, y_stop = self.data
         try:
             if start < cfg.epochs and state["stopped"] != "early":

@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("optuna")
 
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
-from ferkaggle.search.spaces import base_config, distributions, expand_trials, load_space, parse_budget, rungs
+from ferkaggle.search.spaces import base_config, check_space, load_space, parse_budget, rungs
 from ferkaggle.search.stage import run_search
 from helpers.fakes import make_tiny_prepared  # noqa: E402
 
@@ -81,7 +81,7 @@ def test_spaces_load_with_their_distributions(tmp_path):
 
     for name in ("quick", "default"):
         space, path = load_space(name)
-        trials = expand_trials(space, str(path))
+        trials = check_space(space, str(path)).named
         assert len(trials) >= 3 and all(cfg.epochs == space.max_epochs for _, cfg in trials)
         assert space.params and space.sampler == "tpe"
     assert load_space("quick")[0].pruner == "asha" and rungs(load_space("quick")[0]) == [3, 9]
@@ -89,15 +89,15 @@ def test_spaces_load_with_their_distributions(tmp_path):
     assert (default.pruner, default.budget_share, default.n_trials, rungs(default)) == ("none", "equal", 3, [120])
     assert default.fill_budget is True  # time left after the three goes to more models for the ensemble
     # No early stopping there: patience 8 cut a 120-epoch cosine schedule at epoch 49 (docs/benchmarks.md).
-    assert [cfg.patience for _, cfg in expand_trials(default, "default")] == [0, 0, 0]
+    assert [cfg.patience for _, cfg in check_space(default, "default").named] == [0, 0, 0]
     assert base_config(default, "default").patience == 0  # and the sampled trials' ([fixed])
     space, path = load_space(write_space(tmp_path))
-    dists = distributions(space, str(path))
+    dists = check_space(space, str(path)).dists
     assert dists["optim.learning_rate"] == od.FloatDistribution(1e-3, 1e-2, log=True)
     assert dists["model.width"] == od.IntDistribution(4, 8, step=4)
     short = tmp_path / "short.toml"
     short.write_text('base = "tiny"\n[params]\n"label_smoothing" = [0.0, 0.1]\n')
-    assert distributions(*load_space(short)[:1], "x")["label_smoothing"] == od.CategoricalDistribution([0.0, 0.1])
+    assert check_space(load_space(short)[0], "x").dists["label_smoothing"] == od.CategoricalDistribution([0.0, 0.1])
 
 
 def test_fixed_applies_to_every_trial_under_its_own_settings(tmp_path):
@@ -110,7 +110,7 @@ def test_fixed_applies_to_every_trial_under_its_own_settings(tmp_path):
                     '[[trials]]\nname = "c"\npreset = "simple"\n'
                     '[params]\n"optim.learning_rate" = [1e-3, 2e-3]\n')
     space, _ = load_space(path)
-    named = dict(expand_trials(space, "x"))
+    named = dict(check_space(space, "x").named)
     assert [named[n].label_smoothing for n in "abc"] == [0.05, 0.05, 0.05]  # tiny and simple say 0.0
     assert [named[n].model.width for n in "abc"] == [4, 12, 4]  # tiny says 8, simple 32
     assert named["b"].model.dense_units == 8 and named["c"].model.architecture == "simple"
@@ -127,7 +127,7 @@ def test_bad_fixed_fails_loudly(tmp_path, space, message):
     bad = tmp_path / "bad.toml"
     bad.write_text('base = "tiny"\n' + space)
     with pytest.raises(FerkaggleError) as err:
-        expand_trials(*load_space(bad)[:1], str(bad))
+        check_space(load_space(bad)[0], str(bad))
     assert message in str(err.value) and "bad.toml" in str(err.value)
 
 
@@ -143,7 +143,7 @@ def test_bad_space_params_fail_loudly(tmp_path, params, message):
     bad = tmp_path / "bad.toml"
     bad.write_text(f'base = "tiny"\n[params]\n{params}\n')
     with pytest.raises(FerkaggleError, match=message):
-        expand_trials(*load_space(bad)[:1], str(bad))
+        check_space(load_space(bad)[0], str(bad))
 
 
 def test_every_trial_is_a_run_and_selection_ignores_the_holdout(small_prepared, tmp_path):
@@ -299,10 +299,10 @@ def test_fill_needs_time_for_a_quarter_schedule_params_and_a_budget():
     from types import SimpleNamespace
 
     from ferkaggle.search.spaces import SpaceConfig
-    from ferkaggle.search.worker import _Worker
+    from ferkaggle.search.worker import Worker
 
     def worker(fill=True, params=True, left_s=300.0, cost=10.0, min_epochs=3, deadline=True):
-        w = _Worker.__new__(_Worker)
+        w = Worker.__new__(Worker)
         w.space = SpaceConfig(fill_budget=fill, min_epochs=min_epochs, params={"x": [1, 2]} if params else {})
         w.deadline, w.margin = (time.time() + left_s if deadline else None), 0.0
         w.epoch_costs, w.total, w.worker = [cost], 3, "me"
@@ -329,11 +329,11 @@ def test_equal_share_divides_the_time_left_among_the_trials_left():
     from optuna.trial import TrialState
 
     from ferkaggle.search.spaces import SpaceConfig
-    from ferkaggle.search.worker import _Worker
+    from ferkaggle.search.worker import Worker
 
     def stub(states, share="equal", total=4, left_s=1200.0):
-        w = _Worker.__new__(_Worker)
-        trials = [SimpleNamespace(state=s, _trial_id=i) for i, s in enumerate(states)]
+        w = Worker.__new__(Worker)
+        trials = [SimpleNamespace(state=s, number=i) for i, s in enumerate(states)]
         w.study = SimpleNamespace(get_trials=lambda deepcopy=False: trials)
         w.space, w.total, w.margin = SpaceConfig(budget_share=share), total, 30.0
         w.deadline = time.time() + left_s + 30.0
@@ -414,14 +414,14 @@ def test_cli_search_and_bad_input(tiny_prepared, tmp_path):
 def test_last_trial_horizon_is_replanned_from_its_pace():
     import time
 
-    from ferkaggle.search.worker import _budget_horizon
+    from ferkaggle.search.worker import budget_horizon
 
-    horizon = _budget_horizon(time.time() + 100.5, max_epochs=40, first_cost=50.0)
+    horizon = budget_horizon(time.time() + 100.5, max_epochs=40, first_cost=50.0)
     assert horizon({"epochs_done": 6, "history": []}) == 8  # 100 s left at 50 s/epoch
     fast = {"epochs_done": 6, "history": [{"seconds": 10.0}] * 3}
     assert horizon(fast) == 16  # the machine sped up: a longer schedule, still ending with the budget
     assert horizon({"epochs_done": 6, "history": [{"seconds": 1.0}]}) == 40  # capped at max_epochs
-    assert _budget_horizon(time.time() - 1, 40, 50.0)({"epochs_done": 3, "history": []}) == 4  # at least one epoch
+    assert budget_horizon(time.time() - 1, 40, 50.0)({"epochs_done": 3, "history": []}) == 4  # at least one epoch
 
 
 @pytest.mark.parametrize("demo, gpu, expected", [(True, True, "quick"), (True, False, "quick"),
@@ -440,7 +440,7 @@ def test_gpu_space_trains_the_published_bodies():
     from ferkaggle.cnn.models import build_model
 
     space, path = load_space("gpu")
-    named = dict(expand_trials(space, str(path)))
+    named = dict(check_space(space, str(path)).named)
     assert list(named) == ["gpu-vgg-w64-d4x2", "gpu-resnet18", "gpu-vgg-w64-d4x2-sgd"]
     assert (space.pruner, space.budget_share, space.fill_budget, space.max_epochs) == ("none", "equal", True, 300)
     assert {(c.precision, c.patience, c.epochs) for c in named.values()} == {("auto", 0, 300)}
@@ -476,3 +476,42 @@ def test_cli_search_takes_the_gpu_space_where_tensorflow_sees_a_gpu(tiny_prepare
         assert result.exit_code == 1 and "stopped before training" in result.output, result.output
         assert f"search space: {expected} (competition data" in result.output, result.output
     assert asked == ["gpu", "default"]
+
+
+def test_resume_finds_the_newest_study_of_this_split(tmp_path):
+    """--resume without --space: the study created last on this prepared split, whatever the names say."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from ferkaggle.search.study import find_study
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'studies.db'}")
+    for name, split in [("zeta", "aaaa"), ("alpha", "aaaa"), ("mid", "aaaa"), ("other", "bbbb")]:  # in this order
+        optuna.create_study(storage=storage, study_name=name).set_user_attr("split_fingerprint", split)
+    assert find_study(storage, SimpleNamespace(split_fingerprint="aaaa")) == "mid"
+    assert find_study(storage, SimpleNamespace(split_fingerprint="bbbb")) == "other"
+    assert find_study(storage, SimpleNamespace(split_fingerprint="cccc")) is None
+
+
+def test_each_allowed_pruner_and_sampler_is_built_and_nothing_else_loads():
+    """The Literals in spaces.py are the one list of allowed values: each builds its Optuna object,
+    and a space naming another fails when it loads, listing them."""
+    from typing import get_args
+
+    import optuna
+
+    from ferkaggle.search.spaces import Pruner, Sampler, SpaceConfig, space_from_dict
+    from ferkaggle.search.study import pruner_for, sampler_for
+
+    pruners = {"asha": optuna.pruners.SuccessiveHalvingPruner, "hyperband": optuna.pruners.HyperbandPruner,
+               "none": optuna.pruners.NopPruner}
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    assert set(get_args(Pruner)) == set(pruners) and set(get_args(Sampler)) == set(samplers)
+    for name, cls in pruners.items():
+        assert type(pruner_for(SpaceConfig(pruner=name))) is cls, name
+    for name, cls in samplers.items():
+        assert type(sampler_for(SpaceConfig(sampler=name), seed=1)) is cls, name
+    for key, value in [("pruner", "median"), ("sampler", "cmaes"), ("budget_share", "half")]:
+        with pytest.raises(FerkaggleError, match=f"{key}' must be one of .*not '{value}'"):
+            space_from_dict({key: value}, "s.toml")
