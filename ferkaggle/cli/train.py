@@ -1,9 +1,10 @@
 """Commands for CNNs: `train` (one configuration), `search` (several, within a budget) and `refit`
 (a run's recipe again on more rows, for the submission).
 
-Thin: resolve the preset / space and the prepared data, call `train.train_config`,
-`search.run_search` or `search.pull_runs`, render the result with rich. TensorFlow is imported inside the
-commands so that `ferkaggle --help` stays instant.
+Thin: resolve the preset / space and the prepared data, call `cnn.train.train_config`,
+`cnn.refit.refit_run`, `search.stage.run_search` or `search.stage.pull_runs`, render the result with
+rich. The stages (and TensorFlow with them) are imported inside the commands so that
+`ferkaggle --help` stays instant.
 """
 
 from __future__ import annotations
