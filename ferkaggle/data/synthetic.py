@@ -136,8 +136,22 @@ def _draw_params(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def _render(p: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Draw the faces [n, 48, 48] uint8 whose parameters are p, layer by layer in face coordinates."""
     n = len(p["y"])
     c = {k: _col(v) for k, v in p.items() if k != "y"}
+    gx, gy, u, v, px = _face_coordinates(c)
+    img = _face_and_hair(c, u, v, px, n)
+    dark = c["feature_dark"]
+    img = _eyes_and_brows(img, c, u, v, px, dark)
+    img = _nose(img, c, u, v, px, dark)
+    img = _mouth(img, c, u, v, px, dark)
+    img = _occluders(img, c, gx, gy)
+    img = _lighting_and_noise(img, c, gx, gy, rng)
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def _face_coordinates(c: dict[str, np.ndarray]):
+    """The image grid (gx, gy), each pixel's face coordinates (u, v) and one pixel in face units."""
     grid = (np.arange(IMAGE_SIZE, dtype=np.float32) - (IMAGE_SIZE - 1) / 2) / (IMAGE_SIZE / 2)
     gx, gy = grid[None, None, :], grid[None, :, None]
     # Image -> face coordinates: undo shift, rotation and scale (and mirror half of the faces).
@@ -148,6 +162,10 @@ def _render(p: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
     u = np.where(c["flip"] > 0, -u, u)
     px = 1.0 / (IMAGE_SIZE / 2) / c["scale"]  # one pixel in face units: edge softness
 
+    return gx, gy, u, v, px
+
+
+def _face_and_hair(c, u, v, px, n):
     # Background with a lighting gradient is added at the end; start with flat background.
     img = np.broadcast_to(c["bg"], (n, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
     face = _soft(_ellipse(u, v, 0.0, 0.05, c["face_a"], c["face_b"]), 1.5 * px)
@@ -159,7 +177,10 @@ def _render(p: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
     # Soft shading on the face so it is not flat.
     img = img - 0.08 * face * np.clip(np.abs(u) / c["face_a"], 0, 1) ** 2
 
-    dark = c["feature_dark"]
+    return img
+
+
+def _eyes_and_brows(img, c, u, v, px, dark):
     # Eyes: dark almond whose height follows eye_open, with a darker iris.
     for side in (-1.0, 1.0):
         ex = side * c["eye_dx"]
@@ -170,6 +191,10 @@ def _render(p: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
         brow_y = c["eye_y"] - 0.17 - c["brow_raise"] - 0.03 * (c["eye_open"] - 1.0)
         brow = _soft(_curve(u, v, ex, brow_y, 0.14, -0.035, tilt=-side * c["brow_tilt"]) - 0.028, px)
         img = img - dark * brow
+    return img
+
+
+def _nose(img, c, u, v, px, dark):
     # Nose: a faint ridge and two nostrils; wrinkles across the bridge for disgust.
     ridge = _soft(np.abs(u - 0.04) - 0.012, px) * (np.abs(v - 0.1) < 0.13)
     img = img - 0.25 * dark * ridge
@@ -178,6 +203,10 @@ def _render(p: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
     for k in range(3):
         line = _soft(_curve(u, v, 0.0, -0.06 + 0.045 * k, 0.08, 0.015) - 0.012, px)
         img = img - 0.6 * dark * np.clip(c["wrinkle"], 0, 1.5) * line
+    return img
+
+
+def _mouth(img, c, u, v, px, dark):
     # Mouth: upper-lip arc with curvature and asymmetry; an opening below it shows a dark cavity.
     mw, mo, my = c["mouth_width"], c["mouth_open"], c["mouth_y"]
     bend = -c["mouth_curve"]  # y grows downward: a smile bends the corners up
@@ -194,6 +223,10 @@ def _render(p: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
         fold = _soft(_curve(v, u, 0.42, side * (mw + 0.03), 0.14, side * 0.04) - 0.012, px)
         img = img - 0.5 * dark * np.clip(c["folds"], 0, 1.2) * fold * (np.abs(v - 0.4) < 0.15)
 
+    return img
+
+
+def _occluders(img, c, gx, gy):
     # Occluders, drawn in image coordinates (they do not move with the face).
     bar_d = np.abs((gx - c["bar_x0"]) * np.sin(c["bar_angle"]) - (gy - c["bar_y0"]) * np.cos(c["bar_angle"]))
     bar = _soft(bar_d - c["bar_width"], 0.04) * c["bar_on"]
@@ -201,11 +234,15 @@ def _render(p: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
     blob = _soft(np.sqrt((gx - c["blob_x"]) ** 2 + (gy - c["blob_y"]) ** 2) - c["blob_r"], 0.06) * c["blob_on"]
     img = img * (1 - blob) + c["blob_level"] * blob
 
+    return img
+
+
+def _lighting_and_noise(img, c, gx, gy, rng):
     # Lighting gradient, contrast, brightness, noise.
     light = c["light_amp"] * (np.cos(c["light_dir"]) * gx + np.sin(c["light_dir"]) * gy)
     img = (img - 0.5) * c["contrast"] + 0.5 + c["brightness"] + light
     img = img + rng.normal(size=img.shape).astype(np.float32) * c["noise"]
-    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+    return img
 
 
 def make_faces(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

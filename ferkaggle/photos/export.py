@@ -5,7 +5,7 @@ float32 [batch, 48, 48, 1] grey pixels in 0..255 (a 48x48 face crop as it is, no
 the model rescales to [0, 1] itself) and returns float32 [batch, 7] probabilities in the
 order of `ferkaggle.core.constants.EMOTIONS` (angry, disgust, fear, happy, sad, surprise, neutral).
 
-The run's test-time augmentation is built in, every mode of `ferkaggle.cnn.tta.TTA_MODES`:
+The run's test-time augmentation is built in, every mode of `ferkaggle.cnn.tta.TtaMode`:
 with `tta = "hflip"` the exported model returns the mean over the face and its mirror, with
 "tencrop" / "shift" the mean over the same ten views `cnn.tta.predict_proba` averages (the
 views are made inside the graph by `cnn.tta.tta_views`), so it gives exactly the run's
