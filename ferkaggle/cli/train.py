@@ -87,12 +87,11 @@ def refit(
 
     Example: ferkaggle refit 2026-11-30_161712_vgg-w16-d4x2 && ferkaggle ensemble && ferkaggle submit --run best
     """
-    from ferkaggle.cnn.refit import REFIT_ROWS, refit_config, refit_run
+    from ferkaggle.cnn.refit import check_refit_rows, refit_config, refit_run
     from ferkaggle.runs.registry import prepared_for_run
     from ferkaggle.runs.select import select_run
 
-    if rows not in REFIT_ROWS:
-        raise FerkaggleError(f"--rows must be one of {', '.join(REFIT_ROWS)}, not {rows!r}")
+    check_refit_rows(rows)
     source = select_run(run)
     cfg = refit_config(source)  # checks the run before anything is loaded
     prepared = prepared_for_run(source)

@@ -36,6 +36,12 @@ REFIT_ROWS = {
 }
 
 
+def check_refit_rows(rows: str) -> None:
+    """The one check of `--rows`: a key of REFIT_ROWS (the CLI calls it before loading anything)."""
+    if rows not in REFIT_ROWS:
+        raise FerkaggleError(f"--rows must be one of {', '.join(REFIT_ROWS)}, not {rows!r}")
+
+
 def refit_config(source) -> TrainConfig:
     """The source CNN run's recipe (its recorded config), for as many epochs as it trained, no early stopping."""
     if source.kind != "cnn":
@@ -115,8 +121,7 @@ def refit_run(source, prepared: Prepared, *, rows: str = "all", root: str | Path
 
 def _checked_refit_config(source, prepared: Prepared, rows: str) -> TrainConfig:
     """The refit's recipe (`refit_config`), once the rows, the split and the source's files allow it."""
-    if rows not in REFIT_ROWS:
-        raise FerkaggleError(f"--rows must be one of {', '.join(REFIT_ROWS)}, not {rows!r}")
+    check_refit_rows(rows)
     cfg = refit_config(source)
     if prepared.split_fingerprint != source.split_fingerprint:
         raise FerkaggleError(f"run {source.run_id} was trained on split {source.split_fingerprint[:8]}, "
