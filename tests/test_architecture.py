@@ -56,12 +56,17 @@ def _module_file(module: str) -> Path | None:
 def _defined_names(path: Path) -> set[str]:
     """Names a module defines itself at top level (functions, classes, assignments), not ones it imports."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    statements = list(ast.parse(path.read_text()).body)
+    while statements:
+        node = statements.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
+            names.add(node.name)  # not what its body assigns: a local or a method is no module name
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For)):  # top-level blocks still define module names
+            statements += [s for block in ("body", "orelse", "finalbody") for s in getattr(node, block, [])]
+            statements += [s for handler in getattr(node, "handlers", []) for s in handler.body]
     return names
 
 
