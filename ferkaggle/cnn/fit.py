@@ -68,13 +68,18 @@ def build_compiled(cfg: TrainConfig):
     return model
 
 
+def new_state() -> dict[str, Any]:
+    """The state of a fit that has not started."""
+    return {"epochs_done": 0, "history": [], "best_score": None, "best_epoch": None,
+            "since_best": 0, "stopped": None, "train_seconds": 0.0}
+
+
 def read_state(state_dir: Path) -> dict[str, Any]:
-    """A checkpoint folder's state.json, or the state of a fit that has not started (no such file)."""
+    """A checkpoint folder's state.json, or `new_state()` where there is none."""
     path = checkpoint_file(state_dir, "state")
     if path.is_file():
         return json.loads(path.read_text())
-    return {"epochs_done": 0, "history": [], "best_score": None, "best_epoch": None,
-            "since_best": 0, "stopped": None, "train_seconds": 0.0}
+    return new_state()
 
 
 def save_model_atomic(model, path: Path) -> None:
@@ -226,7 +231,7 @@ def _start_or_resume(cfg: TrainConfig, state_dir: Path, state: dict, seed: int):
         model.optimizer.build(model.trainable_variables)
         model.load_weights(checkpoint_file(state_dir, "last"))
         return model, state
-    return build_compiled(cfg), read_state(state_dir / "__none__")
+    return build_compiled(cfg), new_state()
 
 
 def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str | Path, *, seed: int = DEFAULT_SEED,
