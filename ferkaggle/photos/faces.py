@@ -77,11 +77,18 @@ class Detector(Protocol):
 
 
 class HaarDetector:
-    """OpenCV's frontal-face cascade; boxes sorted left to right."""
+    """OpenCV's frontal-face cascade over the whole photo; boxes sorted left to right.
+
+    Photos up to `max_side` px on their longer side are searched at full size, larger ones at that
+    size. Faces from `min_face` px wide (at the searched size; the cascade's own window is 24 px)
+    up to the photo's short side are looked for, so a 50 px face in a 2048x1536 group photo is
+    found. The cascade groups its hits at each scale; `suppress_overlaps` then drops a box that
+    mostly repeats a stronger one (a face found again inside itself or at another scale).
+    """
 
     name = "haar"
 
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, max_side: int = 1024):
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, max_side: int = 2560, min_face: int = 24):
         import cv2
 
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
@@ -91,10 +98,8 @@ class HaarDetector:
                                  "reinstall opencv-python-headless 4.x (pip install 'opencv-python-headless<5')")
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
-        # Larger photos are searched at this size: time grows with pixels, and at full size a
-        # phone photo's fine textures give the cascade more false faces. Faces smaller than
-        # 1/25 of the short side at this size (31 px at 1024x768) are not looked for.
         self.max_side = max_side
+        self.min_face = max(24, min_face)
 
     def detect(self, rgb: np.ndarray) -> list[Box]:
         import cv2
@@ -104,12 +109,31 @@ class HaarDetector:
         scale = min(1.0, self.max_side / max(height, width))
         if scale < 1.0:
             gray = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        gray = cv2.equalizeHist(gray)
-        smallest = max(24, round(min(gray.shape) / 25))
-        found = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                              minSize=(smallest, smallest))
+        # local contrast (CLAHE), not a global histogram: over a whole photo that is ruled by the
+        # background, and in a group photo on a plain backdrop it flattened small faces past finding
+        gray = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(gray)
+        found, neighbours = self.cascade.detectMultiScale2(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+            minSize=(self.min_face, self.min_face))
         boxes = [tuple(int(round(v / scale)) for v in box) for box in np.asarray(found).reshape(-1, 4)]
-        return sorted(boxes, key=lambda b: (b[0], b[1]))
+        kept = suppress_overlaps(boxes, [float(n) for n in np.asarray(neighbours).reshape(-1)])
+        return sorted(kept, key=lambda b: (b[0], b[1]))
+
+
+def suppress_overlaps(boxes: list[Box], scores: list[float], max_overlap: float = 0.5) -> list[Box]:
+    """Greedy non-maximum suppression: strongest first, a box is dropped when it shares more than
+    `max_overlap` of the smaller box's area with a box already kept (so a face found again inside
+    a larger box of itself goes too, which plain IoU would keep)."""
+    kept: list[Box] = []
+    for index in sorted(range(len(boxes)), key=lambda i: (-scores[i], -boxes[i][2] * boxes[i][3])):
+        x, y, w, h = boxes[index]
+        for kx, ky, kw, kh in kept:
+            inter = max(0, min(x + w, kx + kw) - max(x, kx)) * max(0, min(y + h, ky + kh) - max(y, ky))
+            if inter > max_overlap * min(w * h, kw * kh):
+                break
+        else:
+            kept.append(boxes[index])
+    return kept
 
 
 class MtcnnDetector:
