@@ -24,7 +24,7 @@ from ferkaggle.photos.faces import expand_paths, make_detector
 from ferkaggle.photos.outputs import write_outputs
 from ferkaggle.photos.predict import predict_photos
 from ferkaggle.photos.predictor import Predictor, select_predict_run
-from ferkaggle.photos.serve import App, make_server
+from ferkaggle.photos.serve import App, Limits, exposure_warning, make_server
 
 RUN_HELP = ("Run id (or a unique part), `best` (top of the leaderboard) or `latest` (newest); both only among "
             "runs on the current prepared data, the run `ferkaggle submit` would use. It needs a saved model.")
@@ -122,29 +122,39 @@ def _print_table(results, run_id: str) -> None:
 def serve(
     run: str = typer.Option("best", "--run", "-r", help=RUN_HELP),
     port: int = typer.Option(8000, "--port", "-p", help="TCP port to listen on (0 = any free port)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default is this machine only."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default is this machine only. The page has no authentication."),
     detector: str = typer.Option("haar", "--detector", help="haar | mtcnn."),
+    workers: int = typer.Option(1, "--workers", help="Photos predicted at once (1-8; one model: 2 overlaps one photo's face search with another's model call)."),
+    queue: int = typer.Option(8, "--queue", help="Photos that may wait for a worker; one more is answered 503 with Retry-After."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds a photo may wait and be predicted before its request gets 504."),
+    upload_timeout: float = typer.Option(30.0, "--upload-timeout", help="Seconds for an upload to arrive before its request gets 408."),
 ) -> None:
     """A local web page: drop a photo (or take a webcam snapshot) and see each face's emotion.
 
     The page shows the photo with a box and label on every face and a bar chart of each
     face's seven probabilities. The JSON API is POST /predict with the image in the
-    multipart field `file`. Stop with Ctrl-C.
+    multipart field `file`; /docs and /openapi.json describe it. Stop with Ctrl-C.
 
     Example: ferkaggle serve --run best --port 8000, then open http://127.0.0.1:8000/
     """
+    limits = Limits(workers=workers, queue=queue, timeout=timeout, upload_seconds=upload_timeout)
+    limits.check()
     quiet_tensorflow()
     chosen = select_predict_run(run)
-    app_ = App(Predictor.from_run(chosen), make_detector(detector))
+    app_ = App(Predictor.from_run(chosen), make_detector(detector), limits=limits)
     server = make_server(app_, host, port)
     bound_host, bound_port = server.server_address[:2]
+    warning = exposure_warning(host)
+    if warning:
+        err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}")
     console.print(f"serving run {chosen.run_id} on [bold]http://{bound_host}:{bound_port}/[/bold] (Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        console.print("stopped")
+        pass
     finally:
         server.server_close()
+    console.print("stopped")
 
 
 @app.command()

@@ -48,3 +48,30 @@ def make_fake_run(prepared, name: str, skill: float, seed: int = 0, kind: str = 
         s = scores(prepared.y_val, val)
         writer.save_metrics({"val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"]})
     return read_run(writer.dir)
+
+
+class GatedPredictor:
+    """A stand-in for photos.predictor.Predictor whose `predict` waits until `gate` is set (or 30 s), for
+    tests of a busy server: `calls` counts the predictions that started. Uniform probabilities."""
+
+    def __init__(self):
+        import threading
+        from types import SimpleNamespace
+
+        self.run = SimpleNamespace(run_id="gated-fake", kind="fake")
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def predict(self, faces):
+        self.calls += 1
+        self.gate.wait(30)
+        return np.full((len(faces), 7), 1 / 7, np.float32)
+
+
+class OneBoxDetector:
+    """A detector that finds one face, the photo's top-left 48x48 square, in any photo."""
+
+    name = "one-box"
+
+    def detect(self, rgb):
+        return [(0, 0, 48, 48)]
