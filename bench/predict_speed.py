@@ -1,8 +1,10 @@
 """Time per photo of `ferkaggle predict`: reading, face detection (+ crops), and the model.
 
-Photos: scikit-image's astronaut (512x512, one face) as shipped, and the same photo
+Photos: scikit-image's astronaut (512x512, one face) as shipped, the same photo
 enlarged to 1600x1600 and 4000x3000 (a phone photo; Haar searches photos larger than
-1024 px at 1024 px, see faces.HaarDetector). The model: `--run RUN` (an id, `best` or
+2560 px at 2560 px, see faces.HaarDetector), and a 2048x1536 group photo of 19 faces 30 to
+140 px wide (tests/helpers/photos.group_photo: the astronaut's head pasted 19 times, the true
+boxes known), with how many of them each detector found (IoU >= 0.4). The model: `--run RUN` (an id, `best` or
 `latest`, chosen as `ferkaggle predict --run` chooses; it needs a saved model), or by default
 an untrained `simple` CNN (configs/simple.toml: the time does not depend on the weights), with
 hflip TTA, one face per call as `predict` and `serve` do.
@@ -26,6 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -33,6 +36,7 @@ from ferkaggle.cnn.config import load_train_config  # noqa: E402
 from ferkaggle.cnn.models import build_model  # noqa: E402
 from ferkaggle.photos.faces import HaarDetector, MtcnnDetector, find_faces, read_photo  # noqa: E402
 from ferkaggle.photos.predictor import Predictor, select_predict_run  # noqa: E402
+from helpers.photos import group_photo, true_faces_found  # noqa: E402
 
 
 def timed(fn, repeat: int):
@@ -73,8 +77,10 @@ def main() -> None:
         fake = UntrainedRun()
         predictor = Predictor(fake, [(1.0, fake.model, "hflip")])
     base = Image.fromarray(data.astronaut())
+    group, truth = group_photo()
     photos = {"512x512": base, "1600x1600": base.resize((1600, 1600), Image.Resampling.LANCZOS),
-              "4000x3000": base.resize((4000, 3000), Image.Resampling.LANCZOS)}
+              "4000x3000": base.resize((4000, 3000), Image.Resampling.LANCZOS),
+              "2048x1536 group of 19": Image.fromarray(group)}
     detectors = [HaarDetector()]
     if args.mtcnn:
         detectors.append(MtcnnDetector())
@@ -90,7 +96,8 @@ def main() -> None:
         for detector in detectors:
             det_ms, det_cpu, found = timed(lambda: find_faces(rgb, detector), args.repeat)
             pred_ms, pred_cpu, _ = timed(lambda: predictor.predict(found.crops), args.repeat)
-            print(f"| {label} JPEG | {detector.name} | {len(found.boxes)} | {read_ms:.1f} | {det_ms:.1f} ({det_cpu:.1f}) | "
+            faces = f"{len(found.boxes)}" + (f" ({true_faces_found(found.boxes, truth)} true)" if "group" in label else "")
+            print(f"| {label} JPEG | {detector.name} | {faces} | {read_ms:.1f} | {det_ms:.1f} ({det_cpu:.1f}) | "
                   f"{pred_ms:.1f} ({pred_cpu:.1f}) | {read_ms + det_ms + pred_ms:.1f} |")
     batch = np.zeros((16, 48, 48), np.uint8)
     batch_ms, batch_cpu, _ = timed(lambda: predictor.predict(batch), args.repeat)

@@ -11,7 +11,8 @@ one face) to /predict, one request after another on a fresh connection, for `--s
 until the server gives up on it (or the run ends). A server that holds a worker or a thread per
 stalled client shows it in the others' latency.
 
-Reports requests per second (answered with 200), p50/p95/p99 latency of the normal clients,
+Reports requests per second (answered with 200), p50/p95/p99 latency of the normal clients' 200s
+(a client answered 503 waits its Retry-After, at most 5 s, and tries again),
 counts by status, what the slow clients got, and the server's resident memory: after a 10 s
 warm-up, at the end, and the peak (psutil if installed, else /proc). Usage:
 
@@ -85,19 +86,22 @@ def photo_body() -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def post_once(port: int, body: bytes, content_type: str) -> tuple[int, float]:
+def post_once(port: int, body: bytes, content_type: str) -> tuple[int | str, float, float]:
+    """(status, seconds, Retry-After seconds or 0) of one POST /predict on a new connection."""
     t0 = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=180)
+    retry_after = 0.0
     try:
         conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
         response = conn.getresponse()
         response.read()
         status = response.status
+        retry_after = float(response.getheader("Retry-After") or 0)
     except (OSError, http.client.HTTPException) as exc:
         status = f"client error {type(exc).__name__}"
     finally:
         conn.close()
-    return status, time.perf_counter() - t0
+    return status, time.perf_counter() - t0, retry_after
 
 
 def slow_client(port: int, body: bytes, content_type: str, stop: threading.Event, outcomes: collections.Counter,
@@ -166,11 +170,13 @@ def main() -> None:
                 with lock:
                     if args.requests and sum(statuses.values()) >= args.requests:
                         return
-                status, seconds = post_once(port, body, content_type)
+                status, seconds, retry_after = post_once(port, body, content_type)
                 with lock:
                     statuses[status] += 1
                     if status == 200:
                         latencies.append(seconds)
+                if retry_after:  # a 503 says when to come back; a polite client waits (at most 5 s)
+                    stop.wait(min(retry_after, 5.0))
 
         def sample_memory():
             while not stop.is_set():

@@ -227,10 +227,9 @@ class App:
         if future is None:
             raise BadRequest(f"busy: {self.pool.capacity} photos are being predicted or waiting; try again shortly",
                              503, {"Retry-After": str(self.pool.retry_after())})
-        try:
+        try:  # on timeout wait_for cancels the wrapper, which cancels the job if it is still waiting
             return await asyncio.wait_for(asyncio.wrap_future(future), self.limits.timeout)
         except TimeoutError:
-            future.cancel()
             raise BadRequest(f"no prediction within {self.limits.timeout:g} s (waiting and running); "
                              "the server is overloaded, try again later", 504) from None
 

@@ -55,9 +55,9 @@ def astronaut_rgb() -> np.ndarray:
 ASTRONAUT_HEAD = (135, 25, 315, 215)
 
 
-def group_photo(widths=tuple(range(50, 141, 6)), size=(2048, 1536), seed: int = 0):
+def group_photo(widths=(30, 36, 42, *range(50, 141, 6)), size=(2048, 1536), seed: int = 0):
     """A 2048x1536 "group photo" and its true face boxes: the astronaut's head (a real photo's face)
-    pasted once per face width in `widths` (face 50 to 140 px wide; mirrored, lighter or darker by
+    pasted once per face width in `widths` (19 faces 30 to 140 px wide; mirrored, lighter or darker by
     turns) on a smooth background, in a jittered grid so that no two heads overlap. The faces are
     counted by construction: box i is ASTRONAUT_FACE scaled and moved with head i."""
     from PIL import Image, ImageEnhance, ImageFilter

@@ -104,7 +104,7 @@ def test_large_photos_are_searched_smaller_and_boxes_come_back_in_photo_pixels()
 
 
 def test_group_photo_every_face_that_the_full_size_cascade_finds(world):
-    """16 real faces 50 to 140 px wide in a 2048x1536 photo, counted by construction: predict finds at
+    """19 real faces 30 to 140 px wide in a 2048x1536 photo, counted by construction: predict finds at
     least as many of them as OpenCV's cascade called directly on the full-size photo, and nothing else."""
     import cv2
 
@@ -113,7 +113,7 @@ def test_group_photo_every_face_that_the_full_size_cascade_finds(world):
     plain = [tuple(int(v) for v in b) for b in cascade.detectMultiScale(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))]
     result = predict_photo(encode_png(rgb), Predictor.from_run(world["cnn"]), make_detector("haar"), name="group.png")
     found = [face.box for face in result.faces]
-    assert true_faces_found(found, truth) >= true_faces_found(plain, truth) >= 12
+    assert true_faces_found(found, truth) >= true_faces_found(plain, truth) >= 16
     assert len(found) == true_faces_found(found, truth), found  # no false faces
 
 
