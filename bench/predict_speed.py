@@ -2,7 +2,7 @@
 
 Photos: scikit-image's astronaut (512x512, one face) as shipped, the same photo
 enlarged to 1600x1600 and 4000x3000 (a phone photo; Haar searches photos larger than
-2560 px at 2560 px, see faces.HaarDetector), and a 2048x1536 group photo of 19 faces 30 to
+2048 px at 2048 px, see faces.HaarDetector), and a 2048x1536 group photo of 19 faces 30 to
 140 px wide (tests/helpers/photos.group_photo: the astronaut's head pasted 19 times, the true
 boxes known), with how many of them each detector found (IoU >= 0.4). The model: `--run RUN` (an id, `best` or
 `latest`, chosen as `ferkaggle predict --run` chooses; it needs a saved model), or by default

@@ -90,7 +90,7 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, max_side: int = 2560, min_face: int = 24):
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, max_side: int = 2048, min_face: int = 24):
         import cv2
 
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"

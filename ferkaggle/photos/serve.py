@@ -240,6 +240,8 @@ async def read_body(request, limits: Limits) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limits.max_upload_bytes:
         raise BadRequest(f"the upload is {int(declared):,} bytes; at most {limits.max_upload_bytes:,}", 413,
                          {"Connection": "close"})
+    from starlette.requests import ClientDisconnect
+
     chunks, size = [], 0
     try:
         async with asyncio.timeout(limits.upload_seconds):
@@ -251,6 +253,8 @@ async def read_body(request, limits: Limits) -> bytes:
     except TimeoutError:
         raise BadRequest(f"the upload did not arrive within {limits.upload_seconds:g} s "
                          f"({size:,} of {declared or 'unknown'} bytes came)", 408, {"Connection": "close"}) from None
+    except ClientDisconnect:  # gone mid-upload: nobody reads this answer, but it ends the request quietly
+        raise BadRequest("the client closed the connection mid-upload") from None
     return b"".join(chunks)
 
 

@@ -96,7 +96,7 @@ def test_crop_pads_at_the_border_and_keeps_the_face_centred():
 
 def test_large_photos_are_searched_smaller_and_boxes_come_back_in_photo_pixels():
     rgb = np.asarray(Image.fromarray(astronaut_rgb()).resize((2048, 2048), Image.Resampling.BILINEAR))
-    # searched at 1024 px (the default searches up to 2560 px at full size; this keeps the test quick)
+    # searched at 1024 px (the default searches up to 2048 px at full size; this keeps the test quick)
     found = HaarDetector(min_neighbors=8, max_side=1024).detect(rgb)
     # (the enlarged photo's smooth suit texture also gives one false face near the bottom right corner)
     box = max(found, key=lambda b: iou(b, tuple(4 * v for v in ASTRONAUT_FACE)))
