@@ -211,8 +211,6 @@ class App:
         self._detector = Serialised(detector, "detect")
 
     def predict_bytes(self, name: str, data: bytes) -> dict[str, Any]:
-        if not data:
-            raise BadRequest(f"{name}: the upload is empty; expected an image (jpg, png, webp, bmp)")
         try:
             result = predict_photo(data, self._predictor, self._detector, name=name, margin=self.margin)
         except FerkaggleError as exc:
