@@ -32,7 +32,7 @@ def explore(
     components reaching 90/95/99 % of the variance) to <out>/<prepared key>/, replacing an
     earlier report of the same set as a whole.
 
-    Example: ferkaggle explore --data data/prepared/kaggle-c82fb116d855 --out reports/data
+    Example: ferkaggle explore --out reports/data
     """
     prepared = load_prepared(data, mmap=True)
     console.print(f"prepared data [bold]{escape(prepared.key)}[/bold]: {len(prepared.x):,} labelled rows, "

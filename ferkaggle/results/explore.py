@@ -258,8 +258,8 @@ def _plot_duplicates(x: np.ndarray, y: np.ndarray, fold: np.ndarray, d: Duplicat
     for ax in axes.ravel():
         _face(ax, None)
     if not d.shown:
-        axes[0, 0].text(0, 0.5, "no duplicate groups: every labelled image is distinct", fontsize=11,
-                        transform=axes[0, 0].transAxes)
+        # On the figure, not an axes: the empty axes to its right would paint over it.
+        fig.text(0.5, 0.5, "no duplicate groups: every labelled image is distinct", fontsize=12, ha="center")
     for i, (rows, conflicting) in enumerate(zip(d.shown, d.shown_conflicting)):
         color = "firebrick" if conflicting else "black"
         for j, row in enumerate(rows[:FACES_PER_GROUP]):
