@@ -50,7 +50,8 @@ CAPTIONS = {
     "samples": f"{SAMPLES_PER_CLASS} randomly chosen labelled faces of each class (seeded).",
     "mean_faces": "The mean face of each class, over all its labelled rows.",
     "duplicates": f"Duplicate groups found by prepare (exact and near copies; the split keeps each group on one side), "
-                  "up to {CONFLICTING_SHOWN} groups with conflicting labels (red) first, then the largest others; each face shows its label and split part.",
+                  f"up to {CONFLICTING_SHOWN} groups with conflicting labels (red) first, then the largest others; "
+                  "each face shows its label and split part.",
     "pca_variance": "PCA cumulative explained variance of the pixels, with the components reaching 90 / 95 / 99 %.",
     "eigenfaces": f"The first {EIGENFACES} principal components (eigenfaces), largest variance first.",
 }

@@ -98,6 +98,7 @@ def test_duplicate_groups_and_conflicting_labels_are_shown(in_tmp):
     assert d.shown_conflicting == [True, False, False]
     index = (result.folder / "index.md").read_text()
     assert "3 duplicate groups of two or more rows hold 6 labelled rows" in index
+    assert "up to 5 groups with conflicting labels (red) first" in index and "{" not in index
     assert "1 images whose 2 copies disagree" in index
     assert _covered(result.folder / "duplicates.png") > 0.05
 
