@@ -7,7 +7,7 @@ registry (so they show on `ferkaggle leaderboard`), a markdown table on stdout a
 
     nice -n 10 .venv/bin/python bench/baselines.py [--data PATH] [--runs-root runs] [--only rf-pixels,nb]
 
-Budget on the 2-core development box: about 15-20 minutes for all seven, most of it the
+Budget on the 2-core development box: about 15-20 minutes for all nine, most of it the
 two random forests, logistic regression and the SVM (which is capped at 8000 training
 rows per fold, see configs/baseline/svm.toml).
 """
@@ -33,6 +33,8 @@ BENCHES = {
     "knn": ("knn", "ferkaggle baseline --model knn"),
     "svm": ("svm", "ferkaggle baseline --model svm"),
     "nb": ("nb", "ferkaggle baseline --model nb"),
+    "kmeans": ("kmeans", "ferkaggle baseline --model kmeans"),
+    "kmeans-logreg": ("kmeans-logreg", "ferkaggle baseline --model kmeans-logreg"),
 }
 
 

@@ -1,11 +1,15 @@
 """Classical baselines with k-fold CV: random forest (default), extra-trees, logistic
-regression, KNN, RBF SVM, Gaussian naive Bayes, on pixel or HOG features.
+regression, KNN, RBF SVM, Gaussian naive Bayes, k-means clusters as a classifier (each cluster
+predicts its training rows' majority label) and k-means distances feeding a logistic
+regression, on pixel or HOG features.
 
 Input: a `Prepared` set (its training rows carry a fold 0..k-1; the holdout-val rows and
 the test rows are never trained on) and a `BaselineConfig`.
 
 What `run_baseline` does, for each fold k of `prepared.train_folds` (never re-split):
-fit a fresh pipeline [scaler] -> [PCA] -> model on the training rows of the other folds,
+fit a fresh pipeline [scaler] -> [PCA] -> [k-means distances -> scaler] -> model on the
+training rows of the other folds (everything learned, the k-means clusters and their labels
+included, comes from those rows only),
 predict fold k (its out-of-fold probabilities), the holdout-val rows and the test rows.
 
 Output, through the run registry (`runs/<run_id>/`, kind "baseline"):
@@ -38,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ferkaggle.classical.features import FeatureKind, HogSettings, compute_features, prepared_features
+from ferkaggle.classical.kmeans import KMeansClassifier
 from ferkaggle.core.console import track
 from ferkaggle.core.constants import DEFAULT_SEED, NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
@@ -46,20 +51,23 @@ from ferkaggle.core.presets import to_dict
 from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.registry import RunWriter, read_run
 
-ModelName = Literal["rf", "extra-trees", "logreg", "knn", "svm", "nb"]
+ModelName = Literal["rf", "extra-trees", "logreg", "knn", "svm", "nb", "kmeans", "kmeans-logreg"]
 
 # What `None` resolves to for each model (the settings of the notebooks this package replaces).
 DEFAULT_PCA = {"knn": 100, "svm": 50}  # PCA components; other models: no PCA
 DEFAULT_MAX_TRAIN_ROWS = {"svm": 8000}  # SVC with Platt scaling is ~O(n^2): cap it to finish in minutes
+DEFAULT_CLUSTERS = {"kmeans": 6, "kmeans-logreg": 35}  # k-means clusters (the two notebooks' settings)
+KMEANS_MODELS = tuple(DEFAULT_CLUSTERS)
 MODEL_LABELS = {"rf": "random forest", "extra-trees": "extra-trees", "logreg": "logistic regression",
-                "knn": "k-nearest neighbours", "svm": "RBF SVM", "nb": "Gaussian naive Bayes"}
+                "knn": "k-nearest neighbours", "svm": "RBF SVM", "nb": "Gaussian naive Bayes",
+                "kmeans": "k-means clusters", "kmeans-logreg": "k-means distances + logistic regression"}
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
     """One classical baseline. A preset (configs/baseline/<name>.toml) lists only what it changes."""
 
-    model: ModelName = "rf"  # rf | extra-trees | logreg | knn | svm | nb
+    model: ModelName = "rf"  # rf | extra-trees | logreg | knn | svm | nb | kmeans | kmeans-logreg
     features: FeatureKind = "pixels"  # pixels: grey levels / 255; hog: scikit-image HOG
     pca: int | None = None  # PCA components fitted per fold; 0 = off; None = model default (knn 100, svm 50, else off)
     max_train_rows: int | None = None  # stratified cap on each fold's training rows; 0 = all; None = model default (svm 8000, else all)
@@ -71,9 +79,9 @@ class BaselineConfig:
     max_depth: int = 0  # maximum tree depth; 0 = grow until leaves are pure (notebook default)
     min_samples_leaf: int = 1  # minimum training rows in a leaf
     max_features: str = "sqrt"  # features tried per split: sqrt | log2 | a fraction such as "0.1"
-    class_weight: Literal["none", "balanced"] = "none"  # trees and logreg: balanced reweights rare classes (disgust)
+    class_weight: Literal["none", "balanced"] = "none"  # trees, logreg, kmeans-logreg: balanced reweights rare classes (disgust)
 
-    # logistic regression (on standardised features)
+    # logistic regression (on standardised features; kmeans-logreg: on standardised centroid distances)
     logreg_c: float = 1.0  # inverse L2 regularisation strength
     logreg_solver: Literal["lbfgs", "saga"] = "lbfgs"  # the notebooks used both
     max_iter: int = 200  # logreg solver iterations (a convergence warning is normal at 200 on pixels)
@@ -85,6 +93,10 @@ class BaselineConfig:
     # RBF SVM (Platt-scaled probabilities)
     svm_c: float = 1.0  # margin penalty
     svm_gamma: str = "scale"  # RBF width: scale | auto | a number such as "0.01"
+
+    # k-means (kmeans: clusters -> majority label; kmeans-logreg: distances to the centroids -> logreg)
+    n_clusters: int | None = None  # clusters fitted per fold; None = model default (kmeans 6, kmeans-logreg 35)
+    kmeans_n_init: int = 1  # k-means++ restarts per fold, the lowest-inertia one kept
 
     # HOG (features = "hog")
     hog: HogSettings = HogSettings()
@@ -98,10 +110,14 @@ def resolve(cfg: BaselineConfig) -> BaselineConfig:
     from flags or a preset (presets.from_dict)."""
     pca = DEFAULT_PCA.get(cfg.model, 0) if cfg.pca is None else cfg.pca
     cap = DEFAULT_MAX_TRAIN_ROWS.get(cfg.model, 0) if cfg.max_train_rows is None else cfg.max_train_rows
+    clusters = DEFAULT_CLUSTERS.get(cfg.model, 0) if cfg.n_clusters is None else cfg.n_clusters
+    if cfg.model in KMEANS_MODELS and clusters < 1:
+        raise FerkaggleError(f"n_clusters must be at least 1 for {cfg.model}, not {clusters}")
     for name, value in (("pca", pca), ("max_train_rows", cap), ("max_depth", cfg.max_depth), ("max_iter", cfg.max_iter)):
         if value < 0:
             raise FerkaggleError(f"{name} must be 0 or more, not {value}")
-    for name, value in (("n_estimators", cfg.n_estimators), ("knn_k", cfg.knn_k), ("min_samples_leaf", cfg.min_samples_leaf)):
+    for name, value in (("n_estimators", cfg.n_estimators), ("knn_k", cfg.knn_k), ("min_samples_leaf", cfg.min_samples_leaf),
+                        ("kmeans_n_init", cfg.kmeans_n_init)):
         if value < 1:
             raise FerkaggleError(f"{name} must be at least 1, not {value}")
     max_features = _max_features(cfg.max_features)
@@ -110,7 +126,7 @@ def resolve(cfg: BaselineConfig) -> BaselineConfig:
     gamma = _gamma(cfg.svm_gamma)
     if isinstance(gamma, float) and gamma <= 0:
         raise FerkaggleError(f"svm_gamma must be scale, auto or a positive number, not {cfg.svm_gamma!r}")
-    return replace(cfg, pca=pca, max_train_rows=cap)
+    return replace(cfg, pca=pca, max_train_rows=cap, n_clusters=clusters)
 
 
 def _name_or_number(value: str, names: tuple[str, ...]) -> str | float:
@@ -144,6 +160,10 @@ def summarize(cfg: BaselineConfig) -> str:
         parts.append(f"k={cfg.knn_k}")
     elif cfg.model == "svm":
         parts.append(f"C={cfg.svm_c:g}")
+    elif cfg.model == "kmeans":
+        parts.append(f"{cfg.n_clusters} clusters")
+    elif cfg.model == "kmeans-logreg":
+        parts.append(f"{cfg.n_clusters} clusters, C={cfg.logreg_c:g} {cfg.logreg_solver}")
     summary = " ".join(parts) + f", {cfg.features}"
     if cfg.pca:
         summary += f", PCA {cfg.pca}"
@@ -166,7 +186,7 @@ def build_estimator(cfg: BaselineConfig, seed: int):
         return cls(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth or None,
                    min_samples_leaf=cfg.min_samples_leaf, max_features=_max_features(cfg.max_features),
                    class_weight=class_weight, n_jobs=cfg.n_jobs, random_state=seed)
-    if cfg.model == "logreg":
+    if cfg.model in ("logreg", "kmeans-logreg"):  # kmeans-logreg: build_pipeline puts k-means before it
         from sklearn.linear_model import LogisticRegression
 
         return LogisticRegression(C=cfg.logreg_c, solver=cfg.logreg_solver, max_iter=cfg.max_iter,
@@ -183,15 +203,21 @@ def build_estimator(cfg: BaselineConfig, seed: int):
         # (what SVC(probability=True), deprecated in scikit-learn 1.9, did with 5).
         svc = SVC(C=cfg.svm_c, kernel="rbf", gamma=_gamma(cfg.svm_gamma), cache_size=500, random_state=seed)
         return CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False)
+    if cfg.model == "kmeans":
+        return KMeansClassifier(n_clusters=cfg.n_clusters, n_init=cfg.kmeans_n_init, random_state=seed)
     from sklearn.naive_bayes import GaussianNB  # "nb", the last ModelName
 
     return GaussianNB()
 
 
 def build_pipeline(cfg: BaselineConfig, seed: int, n_features: int, n_rows: int):
-    """[StandardScaler (logreg)] -> [PCA (cfg.pca > 0)] -> classifier, fitted per fold."""
+    """[StandardScaler (logreg)] -> [PCA (cfg.pca > 0)] -> [KMeans distances -> StandardScaler
+    (kmeans-logreg)] -> classifier, fitted per fold."""
     from sklearn.pipeline import Pipeline
 
+    if cfg.model in KMEANS_MODELS and cfg.n_clusters > n_rows:
+        raise FerkaggleError(f"{cfg.n_clusters} k-means clusters need at least as many training rows per fold, "
+                             f"a fold has {n_rows}: lower --clusters")
     steps: list[tuple[str, Any]] = []
     if cfg.model == "logreg":
         from sklearn.preprocessing import StandardScaler
@@ -202,6 +228,13 @@ def build_pipeline(cfg: BaselineConfig, seed: int, n_features: int, n_rows: int)
 
         components = min(cfg.pca, n_features, n_rows)
         steps.append(("pca", PCA(n_components=components, svd_solver="randomized", random_state=seed)))
+    if cfg.model == "kmeans-logreg":
+        from sklearn.cluster import KMeans
+        from sklearn.preprocessing import StandardScaler
+
+        # KMeans.transform gives each row's distance to every centroid: the logreg's features.
+        steps.append(("kmeans", KMeans(n_clusters=cfg.n_clusters, n_init=cfg.kmeans_n_init, random_state=seed)))
+        steps.append(("scale_distances", StandardScaler()))
     steps.append(("model", build_estimator(cfg, seed)))
     return Pipeline(steps)
 

@@ -29,9 +29,10 @@ def baseline(
     min_samples_leaf: Optional[int] = typer.Option(None, "--min-samples-leaf", help="Minimum rows per leaf (default 1)."),
     max_features: Optional[str] = typer.Option(None, "--max-features", help="Features tried per split: sqrt (default), log2 or a fraction."),
     class_weight: Optional[str] = typer.Option(None, "--class-weight", help="none (default) or balanced (rf, extra-trees, logreg)."),
-    c: Optional[float] = typer.Option(None, "--c", help="Regularisation C for logreg or svm (default 1)."),
+    c: Optional[float] = typer.Option(None, "--c", help="Regularisation C for logreg, kmeans-logreg or svm (default 1)."),
     k: Optional[int] = typer.Option(None, "--k", help="Neighbours for knn (default 5)."),
-    max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Solver iterations for logreg (default 200)."),
+    max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Solver iterations for logreg and kmeans-logreg (default 200)."),
+    clusters: Optional[int] = typer.Option(None, "--clusters", help="k-means clusters for kmeans / kmeans-logreg (default: kmeans 6, kmeans-logreg 35, the notebooks')."),
     max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows", help="Cap on each fold's training rows, stratified; 0 = all (default: svm 8000, others all)."),
     config: Optional[str] = typer.Option(None, "--config", help="Preset name (configs/baseline/<name>.toml) or path; flags override it."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 42, core.constants.DEFAULT_SEED): the same seed gives the same CV scores."),
@@ -52,13 +53,13 @@ def baseline(
     flags = {
         "model": model, "features": features, "pca": pca, "n_estimators": n_estimators, "max_depth": max_depth,
         "min_samples_leaf": min_samples_leaf, "max_features": max_features, "class_weight": class_weight,
-        "knn_k": k, "max_iter": max_iter, "max_train_rows": max_train_rows, "seed": seed, "n_jobs": n_jobs,
+        "knn_k": k, "max_iter": max_iter, "n_clusters": clusters, "max_train_rows": max_train_rows, "seed": seed, "n_jobs": n_jobs,
         "save_model": save_model,
-        "logreg_c": c if chosen == "logreg" else None, "svm_c": c if chosen == "svm" else None,
+        "logreg_c": c if chosen in ("logreg", "kmeans-logreg") else None, "svm_c": c if chosen == "svm" else None,
     }
-    if c is not None and chosen not in ("logreg", "svm"):
-        hint = ": give --model logreg or --model svm" if model is None and config is None else f", not {chosen}"
-        raise FerkaggleError(f"--c applies to logreg or svm{hint}")
+    if c is not None and chosen not in ("logreg", "kmeans-logreg", "svm"):
+        hint = ": give --model logreg, kmeans-logreg or svm" if model is None and config is None else f", not {chosen}"
+        raise FerkaggleError(f"--c applies to logreg, kmeans-logreg or svm{hint}")
     cfg = from_dict(BaselineConfig, {key: v for key, v in flags.items() if v is not None}, "command line", cfg)
     prepared = load_prepared(data, mmap=True)
     console.print(f"prepared data [bold]{escape(prepared.key)}[/bold]: {len(prepared.train_idx)} training rows in "

@@ -24,6 +24,8 @@ SMALL = {  # tiny sizes so each model fits in well under a second
     "knn": dict(pca=10),
     "svm": dict(pca=10),
     "nb": dict(),
+    "kmeans": dict(n_clusters=7),
+    "kmeans-logreg": dict(n_clusters=10, max_iter=30),
 }
 
 
@@ -159,7 +161,7 @@ def test_training_row_cap_is_applied_per_fold(tiny_prepared):
 
 
 def test_presets_load_and_unknown_keys_fail(in_tmp):
-    for name in ("rf-hog", "logreg", "knn", "svm", "nb", "extra-trees"):
+    for name in ("rf-hog", "logreg", "knn", "svm", "nb", "extra-trees", "kmeans", "kmeans-logreg"):
         cfg = load_preset(BaselineConfig, name, subdir="baseline")
         resolve(cfg)
     assert load_preset(BaselineConfig, "rf-hog", subdir="baseline").features == "hog"
@@ -196,11 +198,11 @@ def test_cli_baseline_then_leaderboard(tiny_prepared):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--model", "forest"], "'model' must be one of 'rf', 'extra-trees', 'logreg', 'knn', 'svm', 'nb', not 'forest'"),
+    (["--model", "forest"], "'model' must be one of 'rf', 'extra-trees', 'logreg', 'knn', 'svm', 'nb', 'kmeans', 'kmeans-logreg', not 'forest'"),
     (["--features", "sift"], "'features' must be one of 'pixels', 'hog', not 'sift'"),
-    (["--c", "2"], "--c applies to logreg or svm: give --model logreg or --model svm"),
+    (["--c", "2"], "--c applies to logreg, kmeans-logreg or svm: give --model logreg, kmeans-logreg or svm"),
     (["--config", "no-such-preset"], "no preset named"),
-    (["--model", "rf", "--c", "2"], "--c applies to logreg or svm, not rf"),
+    (["--model", "rf", "--c", "2"], "--c applies to logreg, kmeans-logreg or svm, not rf"),
     (["--max-features", "2"], "max_features must be sqrt, log2 or a fraction in (0, 1], not '2'"),
     (["--data", "nowhere"], "not a prepared data folder"),
 ])
