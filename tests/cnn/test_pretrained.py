@@ -112,7 +112,7 @@ def test_a_bad_weights_path_is_one_line(weights, expected):
 
 def test_frozen_phase_length():
     cfg = dataclasses.replace(TINY, weights="imagenet", freeze_epochs=0.25)
-    assert [frozen_epochs(cfg, n) for n in (1, 4, 10, 20)] == [1, 1, 2, 5]
+    assert [frozen_epochs(cfg, n) for n in (1, 4, 7, 10, 20)] == [1, 1, 2, 2, 5]  # 1.75 rounds to 2
     assert frozen_epochs(dataclasses.replace(cfg, freeze_epochs=3.0), 20) == 3
     assert frozen_epochs(dataclasses.replace(cfg, freeze_epochs=3.0), 2) == 2
     assert frozen_epochs(dataclasses.replace(cfg, weights="none"), 20) == 0  # nothing to keep: train it all
