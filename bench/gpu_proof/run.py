@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize_runs(args.work / "runs", train_rows, flops)
     summary = {"backend": args.backend, "budget": args.budget, "space": args.space, "search_rc": rc,
                "device": facts, "fit_rows_per_epoch": train_rows, "bf16_dense_peak_flops": H200_BF16_DENSE_PEAK,
+               "train_flops_per_image": flops,
                "total_minutes": round((time.time() - t0) / 60, 2), "runs": rows}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for r in rows:

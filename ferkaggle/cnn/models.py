@@ -234,8 +234,9 @@ def check_weights(cfg: ModelConfig) -> None:
 def build_pretrained(input_shape, num_classes: int, cfg: ModelConfig):
     """A keras.applications backbone (`build_backbone`) on the grey face resized to image_size and repeated
     to three channels, its own preprocessing (VGG16: the ImageNet mean subtracted), then `depth` x
-    Dense(dense_units) + dropout and the classifier. The backbone is the layer named "backbone"; it is
-    frozen here when the config has a frozen phase (see `set_trainable`)."""
+    Dense(dense_units) + dropout and the classifier. The backbone is the layer named "backbone"; its
+    BatchNormalization layers take cfg.bn_momentum; it is frozen here when the config has a frozen phase
+    (see `set_trainable`)."""
     keras = _keras()
     layers = keras.layers
     inputs = keras.Input(shape=input_shape, name="pixels")
@@ -245,7 +246,13 @@ def build_pretrained(input_shape, num_classes: int, cfg: ModelConfig):
     x = layers.Concatenate(name="grey_to_rgb")([x, x, x]) if input_shape[-1] == 1 else x
     if cfg.backbone == "vgg16":
         x = layers.Normalization(mean=VGG16_BGR_MEAN, variance=(1.0, 1.0, 1.0), name="vgg16_preprocess")(x)
-    x = build_backbone(cfg)(x)
+    backbone = build_backbone(cfg)
+    for layer in backbone.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            # MobileNetV3's 0.999 leaves the moving statistics unsettled for epochs when it trains from scratch
+            # (seen: one class predicted at inference, 0.25 holdout, docs/benchmarks.md); pretrained ones stay frozen
+            layer.momentum = cfg.bn_momentum
+    x = backbone(x)
     for _ in range(max(cfg.depth, 0)):
         x = layers.Dense(cfg.dense_units or 256, activation="relu")(x)
     if cfg.dropout_rate > 0:

@@ -21,12 +21,13 @@ def test_conv_separable_depthwise_dense_and_nested_layers_are_counted():
     x = keras.layers.SeparableConv2D(8, 3, strides=2, padding="same")(x)  # 4x4 out
     x = inner(x)                                                    # 4x4x16
     x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Dense(5)(x)                                    # per position: 4x4 x (16 -> 5)
     x = keras.layers.Dense(3)(keras.layers.Flatten()(x))
     model = keras.Model(x_in, x)
     conv = 2 * 3 * 3 * 2 * 4 * 64
     separable = 2 * 3 * 3 * 4 * 16 + 2 * 4 * 8 * 16
     depthwise = 2 * 3 * 3 * 8 * 2 * 16
-    dense = 2 * (4 * 4 * 16) * 3
+    dense = 2 * 16 * 5 * (4 * 4) + 2 * (4 * 4 * 5) * 3
     assert model_flops(model) == conv + separable + depthwise + dense
 
 

@@ -61,6 +61,13 @@ def test_the_face_is_resized_and_made_rgb_inside_the_model():
     np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_the_backbone_batch_norm_takes_the_configs_momentum():
+    model = build_model(dataclasses.replace(TINY, backbone="mobilenet_v3_small", bn_momentum=0.9))
+    momenta = {layer.momentum for layer in model.get_layer("backbone").layers
+               if type(layer).__name__ == "BatchNormalization"}
+    assert momenta == {0.9}  # keras.applications' MobileNetV3 builds them with 0.999
+
+
 def test_vgg16_subtracts_the_imagenet_bgr_mean():
     model = build_model(ModelConfig(architecture="pretrained", backbone="vgg16", weights="none", image_size=48))
     assert "resize" not in [layer.name for layer in model.layers]  # 48 is the face's own size
