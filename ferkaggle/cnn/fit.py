@@ -11,12 +11,15 @@ snapshots on, swa.npz or snapshot-<epoch>.keras.
 an interrupt loses at most the epoch in progress; `train.py`, `refit.py` and the search all fit
 through it. Two Keras callbacks drive each epoch: `ScheduledLearningRate` (the rate of
 `schedules.learning_rate_at`, set before every batch; Keras' ReduceLROnPlateau in its place for
-schedule = "plateau") and `EpochCheckpoint` (history, checkpoints, stop rules). Keras calls the stop split its validation data, so the history records its scores as
+schedule = "plateau") and `EpochCheckpoint` (history, checkpoints, stop rules). A `pretrained`
+model with a frozen phase fits in two `model.fit` calls, frozen then fine-tuning (`models.set_trainable`,
+recompiled with a fresh optimizer at `fine_tune_lr` x the rate), the second as a resume at the switch would. Keras calls the stop split its validation data, so the history records its scores as
 `stop_*`. Keras is imported inside the functions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -30,7 +33,7 @@ import numpy as np
 from ferkaggle.cnn.averaging import in_swa_window, swa_update
 from ferkaggle.cnn.config import OptimConfig, TrainConfig, check_snapshots
 from ferkaggle.cnn.dataset import class_weight_vector, make_dataset
-from ferkaggle.cnn.models import build_model
+from ferkaggle.cnn.models import build_model, frozen_epochs, set_trainable
 from ferkaggle.cnn.runtime import release_memory, resolve_precision
 from ferkaggle.cnn.schedules import cycle_ends, learning_rate_at
 from ferkaggle.core.constants import DEFAULT_SEED
@@ -52,9 +55,29 @@ def _optimizer(optim: OptimConfig):
     return keras.optimizers.SGD(optim.learning_rate, momentum=optim.momentum, nesterov=True)
 
 
-def build_compiled(cfg: TrainConfig):
+def phase_config(cfg: TrainConfig, fine_tuning: bool) -> TrainConfig:
+    """The config a fit phase trains with: cfg, or for the fine-tuning phase after a frozen one, cfg with
+    its learning rate times model.fine_tune_lr."""
+    if not fine_tuning:
+        return cfg
+    return dataclasses.replace(cfg, optim=dataclasses.replace(
+        cfg.optim, learning_rate=cfg.optim.learning_rate * cfg.model.fine_tune_lr))
+
+
+def compile_phase(model, cfg: TrainConfig, fine_tuning: bool = False) -> None:
+    """Set the model's trainable layers for the phase (`models.set_trainable`) and compile it with a new
+    optimizer at the phase's rate, label-smoothed cross-entropy and accuracy."""
+    import keras
+
+    set_trainable(model, cfg.model, fine_tuning=fine_tuning)
+    model.compile(optimizer=_optimizer(phase_config(cfg, fine_tuning).optim),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                  metrics=["accuracy"])
+
+
+def build_compiled(cfg: TrainConfig, fine_tuning: bool = False):
     """cfg's model built under its precision policy (the global policy is float32 again afterwards) and
-    compiled with its optimizer, label-smoothed cross-entropy and accuracy."""
+    compiled for its phase (`compile_phase`; fine_tuning: the phase after a pretrained model's frozen one)."""
     import keras
 
     keras.mixed_precision.set_global_policy(resolve_precision(cfg.precision))
@@ -62,9 +85,7 @@ def build_compiled(cfg: TrainConfig):
         model = build_model(cfg.model)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    model.compile(optimizer=_optimizer(cfg.optim),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-                  metrics=["accuracy"])
+    compile_phase(model, cfg, fine_tuning)
     return model
 
 
@@ -217,8 +238,9 @@ def epoch_callbacks(model, cfg: TrainConfig, state_dir: Path, state: dict, horiz
     return callbacks
 
 
-def _start_or_resume(cfg: TrainConfig, state_dir: Path, state: dict, seed: int):
+def _start_or_resume(cfg: TrainConfig, state_dir: Path, state: dict, seed: int, frozen: int = 0):
     """(compiled model, state): from last.keras where epochs are done (weights and optimizer state), else new.
+    `frozen`: the epochs of a frozen phase; the model is built in the phase that wrote last.keras.
 
     Seeds Keras with seed + epochs done first, so a resumed fit draws as an uninterrupted one would."""
     import keras
@@ -227,11 +249,19 @@ def _start_or_resume(cfg: TrainConfig, state_dir: Path, state: dict, seed: int):
     if state["epochs_done"] > 0 and checkpoint_file(state_dir, "last").is_file():
         # Build as at the start, then load weights and optimizer state: `load_model` would rebuild the
         # optimizer without the LossScaleOptimizer that mixed_float16 needs, and drop its state.
-        model = build_compiled(cfg)
+        model = build_compiled(cfg, fine_tuning=0 < frozen < state["epochs_done"])
         model.optimizer.build(model.trainable_variables)
         model.load_weights(checkpoint_file(state_dir, "last"))
         return model, state
     return build_compiled(cfg), new_state()
+
+
+def _start_fine_tuning(model, cfg: TrainConfig, seed: int) -> None:
+    """Switch a model from its frozen phase to fine-tuning, seeded as a resume at the switch is."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    compile_phase(model, cfg, fine_tuning=True)
 
 
 def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str | Path, *, seed: int = DEFAULT_SEED,
@@ -262,21 +292,31 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     if state["stopped"] == "early" or state["epochs_done"] >= target:
         return state
     state["stopped"] = None
-    model, state = _start_or_resume(cfg, state_dir, state, seed)
+    frozen = frozen_epochs(cfg.model, cfg.epochs)
+    model, state = _start_or_resume(cfg, state_dir, state, seed, frozen)
     weights = class_weight_vector(y_train, cfg.class_weights)
-    train_ds = make_dataset(x_train, y_train, cfg, training=True, seed=seed + state["epochs_done"], weights=weights,
-                            targets=targets)
     has_stop = len(x_stop) > 0
     stop_ds = make_dataset(x_stop, y_stop, cfg, training=False, batch_size=256) if has_stop else None
     steps = math.ceil(len(x_train) / cfg.batch_size)
     planned = horizon if callable(horizon) else float(horizon or cfg.epochs)
-    all_callbacks = epoch_callbacks(model, cfg, state_dir, state, planned, steps, has_stop=has_stop,
-                                    deadline=deadline, on_epoch=on_epoch, should_stop=should_stop)
-    with warnings.catch_warnings():
-        # Keras warns that its shuffle flag is ignored for datasets; ours shuffles itself.
-        warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-        model.fit(train_ds, validation_data=stop_ds, epochs=target, initial_epoch=state["epochs_done"],
-                  steps_per_epoch=steps, callbacks=all_callbacks + list(callbacks or []), verbose=0)
+    # One phase (one model.fit) but for a pretrained model's frozen phase: frozen to `frozen`, then fine-tuning.
+    for fine_tuning, end in ([(False, min(frozen, target)), (True, target)] if frozen else [(False, target)]):
+        if state["epochs_done"] >= end:
+            continue
+        if fine_tuning and state["epochs_done"] == frozen:
+            _start_fine_tuning(model, cfg, seed + state["epochs_done"])
+        phase = phase_config(cfg, fine_tuning)
+        train_ds = make_dataset(x_train, y_train, cfg, training=True, seed=seed + state["epochs_done"],
+                                weights=weights, targets=targets)
+        all_callbacks = epoch_callbacks(model, phase, state_dir, state, planned, steps, has_stop=has_stop,
+                                        deadline=deadline, on_epoch=on_epoch, should_stop=should_stop)
+        with warnings.catch_warnings():
+            # Keras warns that its shuffle flag is ignored for datasets; ours shuffles itself.
+            warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+            model.fit(train_ds, validation_data=stop_ds, epochs=end, initial_epoch=state["epochs_done"],
+                      steps_per_epoch=steps, callbacks=all_callbacks + list(callbacks or []), verbose=0)
+        if model.stop_training or state["epochs_done"] < end:
+            break
     atomic_write_json(checkpoint_file(state_dir, "state"), state)
     del model
     release_memory()

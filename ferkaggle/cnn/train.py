@@ -34,6 +34,7 @@ from ferkaggle.cnn.averaging import final_model
 from ferkaggle.cnn.config import TrainConfig, summarize
 from ferkaggle.cnn.distill import check_teachers, teacher_targets
 from ferkaggle.cnn.fit import fit_trial
+from ferkaggle.cnn.models import check_weights
 from ferkaggle.cnn.record import SCORED_ON_HOLDOUT, save_run_results, store_run_model
 from ferkaggle.cnn.runtime import release_memory, runtime_info
 from ferkaggle.cnn.tta import predict_proba
@@ -72,6 +73,7 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SE
                                 teachers=teachers, teacher_weight=teacher_weight)
     import keras
 
+    check_weights(cfg.model)  # a pretrained backbone's weights, before anything is written
     keras.utils.set_random_seed(seed)
     if folds:
         return _train_kfold(prepared, cfg, seed=seed, root=root, tracker=tracker, extra=extra)

@@ -13,6 +13,7 @@ from ferkaggle.cnn.models import (  # noqa: E402
     build_lstm,
     build_mlp,
     build_model,
+    build_pretrained,
     build_resnet,
     build_simple,
     build_vgg,
@@ -25,6 +26,8 @@ SMALL = {
     "resnet": ModelConfig(architecture="resnet", width=8, depth=2, dense_units=16),
     "mlp": ModelConfig(architecture="mlp", depth=2, dense_units=32),
     "lstm": ModelConfig(architecture="lstm", width=8, dense_units=8),
+    "pretrained": ModelConfig(architecture="pretrained", backbone="mobilenet_v3_small", weights="none", image_size=32,
+                              dense_units=8),
 }
 
 
@@ -72,9 +75,9 @@ def test_unknown_architecture_is_a_user_error(tmp_path):
     with pytest.raises(FerkaggleError) as caught:
         load_train_config(bad)
     assert str(caught.value) == (f"{bad}.model: 'architecture' must be one of 'simple', 'vgg', 'resnet', 'mlp', "
-                                 "'lstm', not 'alexnet'")
+                                 "'lstm', 'pretrained', not 'alexnet'")
 
 
 def test_every_architecture_has_its_builder():
     assert BUILDERS == {"simple": build_simple, "vgg": build_vgg, "resnet": build_resnet, "mlp": build_mlp,
-                        "lstm": build_lstm}
+                        "lstm": build_lstm, "pretrained": build_pretrained}
