@@ -135,7 +135,8 @@ def root_command():
     return typer.main.get_command(app)
 
 
-def test_every_ferkaggle_command_shown_parses(root_command):
+def test_every_ferkaggle_command_shown_parses(root_command, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the pages' paths (docs/astronaut.jpg) are relative to the repository
     invocations = _invocations(DOCS)
     assert len([1 for path, _, _ in invocations if path == README]) >= 15  # the extraction found the README's commands
     problems = [f"{path.relative_to(ROOT)}: `{command}`: {problem}"
