@@ -4,7 +4,7 @@ Photos: scikit-image's astronaut (512x512, one face) as shipped, and the same ph
 enlarged to 1600x1600 and 4000x3000 (a phone photo; Haar searches photos larger than
 1024 px at 1024 px, see faces.HaarDetector). The model: `--run RUN` (an id, `best` or
 `latest`, chosen as `ferkaggle predict --run` chooses; it needs a saved model), or by default
-an untrained `simple` CNN (configs/simple.toml: the time does not depend on the weights), with
+an untrained `simple` CNN (ferkaggle/configs/simple.toml: the time does not depend on the weights), with
 hflip TTA, one face per call as `predict` and `serve` do.
 
 Each step is timed `--repeat` times after one warm-up call; the median is reported.

@@ -33,7 +33,7 @@ def baseline(
     k: Optional[int] = typer.Option(None, "--k", help="Neighbours for knn (default 5)."),
     max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Solver iterations for logreg (default 200)."),
     max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows", help="Cap on each fold's training rows, stratified; 0 = all (default: svm 8000, others all)."),
-    config: Optional[str] = typer.Option(None, "--config", help="Preset name (configs/baseline/<name>.toml) or path; flags override it."),
+    config: Optional[str] = typer.Option(None, "--config", help="Preset name (ferkaggle/configs/baseline/<name>.toml) or path; flags override it."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 42, core.constants.DEFAULT_SEED): the same seed gives the same CV scores."),
     n_jobs: Optional[int] = typer.Option(None, "--n-jobs", help="Worker processes; -1 = all cores (default)."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
