@@ -9,7 +9,7 @@ registry (so they show on `ferkaggle leaderboard`), a markdown table on stdout a
 
 Budget on the 2-core development box: about 15-20 minutes for all nine, most of it the
 two random forests, logistic regression and the SVM (which is capped at 8000 training
-rows per fold, see configs/baseline/svm.toml).
+rows per fold, see ferkaggle/configs/baseline/svm.toml).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ferkaggle.classical.baseline import BaselineConfig, run_baseline
 from ferkaggle.core.presets import load_preset
 from ferkaggle.data.prepared import load_prepared
 
-# name -> (preset under configs/baseline/ or None for the defaults, command-line equivalent)
+# name -> (preset under ferkaggle/configs/baseline/ or None for the defaults, command-line equivalent)
 BENCHES = {
     "rf-pixels": (None, "ferkaggle baseline"),
     "rf-hog": ("rf-hog", "ferkaggle baseline --features hog"),

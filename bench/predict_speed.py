@@ -6,7 +6,7 @@ enlarged to 1600x1600 and 4000x3000 (a phone photo; Haar searches photos larger 
 140 px wide (tests/helpers/photos.group_photo: the astronaut's head pasted 19 times, the true
 boxes known), with how many of them each detector found (IoU >= 0.4). The model: `--run RUN` (an id, `best` or
 `latest`, chosen as `ferkaggle predict --run` chooses; it needs a saved model), or by default
-an untrained `simple` CNN (configs/simple.toml: the time does not depend on the weights), with
+an untrained `simple` CNN (ferkaggle/configs/simple.toml: the time does not depend on the weights), with
 hflip TTA, one face per call as `predict` and `serve` do.
 
 Each step is timed `--repeat` times after one warm-up call; the median is reported.

@@ -6,7 +6,7 @@ Carried folder: what `prepare.py` wrote here (wheels/, fer2013.npz, sizes.json).
 2. rebuild the prepared FER2013 folder from fer2013.npz (through ferkaggle's own `write_prepared`);
 3. record the device (nvidia-smi, the backend's devices, versions);
 4. `ferkaggle search --space gpu --budget <budget>` with KERAS_BACKEND=<backend> from a work folder
-   holding a copy of the checkout's configs/ (so the installed wheel, not the checkout, runs);
+   outside the checkout (so the installed wheel and its own presets run, not the checkout);
 5. summary.json in --out: per run, holdout accuracy, epochs, train seconds, images/s, minutes, and the
    training FLOPs per image (bench/flops.py) as a share of the H200's dense bf16 peak.
 
@@ -146,9 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     say(f"prepared {data} ({time.time() - t0:.0f}s)")
     facts = device_facts(args.python, steps["env"])
     say(json.dumps(facts))
-    configs = REPO / "configs"
-    if configs.is_dir():  # the checkout's presets (where the package does not ship its own)
-        shutil.copytree(configs, args.work / "configs", dirs_exist_ok=True)
     t1 = time.time()
     with open(args.out / "search.log", "w") as search_log:
         rc = subprocess.run(steps["search"], cwd=args.work, env=env, stdout=search_log, stderr=subprocess.STDOUT).returncode

@@ -65,7 +65,7 @@ MODEL_LABELS = {"rf": "random forest", "extra-trees": "extra-trees", "logreg": "
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    """One classical baseline. A preset (configs/baseline/<name>.toml) lists only what it changes."""
+    """One classical baseline. A preset (ferkaggle/configs/baseline/<name>.toml) lists only what it changes."""
 
     model: ModelName = "rf"  # rf | extra-trees | logreg | knn | svm | nb | kmeans | kmeans-logreg
     features: FeatureKind = "pixels"  # pixels: grey levels / 255; hog: scikit-image HOG

@@ -34,7 +34,7 @@ def baseline(
     max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Solver iterations for logreg and kmeans-logreg (default 200)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", help="k-means clusters for kmeans / kmeans-logreg (default: kmeans 6, kmeans-logreg 35, the notebooks')."),
     max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows", help="Cap on each fold's training rows, stratified; 0 = all (default: svm 8000, others all)."),
-    config: Optional[str] = typer.Option(None, "--config", help="Preset name (configs/baseline/<name>.toml) or path; flags override it."),
+    config: Optional[str] = typer.Option(None, "--config", help="Preset name (ferkaggle/configs/baseline/<name>.toml) or path; flags override it."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 42, core.constants.DEFAULT_SEED): the same seed gives the same CV scores."),
     n_jobs: Optional[int] = typer.Option(None, "--n-jobs", help="Worker processes; -1 = all cores (default)."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),

@@ -22,7 +22,7 @@ from ferkaggle.core.errors import FerkaggleError
 
 @app.command()
 def train(
-    config: str = typer.Option("simple", "--config", "-c", help="CNN preset name (configs/<name>.toml) or path to a .toml."),
+    config: str = typer.Option("simple", "--config", "-c", help="CNN preset name (ferkaggle/configs/<name>.toml) or path to a .toml."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seeds Python, NumPy, Keras, the stop split, shuffling and augmentation (recorded in run.json)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Max epochs (overrides the preset; also the LR schedule's horizon)."),
@@ -111,7 +111,7 @@ def refit(
 
 @app.command()
 def search(
-    space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space name (configs/spaces/<name>.toml) or path; default: 'quick' on the demo data, 'gpu' on competition data where TensorFlow sees a GPU, else 'default'."),
+    space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space name (ferkaggle/configs/spaces/<name>.toml) or path; default: 'quick' on the demo data, 'gpu' on competition data where TensorFlow sees a GPU, else 'default'."),
     budget: Optional[str] = typer.Option(None, "--budget", "-b", help="Wall-time budget of this worker: 90s, 60m, 2h (default: none)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest study of the current data (no --space needed). Re-running the same command continues its study too."),
     data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),

@@ -1,5 +1,5 @@
 """The CNN training configuration: `TrainConfig` (with `OptimConfig`), read from the TOML presets
-under configs/ (each lists only what it changes), plus `override` for dotted changes (the search's
+under ferkaggle/configs/ (each lists only what it changes), plus `override` for dotted changes (the search's
 trials) and `summarize`, the one-line description shown in run.json and tables.
 """
 

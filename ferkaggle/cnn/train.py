@@ -1,7 +1,7 @@
 """`ferkaggle train`: fit one CNN configuration on prepared data and record it as a run.
 
 Inputs: a `Prepared` set (uint8 faces, labels, folds, holdout-val, test), a `TrainConfig` (a TOML
-preset from configs/, only the changed fields), a seed, and optionally teacher runs
+preset from ferkaggle/configs/, only the changed fields), a seed, and optionally teacher runs
 (distillation, `distill.py`). Output: one completed run in the registry
 (`ferkaggle.runs.registry`): metrics.json, val/test (and for k-fold runs oof) probabilities with the
 config's TTA, and model.keras. `train_config` is the whole stage; the parts it is made of live in

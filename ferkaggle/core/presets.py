@@ -1,10 +1,10 @@
 """Config is data: frozen dataclasses per stage, loaded from TOML presets.
 
 A preset lists only what it changes from the dataclass defaults; unknown keys fail
-loudly with the file and the key. Nested dataclasses map to TOML tables. `configs/`
-holds the named presets; a name resolves to `configs/<name>.toml` (in the current
-directory first, then beside the installed package), and anything with a `/` or a
-`.toml` suffix is a path.
+loudly with the file and the key. Nested dataclasses map to TOML tables. The named
+presets ship inside the package (ferkaggle/configs/, package data, so they are there after
+`pip install ferkaggle` too); a name resolves to `ferkaggle/configs/<name>.toml`, and
+anything with a `/` or a `.toml` suffix, or an existing file, is a path (a user's own preset).
 """
 
 from __future__ import annotations
@@ -20,34 +20,24 @@ from ferkaggle.core.errors import FerkaggleError
 
 T = TypeVar("T")
 
-PACKAGE_CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the checkout's configs/, beside the package
-
-
-def config_dirs() -> list[Path]:
-    dirs = [Path.cwd() / "configs", PACKAGE_CONFIGS]
-    unique: list[Path] = []
-    for d in dirs:
-        if d.resolve() not in [u.resolve() for u in unique]:
-            unique.append(d)
-    return unique
+PACKAGE_CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # ferkaggle/configs/, shipped in the wheel
 
 
 def resolve_preset(name_or_path: str | Path, subdir: str = "") -> Path:
-    """Find a preset file by name (`simple`) or path (`my/cfg.toml`)."""
+    """Find a preset file by name (`simple`, among the package's presets) or path (`my/cfg.toml`)."""
     text = str(name_or_path)
     if text.endswith(".toml") or "/" in text or Path(text).exists():
         path = Path(text)
         if not path.is_file():
             raise FerkaggleError(f"{path}: no such config file")
         return path
-    tried = []
-    for d in config_dirs():
-        candidate = (d / subdir / f"{text}.toml") if subdir else (d / f"{text}.toml")
-        tried.append(str(candidate))
-        if candidate.is_file():
-            return candidate
-    known = sorted({p.stem for d in config_dirs() for p in (d / subdir if subdir else d).glob("*.toml")})
-    raise FerkaggleError(f"no preset named {text!r} (looked for {', '.join(tried)}); known: {', '.join(known) or 'none'}")
+    folder = PACKAGE_CONFIGS / subdir
+    candidate = folder / f"{text}.toml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem for p in folder.glob("*.toml"))
+    raise FerkaggleError(f"no preset named {text!r} (looked for {candidate}); known: {', '.join(known) or 'none'}"
+                         "; a preset of your own is given as a path (my/preset.toml)")
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

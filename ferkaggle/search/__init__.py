@@ -1,6 +1,6 @@
 """Search CNN configurations with Optuna within a time budget, on one machine or many.
 
-Inputs: prepared data, a search space (TOML under configs/spaces/: a base preset, named
+Inputs: prepared data, a search space (TOML under ferkaggle/configs/spaces/: a base preset, named
 trials, and distributions over dotted config keys), a per-worker budget in seconds, and a
 study storage (an embedded SQLite file under runs/searches/ by default, or any SQLAlchemy
 URL such as postgresql://user@host/db shared by many workers).

@@ -1,4 +1,4 @@
-"""Search spaces: the TOML under configs/spaces/ that a user writes, read into a SpaceConfig.
+"""Search spaces: the TOML under ferkaggle/configs/spaces/ that a user writes, read into a SpaceConfig.
 
 A space names a base preset, named trials (presets known to be good, enqueued first) and
 distributions over dotted TrainConfig keys (categorical lists, int, float, log), which the
@@ -34,7 +34,7 @@ PARAM_FIELDS: dict[str, set[str]] = {"float": {"low", "high", "log", "step"}, "i
 @dataclass(frozen=True)
 class SpaceConfig:
     name: str = "search"                         # label of the search (default study name prefix, trial names)
-    base: str = "simple"                         # preset (configs/<base>.toml) every sampled trial starts from
+    base: str = "simple"                         # preset (ferkaggle/configs/<base>.toml) every sampled trial starts from
     min_epochs: int = 2                          # first rung: epochs before the pruner first compares trials
     max_epochs: int = 30                         # every trial's `epochs` (and LR horizon) when the budget allows
     eta: int = 3                                 # pruner reduction factor: keep the best 1/eta at each rung (>= 2)

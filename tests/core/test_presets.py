@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.core.presets import from_dict, load_preset
+from ferkaggle.core.presets import PACKAGE_CONFIGS, from_dict, load_preset, resolve_preset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,3 +50,16 @@ def test_load_preset_from_path_names_the_file(tmp_path):
         load_preset(Outer, str(path))
     with pytest.raises(FerkaggleError, match="no preset named"):
         load_preset(Outer, "definitely-not-a-preset")
+
+
+def test_a_name_is_a_preset_of_the_package_and_a_path_is_the_users(tmp_path, monkeypatch):
+    """`simple` is the package's ferkaggle/configs/simple.toml wherever ferkaggle runs (a configs/
+    folder in the working directory does not shadow it); a user's own preset is given as a path."""
+    own = tmp_path / "configs" / "simple.toml"
+    own.parent.mkdir()
+    own.write_text("epochs = 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_preset("simple") == PACKAGE_CONFIGS / "simple.toml"
+    assert PACKAGE_CONFIGS == Path(__file__).resolve().parents[2] / "ferkaggle" / "configs"
+    assert resolve_preset("quick", "spaces") == PACKAGE_CONFIGS / "spaces" / "quick.toml"
+    assert resolve_preset("configs/simple.toml") == Path("configs/simple.toml")

@@ -12,13 +12,13 @@ ASTRONAUT_FACE = (180, 70, 90, 95)  # x, y, w, h
 
 
 def train_tiny_run(root: Path, seed: int = 0):
-    """A 1-epoch tiny VGG (configs/tiny.toml) on 240 synthetic faces, recorded under root/runs (a few seconds)."""
+    """A 1-epoch tiny VGG (the `tiny` preset) on 240 synthetic faces, recorded under root/runs (a few seconds)."""
     from ferkaggle.cnn.config import load_train_config
     from ferkaggle.cnn.train import train_config
     from helpers.fakes import make_tiny_prepared
 
     prepared = make_tiny_prepared(root / "data" / "prepared", seed=seed)
-    cfg = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "tiny.toml")
+    cfg = load_train_config("tiny")
     return train_config(prepared, cfg, seed=seed, root=root / "runs")
 
 

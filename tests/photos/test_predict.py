@@ -312,7 +312,7 @@ def test_export_of_a_cnn_ensemble_is_one_model_with_its_weights(world, tmp_path)
 
     import keras
 
-    cfg = dataclasses.replace(load_train_config(_tiny_config()), name="tiny-b")
+    cfg = dataclasses.replace(load_train_config("tiny"), name="tiny-b")
     second = train_config(world["prepared"], cfg, seed=1, root=world["runs"])
     ensemble, result = run_ensemble([world["cnn"], second], EnsembleConfig(method="weighted"), runs_root=world["runs"])
     try:
@@ -331,10 +331,6 @@ def test_export_of_a_cnn_ensemble_is_one_model_with_its_weights(world, tmp_path)
         shutil.rmtree(second.dir)
 
 
-def _tiny_config():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
 
 
 def test_export_refuses_forest_runs_and_bad_formats(world, tmp_path, monkeypatch):

@@ -1,0 +1,68 @@
+"""Write constraints.txt: the exact versions, in this environment, of every package ferkaggle needs.
+
+The packages are ferkaggle's requirements in pyproject.toml (its dependencies and every extra)
+and, recursively, theirs, as far as they are installed here; ferkaggle itself and pip are left
+out. `make install` and CI install with these pins, the versions the benchmarks were measured
+with. Run it with the interpreter of the environment to pin, from the repository root:
+
+    .venv/bin/python .ci/constraints.py > constraints.txt
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def needed(requirements: list[Requirement]) -> dict[str, str]:
+    """Installed distributions reachable from `requirements` (normalised name -> version)."""
+    found: dict[str, str] = {}
+    todo = [(r, set(r.extras)) for r in requirements]
+    seen: set[tuple[str, frozenset]] = set()
+    while todo:
+        req, extras = todo.pop()
+        key = (_normal(req.name), frozenset(extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            continue  # an extra not installed here (gpu, mtcnn, ...): nothing to pin
+        found[_normal(req.name)] = dist.version
+        for text in dist.requires or []:
+            sub = Requirement(text)
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in extras or {""}):
+                todo.append((sub, set(sub.extras)))
+    return found
+
+
+def main() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    texts = list(project["dependencies"])
+    for reqs in project.get("optional-dependencies", {}).values():
+        texts.extend(reqs)
+    pins = needed([Requirement(t) for t in texts])
+    pins.pop("pip", None)
+    pins.pop(_normal(project["name"]), None)
+    print(f"# Exact versions ferkaggle was tested and benchmarked with (Python {platform.python_version()},"
+          f" {platform.machine()}); written by .ci/constraints.py.")
+    print("# make install uses it (CONSTRAINTS= to install the newest versions pyproject.toml allows).")
+    for name in sorted(pins):
+        print(f"{name}=={pins[name]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
