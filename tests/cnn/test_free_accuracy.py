@@ -25,7 +25,8 @@ from ferkaggle.cnn.fit import fit_trial
 from ferkaggle.cnn.train import train_config
 from ferkaggle.cnn.tta import predict_proba
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
-from ferkaggle.photos.export import export_run, tflite_predict
+from ferkaggle.photos.export import export_run
+from ferkaggle.photos.tf_lite import tflite_predict
 from ferkaggle.photos.predictor import Predictor
 from ferkaggle.runs.checkpoints import snapshot_file
 from helpers.fakes import make_tiny_prepared  # noqa: E402

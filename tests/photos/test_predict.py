@@ -23,7 +23,8 @@ from ferkaggle.cnn.config import load_train_config
 from ferkaggle.cnn.train import train_config
 from ferkaggle.core.constants import EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
-from ferkaggle.photos.export import export_run, tflite_predict
+from ferkaggle.photos.export import export_run
+from ferkaggle.photos.tf_lite import tflite_predict
 from ferkaggle.photos.faces import HaarDetector, crop_face, make_detector, read_photo
 from ferkaggle.photos.predict import predict_photo
 from ferkaggle.photos.predictor import Predictor, select_predict_run
