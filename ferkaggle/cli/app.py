@@ -90,10 +90,11 @@ def quiet_tensorflow(threads: int = 0, inter_threads: int = 0) -> dict:
     its C++ start-up noise; jax and torch start quietly by themselves."""
     check_backend()
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+    # 3 also hides the 'failed call to cuInit' line on machines without a GPU; real failures still
+    # surface as Python exceptions. Also on the other backends: where TensorFlow is installed,
+    # keras.utils.set_random_seed imports it to seed it too.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if selected_backend() != "tensorflow":
         return configure_threads(threads, inter_threads)
-    # 3 also hides the 'failed call to cuInit' line on machines without a GPU; real
-    # failures still surface as Python exceptions.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _native_stderr_silenced():  # TensorFlow's C++ start-up runs on its first import: here, silenced
         return configure_threads(threads, inter_threads)

@@ -20,13 +20,13 @@ BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(importlib.util.find_spec(b)
             for b in ("tensorflow", "jax")]
 
 
-def _run(backend: str, cwd: Path, *args: str) -> str:
+def _run(backend: str, cwd: Path, *args: str, returncode: int = 0) -> str:
     """`python <args>` with KERAS_BACKEND=backend in cwd, this checkout first on the path; its stdout."""
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
            "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200"}
     env.pop("FERKAGGLE_RUNS_DIR", None)
     done = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == returncode, done.stdout + done.stderr
     return done.stdout
 
 
@@ -83,3 +83,17 @@ def test_a_run_saved_on_one_backend_predicts_the_same_on_another(trained, saved,
     got = np.load(cwd / f"on-{loaded}.npy")
     assert got.shape == run.proba("val").shape
     np.testing.assert_allclose(got, run.proba("val"), atol=1e-5)  # the run's own val probabilities, from `saved`
+
+
+def test_tflite_export_is_refused_in_one_line_off_tensorflow(trained, monkeypatch):
+    if "jax" not in trained:
+        pytest.skip("jax not installed")
+    cwd, _ = trained["jax"]
+    monkeypatch.chdir(cwd)
+    run = list_runs()[0]
+    out = _run("jax", cwd, "-m", "ferkaggle", "export", run.run_id, "--format", "tflite", "--out", "fer.tflite",
+               returncode=1)
+    assert "TFLite export needs the tensorflow backend" in out and "Traceback" not in out, out
+    assert not (cwd / "fer.tflite").exists()
+    _run("jax", cwd, "-m", "ferkaggle", "export", run.run_id, "--format", "keras", "--out", "fer.keras")
+    assert (cwd / "fer.keras").stat().st_size > 0  # the .keras export works on any backend
