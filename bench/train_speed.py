@@ -47,6 +47,7 @@ VARIANTS = [
     ("resnet-w16", "resnet", {}, "tfdata"),
     ("vgg (32..256)", "vgg", {}, "tfdata"),
     ("mlp", "mlp", {}, "tfdata"),
+    ("simple, float32", "simple", {"precision": "float32"}, "tfdata"),  # 11: the backends' comparison without bf16
 ]
 
 
