@@ -21,13 +21,14 @@ BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(importlib.util.find_spec(b)
 
 
 def _run(backend: str, cwd: Path, *args: str, returncode: int = 0) -> str:
-    """`python <args>` with KERAS_BACKEND=backend in cwd, this checkout first on the path; its stdout."""
+    """`python <args>` with KERAS_BACKEND=backend in cwd, this checkout first on the path; its stdout
+    and stderr (where the CLI writes its one-line errors)."""
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
            "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200"}
     env.pop("FERKAGGLE_RUNS_DIR", None)
     done = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == returncode, done.stdout + done.stderr
-    return done.stdout
+    return done.stdout + done.stderr
 
 
 PREDICT = """
