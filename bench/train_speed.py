@@ -9,6 +9,7 @@ process, since TF fixes both at start-up).
 
     python bench/train_speed.py --data data/prepared/<key> --steps 30 --json bench/train_speed.json
     python bench/train_speed.py --data data/prepared/<key> --steps 60 --onednn-rounds 3   # oneDNN off vs on
+    python bench/train_speed.py --data data/prepared/<key> --steps 30 --backends tensorflow,jax   # per Keras backend
 
 Inputs: a prepared data folder (its training rows). Output: a table on stdout (and JSON).
 Figures go to docs/benchmarks.md, "CNN training throughput".
@@ -46,6 +47,7 @@ VARIANTS = [
     ("resnet-w16", "resnet", {}, "tfdata"),
     ("vgg (32..256)", "vgg", {}, "tfdata"),
     ("mlp", "mlp", {}, "tfdata"),
+    ("simple, float32", "simple", {"precision": "float32"}, "tfdata"),  # 11: the backends' comparison without bf16
 ]
 
 
@@ -88,7 +90,7 @@ def measure(x, y, preset, changes, pipeline, steps):
         t0 = time.perf_counter()
         model.fit(source, steps_per_epoch=steps, epochs=1, verbose=0)
     else:
-        ds = make_dataset(x, y, cfg, training=True).repeat()
+        ds = make_dataset(x, y, cfg, training=True)  # an endless stream on every backend
         model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)
         t0 = time.perf_counter()
         model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -110,14 +112,14 @@ def run_all(args) -> list[dict]:
             continue
         r = measure(x, y, preset, changes, pipeline, args.steps)
         r.update(label=label, intra=threads["intra_op_threads"], inter=threads["inter_op_threads"],
-                 onednn=threads["onednn"])
+                 onednn=threads.get("onednn"), backend=threads["backend"])
         print(row_line(r), flush=True)
         rows.append(r)
     return rows
 
 
 def row_line(r: dict) -> str:
-    return (f"{r['label']:45s} intra {r['intra']} inter {r['inter']} oneDNN {r['onednn']!s:5s} params {r['params']:>9,d}  "
+    return (f"{r.get('backend', 'tensorflow'):10s} {r['label']:45s} intra {r['intra']} inter {r['inter']} oneDNN {r['onednn']!s:5s} params {r['params']:>9,d}  "
             f"{r['images_per_s']:7.0f} img/s  ({25838 / r['images_per_s']:5.0f} s per FER2013 epoch)")
 
 
@@ -160,6 +162,27 @@ def onednn_matrix(args) -> list[dict]:
     return rows
 
 
+def backends_matrix(args) -> list[dict]:
+    """The --only variants (default: 1, the simple CNN with ferkaggle's pipeline) on each Keras backend,
+    one fresh process per backend and round (a process has one backend), alternating backends so that
+    all see the same drift of a shared box; medians over the rounds. On a backend other than
+    tensorflow the pipeline is the portable NumPy feeder (`cnn.dataset`), not tf.data."""
+    import statistics
+
+    rows = []
+    for rnd in range(1, args.backend_rounds + 1):
+        for backend in args.backends.split(","):
+            for r in child_rows(args, args.only or "1", env={**os.environ, "KERAS_BACKEND": backend}):
+                r["round"] = rnd
+                rows.append(r)
+                print(f"round {rnd}  " + row_line(r), flush=True)
+    print("\nmedian images/s (min..max over the rounds):")
+    for key in dict.fromkeys((r["backend"], r["label"]) for r in rows):
+        values = [r["images_per_s"] for r in rows if (r["backend"], r["label"]) == key]
+        print(f"{key[0]:10s} {key[1]:45s} {statistics.median(values):6.0f}  ({min(values):.0f}..{max(values):.0f})")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, help="prepared data folder or key (default: latest)")
@@ -170,9 +193,14 @@ def main() -> None:
     ap.add_argument("--threads-matrix", action="store_true", help="also time variants 1 and 5 under other thread settings")
     ap.add_argument("--onednn-rounds", type=int, default=0,
                     help="instead: time variants 1, 4, 7 with oneDNN off and on, alternating, this many rounds")
+    ap.add_argument("--backends", default="", help="instead: the --only variants on each of these Keras backends "
+                    "(comma-separated, e.g. tensorflow,jax,torch), one process each, alternating")
+    ap.add_argument("--backend-rounds", type=int, default=3, help="rounds of --backends")
     ap.add_argument("--json", default="", help="write the rows here")
     args = ap.parse_args()
-    if args.onednn_rounds:
+    if args.backends:
+        rows = backends_matrix(args)
+    elif args.onednn_rounds:
         rows = onednn_matrix(args)
     else:
         rows = run_all(args) + (threads_matrix(args) if args.threads_matrix else [])

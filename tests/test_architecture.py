@@ -120,3 +120,26 @@ def test_no_re_export_lists_or_unused_import_waivers_in_the_package(marker):
              for i, line in enumerate(p.read_text().splitlines(), 1)
              if marker in line and not line.lstrip().startswith("import tensorflow")]
     assert not found, f"{marker} in " + ", ".join(found)
+
+
+def test_tensorflow_is_imported_only_in_the_tensorflow_only_modules():
+    """`import tensorflow` (or importlib.import_module("tensorflow...")) only in the package's `tf_*.py`
+    modules (tf.data pipeline, TF augmentation ops, TF thread pools and oneDNN, TFLite), so every other
+    module runs on any Keras backend and the TensorFlow-only parts are where their names say."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name.startswith("tf_"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif (isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module") and node.args
+                  and isinstance(node.args[0], ast.Constant)):
+                modules = [str(node.args[0].value)]
+            else:
+                continue
+            if any(m.split(".")[0] == "tensorflow" for m in modules):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, "TensorFlow imported outside the tf_* modules: " + ", ".join(found)

@@ -9,7 +9,6 @@ Heavy libraries (TensorFlow, scikit-learn) are imported inside the commands so t
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import sys
 import warnings
@@ -18,7 +17,7 @@ import typer
 import typer.core
 from rich.markup import escape
 
-from ferkaggle.cnn.runtime import configure_threads
+from ferkaggle.cnn.runtime import check_backend, configure_threads, selected_backend
 from ferkaggle.core.console import err_console
 from ferkaggle.core.errors import FerkaggleError
 
@@ -86,12 +85,16 @@ def _native_stderr_silenced():
 
 
 def quiet_tensorflow(threads: int = 0, inter_threads: int = 0) -> dict:
-    """Import TensorFlow without its C++ start-up noise and set its thread pools; every command
-    that runs a model calls this first."""
-    # 3 also hides the 'failed call to cuInit' line on machines without a GPU; real
-    # failures still surface as Python exceptions.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """Start the Keras backend (KERAS_BACKEND; TensorFlow by default) and set its CPU threads with its
+    own knobs; every command that runs a model calls this first. TensorFlow is imported here without
+    its C++ start-up noise; jax and torch start quietly by themselves."""
+    check_backend()
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-    with _native_stderr_silenced():
-        importlib.import_module("tensorflow")  # its C++ start-up runs on the first import: here, silenced
-    return configure_threads(threads, inter_threads)
+    # 3 also hides the 'failed call to cuInit' line on machines without a GPU; real failures still
+    # surface as Python exceptions. Also on the other backends: where TensorFlow is installed,
+    # keras.utils.set_random_seed imports it to seed it too.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if selected_backend() != "tensorflow":
+        return configure_threads(threads, inter_threads)
+    with _native_stderr_silenced():  # TensorFlow's C++ start-up runs on its first import: here, silenced
+        return configure_threads(threads, inter_threads)

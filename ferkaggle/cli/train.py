@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from ferkaggle.cli.app import app, quiet_tensorflow
+from ferkaggle.cnn.runtime import describe_runtime
 from ferkaggle.core.console import console
 from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.core.errors import FerkaggleError
@@ -55,8 +56,7 @@ def train(
     teachers = [select_run(ref) for ref in teacher or []]
     runtime = quiet_tensorflow(threads, inter_threads)
     console.print(f"[bold]{escape(cfg.name)}[/bold] on {escape(prepared.key)} · {len(prepared.train_idx)} train / "
-                  f"{len(prepared.val_idx)} val · TF {runtime['tensorflow']}, {runtime['intra_op_threads'] or 'default'} threads"
-                  f"{', oneDNN' if runtime['onednn'] else ''}")
+                  f"{len(prepared.val_idx)} val · {describe_runtime(runtime)}")
     run = train_config(prepared, cfg, seed=seed, epochs=epochs, folds=folds, teachers=teachers,
                        teacher_weight=teacher_weight)
     m = run.metrics
@@ -146,7 +146,7 @@ def search(
     if space is None and not resume and study is None:
         space, why = default_space(bool(prepared.manifest.get("demo")))
         console.print(f"search space: {space} ({why}; --space to choose)")
-    quiet_tensorflow(threads, inter_threads)
+    console.print(f"runtime: {describe_runtime(quiet_tensorflow(threads, inter_threads))}")
     doc = run_search(prepared, space, budget_s=budget_s, seed=seed, resume=resume, storage=storage,
                      study_name=study, n_trials=trials, heartbeat_s=heartbeat, artifacts=artifacts)
     console.print(search_table(doc))

@@ -143,6 +143,11 @@ class ScheduledLearningRate:
 
     def on_train_batch_begin(self, batch, logs=None):
         lr = learning_rate_at(self.epoch + batch / self.steps, self.optim, self.total)
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            # JAX trains on a copy of the variables that it hands back only at the epoch's end; syncing
+            # it here makes the next step read the variables, so the new rate reaches it.
+            sync()
         self.model.optimizer.learning_rate.assign(lr)
 
 
@@ -171,10 +176,12 @@ class EpochCheckpoint:
         self.t0 = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
+        import keras
+
         logs = logs or {}
         seconds = time.monotonic() - self.t0
         entry = {"epoch": epoch + 1, **{_HISTORY_NAMES[k]: float(logs[k]) for k in _HISTORY_NAMES if k in logs},
-                 "lr": float(np.asarray(self.model.optimizer.learning_rate)),
+                 "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                  "seconds": round(seconds, 2)}
         state = self.state
         state["history"].append(entry)
@@ -313,7 +320,7 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
         with warnings.catch_warnings():
             # Keras warns that its shuffle flag is ignored for datasets; ours shuffles itself.
             warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-            model.fit(train_ds, validation_data=stop_ds, epochs=end, initial_epoch=state["epochs_done"],
+            model.fit(train_ds, validation_data=stop_ds, validation_batch_size=256, epochs=end, initial_epoch=state["epochs_done"],
                       steps_per_epoch=steps, callbacks=all_callbacks + list(callbacks or []), verbose=0)
         if model.stop_training or state["epochs_done"] < end:
             break

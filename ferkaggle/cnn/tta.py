@@ -71,6 +71,8 @@ def tta_views(images, tta: TtaMode):
 
 def predict_proba(model, x: np.ndarray, tta: TtaMode = "hflip", batch_size: int = 256) -> np.ndarray:
     """Softmax probabilities [n, 7]: the mean of the model's outputs over the `tta` views (`tta_views`)."""
+    from keras import ops
+
     x = np.asarray(x, np.uint8)
     if len(x) == 0:
         return np.zeros((0, NUM_CLASSES), np.float32)
@@ -81,5 +83,5 @@ def predict_proba(model, x: np.ndarray, tta: TtaMode = "hflip", batch_size: int 
         batch = tta_views(images[i:i + batch_size], tta)
         views = len(batch)
         for view in batch:
-            total[i:i + batch_size] += np.asarray(model(view, training=False), np.float64)
+            total[i:i + batch_size] += ops.convert_to_numpy(model(view, training=False)).astype(np.float64)
     return (total / views).astype(np.float32)

@@ -1,4 +1,5 @@
-"""Export a run's model as one standalone file: Keras (`.keras`) or TensorFlow Lite (`.tflite`).
+"""Export a run's model as one standalone file: Keras (`.keras`, from any backend) or TensorFlow Lite
+(`.tflite`, under the tensorflow backend only: `tf_lite`; another backend is refused in one line).
 
 Input: a CNN run (its model.keras) or an ensemble of CNN runs. Output: a model that takes
 float32 [batch, 48, 48, 1] grey pixels in 0..255 (a 48x48 face crop as it is, no scaling:
@@ -20,16 +21,16 @@ Forest runs have no Keras graph and are refused (their model.joblib is already o
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 from typing import Literal
 
+from ferkaggle.cnn.runtime import require_tensorflow
 from ferkaggle.cnn.tta import tta_views
 from ferkaggle.core.constants import IMAGE_SIZE
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import atomic_write_bytes
 from ferkaggle.photos.predictor import Predictor
+from ferkaggle.photos.tf_lite import tflite_bytes
 from ferkaggle.runs.registry import Run
 
 FORMATS = ("keras", "tflite")
@@ -69,6 +70,8 @@ def export_run(run: Run, fmt: Literal["keras", "tflite"], out: str | Path | None
         path = path / f"{run.run_id}.{fmt}"
     if path.suffix != f".{fmt}":
         raise FerkaggleError(f"{path}: a {fmt} export must end in .{fmt}")
+    if fmt == "tflite":
+        require_tensorflow("TFLite export")
     model = standalone_model(run)
     if fmt == "keras":
         import tempfile
@@ -78,32 +81,8 @@ def export_run(run: Run, fmt: Literal["keras", "tflite"], out: str | Path | None
             staged = Path(tmp) / path.name
             model.save(staged)  # Keras writes the zip itself; stage then rename, so the write is atomic
             return atomic_write_bytes(path, staged.read_bytes())
-    import tensorflow as tf
-
     try:
-        # The converter exports a SavedModel first and prints its signature on stdout: keep stdout for our line.
-        with contextlib.redirect_stdout(io.StringIO()):
-            data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        data = tflite_bytes(model)
     except Exception as exc:
         raise FerkaggleError(f"run {run.run_id}: TensorFlow Lite could not convert the model ({type(exc).__name__}: {exc})") from None
     return atomic_write_bytes(path, data)
-
-
-def tflite_predict(path: str | Path, faces):
-    """Probabilities [n, 7] from an exported .tflite file for float32/uint8 faces [n, 48, 48(, 1)]."""
-    import warnings
-
-    import numpy as np
-    import tensorflow as tf
-
-    x = np.asarray(faces, np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
-    with warnings.catch_warnings():
-        # TF announces a move of the interpreter to the separate ai_edge_litert package; it still ships in TF.
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-        interpreter = tf.lite.Interpreter(model_path=str(path))
-    detail = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(detail["index"], list(x.shape))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(detail["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()

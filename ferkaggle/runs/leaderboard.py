@@ -58,6 +58,7 @@ class Row:
     data: str  # data fingerprint (short)
     date: str  # start time, "YYYY-MM-DD HH:MM"
     refit: bool = False  # a `ferkaggle refit` of another run (ranks before it on equal figures)
+    backend: str = ""  # the Keras backend a CNN run trained on (run.json runtime.backend); "" for others
 
 
 @dataclass
@@ -89,6 +90,7 @@ def _row(run) -> Row:
         model_bytes=run.size_bytes(), scored_on=run.scored_on, selected_on_score=run.selected_on_score,
         split=str(data.get("split_fingerprint", "?"))[:8], data=str(data.get("data_fingerprint", "?"))[:8],
         date=started[:16].replace("T", " "), refit=is_refit(run),
+        backend=str((info.get("runtime") or {}).get("backend", "")),
     )
 
 
@@ -171,10 +173,13 @@ def fmt_bytes(size: int) -> str:
 
 
 def describe(row: Row) -> str:
-    """Model + short config, with the status for runs that did not complete."""
+    """Model + short config, the Keras backend where it is not the default (tensorflow), with the
+    status for runs that did not complete."""
     text = row.summary or row.model
     if row.model and not text.startswith(row.model):
         text = f"{row.model}: {text}"
+    if row.backend and row.backend != "tensorflow":
+        text += f", on {row.backend}"
     return text if row.status == "completed" else f"{text} [{row.status}]"
 
 

@@ -69,7 +69,7 @@ def new_run_id(name: str, root: Path, now: dt.datetime | None = None) -> str:
 
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for pkg in ("ferkaggle", "numpy", "scikit-learn", "tensorflow", "keras", "optuna"):
+    for pkg in ("ferkaggle", "numpy", "scikit-learn", "tensorflow", "jax", "torch", "keras", "optuna"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

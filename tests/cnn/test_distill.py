@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-
 import ferkaggle.cnn.fit as fit_module
 import ferkaggle.cnn.train as train_module
 from ferkaggle.cli.app import app

@@ -3,8 +3,6 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-
 from ferkaggle.cnn.config import TrainConfig, load_train_config, override  # noqa: E402
 from ferkaggle.cnn.fit import build_compiled
 from ferkaggle.cnn.models import (  # noqa: E402

@@ -15,8 +15,6 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-
 import ferkaggle.cnn.refit as refit_module
 from ferkaggle.cli.app import app
 from ferkaggle.cnn.config import load_train_config, override

@@ -83,7 +83,9 @@ def test_onednn_is_on_unless_the_user_turned_it_off(user_setting, env_after, one
     import subprocess
     import sys
 
+    pytest.importorskip("tensorflow")
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env["KERAS_BACKEND"] = "tensorflow"  # oneDNN is TensorFlow's
     if user_setting is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = user_setting
     code = ("import os, ferkaggle; setting = os.environ['TF_ENABLE_ONEDNN_OPTS']\n"

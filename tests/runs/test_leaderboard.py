@@ -88,6 +88,12 @@ def test_cv_columns_and_sizes_come_from_the_run_files(tiny_prepared):
     assert lb.fmt_cv(row) == "0.4100 ± 0.0120" and lb.fmt_bytes(row.model_bytes) == "2.0 KB"
     assert row.duration_s is not None and row.date.count(":") == 1
     assert lb.describe(row) == "rf 100 trees, pixels"
+    with RunWriter("cnn", "simple", {}, tiny_prepared, seed=0, summary="simple 3-block CNN", model="simple") as w:
+        w.update_info(runtime={"backend": "jax", "backend_version": "0.10.2"})
+        w.save_probas(val=np.full((len(tiny_prepared.val_idx), 7), 1 / 7))
+        w.save_metrics({"val_accuracy": 0.5, "val_macro_f1": 0.3})
+    cnn = next(r for r in lb.leaderboard()[0].rows if r.kind == "cnn")
+    assert cnn.backend == "jax" and lb.describe(cnn) == "simple 3-block CNN, on jax"  # the non-default backend shows
     assert lb.fmt_seconds(75) == "1m15s" and lb.fmt_seconds(None) == "—"
 
 
