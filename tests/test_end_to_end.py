@@ -1,5 +1,6 @@
 """The whole pipeline through the CLI, as a user runs it, on a small demo competition:
-demo-data -> prepare -> baseline -> search (tiny) -> leaderboard -> ensemble -> submit -> validate.
+demo-data -> prepare -> baseline -> search (tiny) -> leaderboard -> ensemble -> submit -> validate
+-> export (the default `best`: the best run it can export, whatever tops the board).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def test_prepare_baseline_search_leaderboard_ensemble_submit_validate(in_tmp):
     kinds = {row["kind"] for row in board}
     assert {"baseline", "cnn"} <= kinds, kinds
 
-    invoke("ensemble", "--top", "2", "--method", "mean")
+    invoke("ensemble", "-n", "2", "--method", "mean")
     ensembles = [r for r in list_runs() if r.kind == "ensemble"]
     assert len(ensembles) == 1 and len(ensembles[0].info["config"]["members"]) == 2
     board = invoke("leaderboard", "--format", "csv")
@@ -61,3 +62,6 @@ def test_prepare_baseline_search_leaderboard_ensemble_submit_validate(in_tmp):
     assert "valid" in invoke("validate", str(submissions[0]))
     lines = submissions[0].read_text().splitlines()
     assert lines[0] == "id,emotion" and len(lines) == 81
+
+    out = invoke("export", "-o", "model.keras")
+    assert (in_tmp / "model.keras").is_file() and "from run" in out

@@ -52,6 +52,7 @@ from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.registry import RunWriter, read_run
 
 ModelName = Literal["rf", "extra-trees", "logreg", "knn", "svm", "nb", "kmeans", "kmeans-logreg"]
+ClassWeight = Literal["none", "balanced"]
 
 # What `None` resolves to for each model (the settings of the notebooks this package replaces).
 DEFAULT_PCA = {"knn": 100, "svm": 50}  # PCA components; other models: no PCA
@@ -79,7 +80,7 @@ class BaselineConfig:
     max_depth: int = 0  # maximum tree depth; 0 = grow until leaves are pure (notebook default)
     min_samples_leaf: int = 1  # minimum training rows in a leaf
     max_features: str = "sqrt"  # features tried per split: sqrt | log2 | a fraction such as "0.1"
-    class_weight: Literal["none", "balanced"] = "none"  # trees, logreg, kmeans-logreg: balanced reweights rare classes (disgust)
+    class_weight: ClassWeight = "none"  # trees, logreg, kmeans-logreg: balanced reweights rare classes (disgust)
 
     # logistic regression (on standardised features; kmeans-logreg: on standardised centroid distances)
     logreg_c: float = 1.0  # inverse L2 regularisation strength

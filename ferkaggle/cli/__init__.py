@@ -7,7 +7,7 @@ import importlib
 from ferkaggle.cli.app import app
 
 # Each area module registers its commands on `app` when imported.
-for _module in ("data", "explore", "baseline", "train", "results", "predict"):
+for _module in ("data", "explore", "baseline", "train", "results", "predict", "runs"):
     importlib.import_module(f"ferkaggle.cli.{_module}")
 
 

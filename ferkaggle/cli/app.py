@@ -4,26 +4,37 @@ Commands live in sibling modules by area (data.py, baseline.py, train.py, result
 and register on `app` when ferkaggle/cli/__init__.py imports them.
 Heavy libraries (TensorFlow, scikit-learn) are imported inside the commands so that
 `ferkaggle --help` stays instant.
+
+The grammar every command shares is defined here once: `choices` turns a stage's Literal (or tuple)
+of allowed values into the Enum an option takes (listed in --help, completed by the shell), and
+QUIET_OPTION / VERBOSE_OPTION are the --quiet/-q and --verbose/-v options of the long commands (`set_output`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import enum
+import importlib
 import os
 import sys
 import warnings
+from typing import Iterable, get_args
 
 import typer
 import typer.core
 from rich.markup import escape
 
 from ferkaggle.cnn.runtime import check_backend, configure_threads, selected_backend
-from ferkaggle.core.console import err_console
+from ferkaggle.core.console import NORMAL, QUIET, VERBOSE, err_console, set_verbosity, verbosity
 from ferkaggle.core.errors import FerkaggleError
 
 
 class _Group(typer.core.TyperGroup):
-    """Turns user errors into one red line and exit code 1, never a traceback."""
+    """Turns user errors into one red line and exit code 1, never a traceback; gives fd 2 back
+    when a command that silenced it ends."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _flags_without_type(self)
 
     def invoke(self, ctx):  # noqa: D401 - click API
         try:
@@ -34,6 +45,18 @@ class _Group(typer.core.TyperGroup):
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]: finished work is saved; partial outputs were discarded")
             raise typer.Exit(130) from None
+        finally:
+            _restore_native_stderr()
+
+
+def _flags_without_type(command) -> None:
+    """Typer's rich help prints a type beside every option, `--force <bool>` too; a flag takes no
+    value, so its type column stays empty (an empty metavar), in this group and those below it."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_type(sub)
 
 
 app = typer.Typer(
@@ -46,7 +69,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
 )
 
@@ -64,37 +87,95 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """From raw FER2013-style competition files to a validated Kaggle submission."""
+    set_verbosity(NORMAL)  # a command without --quiet/--verbose prints as usual
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null: TensorFlow's C++ start-up lines (oneDNN, 'no CUDA
-    drivers') are written there before its log level applies. FERKAGGLE_TF_LOGS=1 keeps them."""
-    if os.environ.get("FERKAGGLE_TF_LOGS"):
-        yield
-        return
+def choices(name: str, values) -> type[enum.Enum]:
+    """A str Enum of a stage's allowed values (a Literal type, a tuple or a dict's keys), for a
+    Typer option: the stage keeps the one definition, the CLI lists and completes its values.
+    The command passes `option.value` on to the stage."""
+    names = get_args(values) or tuple(values)
+    return enum.Enum(name, {value: value for value in names}, type=str)
+
+
+def values(option: enum.Enum | Iterable[enum.Enum] | None):
+    """The plain value(s) of an Enum option (None stays None)."""
+    if option is None or isinstance(option, enum.Enum):
+        return None if option is None else option.value
+    return [item.value for item in option]
+
+
+QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="Print only warnings, errors and the result.")
+VERBOSE_OPTION = typer.Option(False, "--verbose", "-v", help="Also print TensorFlow's native start-up and device lines (hidden by default; FERKAGGLE_TF_LOGS=1 shows them too).")
+
+
+def set_output(quiet: bool, verbose: bool) -> None:
+    """Apply a command's --quiet / --verbose (see ferkaggle.core.console)."""
+    if quiet and verbose:
+        raise FerkaggleError("--quiet and --verbose exclude each other: give one")
+    set_verbosity(QUIET if quiet else VERBOSE if verbose else NORMAL)
+
+
+def _show_tf_logs() -> bool:
+    return verbosity() >= VERBOSE or bool(os.environ.get("FERKAGGLE_TF_LOGS"))
+
+
+def _silence_native_stderr() -> None:
+    """Point file descriptor 2 at /dev/null until the command ends, keeping Python's own stderr.
+
+    TensorFlow's C++ lines (oneDNN, cuda/cuInit, absl's 'All log messages before
+    absl::InitializeLog()', XLA and device creation) are written to fd 2 at import and again at
+    the first op, the first device use and the first compiled step, and absl's pre-init lines
+    ignore TF_CPP_MIN_LOG_LEVEL; silencing only the import let the later ones through. Python's
+    sys.stderr (warnings, tracebacks, our error lines) moves to a copy of the real fd 2 first.
+    The real fd 2 comes back when the command ends (`_restore_native_stderr`, from the error boundary)."""
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+    python_stderr = sys.stderr
     try:
-        yield
-    finally:
+        python_stderr_is_fd2 = python_stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        python_stderr_is_fd2 = False  # captured (CliRunner, pytest): it writes no fd 2 anyway
+    if python_stderr_is_fd2:
+        # The copy of fd 2 stays open (closefd=False, never closed): loggers made meanwhile keep this stream.
+        sys.stderr = os.fdopen(saved, "w", buffering=1, encoding=python_stderr.encoding,
+                               errors=python_stderr.errors, closefd=False)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+    def restore() -> None:
+        sys.stderr.flush()
         os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        if python_stderr_is_fd2:
+            sys.stderr = python_stderr
+        else:
+            os.close(saved)
+
+    _restores.append(restore)
+
+
+_restores: list = []
+
+
+def _restore_native_stderr() -> None:
+    """Give fd 2 (and sys.stderr) back as they were before `_silence_native_stderr`."""
+    while _restores:
+        _restores.pop()()
 
 
 def quiet_tensorflow(threads: int = 0, inter_threads: int = 0) -> dict:
     """Start the Keras backend (KERAS_BACKEND; TensorFlow by default) and set its CPU threads with its
-    own knobs; every command that runs a model calls this first. TensorFlow is imported here without
-    its C++ start-up noise; jax and torch start quietly by themselves."""
+    own knobs; every command that runs a model calls this first (before anything imports TensorFlow).
+    TensorFlow's C++ lines stay off stderr for the whole command unless --verbose or
+    FERKAGGLE_TF_LOGS=1; also on the other backends, since where TensorFlow is installed
+    keras.utils.set_random_seed imports it to seed it too."""
     check_backend()
+    if not _show_tf_logs():
+        # 3 also hides the 'failed call to cuInit' line on machines without a GPU; real
+        # failures still surface as Python exceptions.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        _silence_native_stderr()
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-    # 3 also hides the 'failed call to cuInit' line on machines without a GPU; real failures still
-    # surface as Python exceptions. Also on the other backends: where TensorFlow is installed,
-    # keras.utils.set_random_seed imports it to seed it too.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if selected_backend() != "tensorflow":
-        return configure_threads(threads, inter_threads)
-    with _native_stderr_silenced():  # TensorFlow's C++ start-up runs on its first import: here, silenced
-        return configure_threads(threads, inter_threads)
+    if selected_backend() == "tensorflow":
+        importlib.import_module("tensorflow")
+    return configure_threads(threads, inter_threads)

@@ -5,40 +5,47 @@ Thin: parse options into a config, call `classical.baseline.run_baseline`, rende
 
 from __future__ import annotations
 
-from typing import Optional, get_args
+from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle.classical.baseline import BaselineConfig, ModelName, run_baseline
-from ferkaggle.cli.app import app
-from ferkaggle.core.console import console
+from ferkaggle.classical.baseline import BaselineConfig, ClassWeight, ModelName, run_baseline
+from ferkaggle.classical.features import FeatureKind
+from ferkaggle.cli.app import QUIET_OPTION, VERBOSE_OPTION, app, choices, set_output, values
+from ferkaggle.core.console import console, result
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.presets import from_dict, load_preset
 from ferkaggle.data.prepared import load_prepared
 
+Model = choices("Model", ModelName)
+Features = choices("Features", FeatureKind)
+ClassWeights = choices("ClassWeights", ClassWeight)
+
 
 @app.command()
 def baseline(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help=f"Classifier: {' | '.join(get_args(ModelName))} (default rf)."),
-    features: Optional[str] = typer.Option(None, "--features", "-f", help="pixels (grey levels / 255, default) or hog."),
+    model: Optional[Model] = typer.Option(None, "--model", "-m", help="Classifier (default rf)."),
+    features: Optional[Features] = typer.Option(None, "--features", help="pixels (grey levels / 255, default) or hog."),
     pca: Optional[int] = typer.Option(None, "--pca", help="PCA components fitted per fold; 0 = off (default: knn 100, svm 50, others off)."),
     n_estimators: Optional[int] = typer.Option(None, "--n-estimators", help="Trees for rf / extra-trees (default 100)."),
     max_depth: Optional[int] = typer.Option(None, "--max-depth", help="Tree depth for rf / extra-trees; 0 = full depth (default)."),
     min_samples_leaf: Optional[int] = typer.Option(None, "--min-samples-leaf", help="Minimum rows per leaf (default 1)."),
     max_features: Optional[str] = typer.Option(None, "--max-features", help="Features tried per split: sqrt (default), log2 or a fraction."),
-    class_weight: Optional[str] = typer.Option(None, "--class-weight", help="none (default) or balanced (rf, extra-trees, logreg)."),
+    class_weight: Optional[ClassWeights] = typer.Option(None, "--class-weight", help="none (default) or balanced (rf, extra-trees, logreg)."),
     c: Optional[float] = typer.Option(None, "--c", help="Regularisation C for logreg, kmeans-logreg or svm (default 1)."),
     k: Optional[int] = typer.Option(None, "--k", help="Neighbours for knn (default 5)."),
     max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Solver iterations for logreg and kmeans-logreg (default 200)."),
     clusters: Optional[int] = typer.Option(None, "--clusters", help="k-means clusters for kmeans / kmeans-logreg (default: kmeans 6, kmeans-logreg 35, the notebooks')."),
     max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows", help="Cap on each fold's training rows, stratified; 0 = all (default: svm 8000, others all)."),
-    config: Optional[str] = typer.Option(None, "--config", help="Preset name (ferkaggle/configs/baseline/<name>.toml) or path; flags override it."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Preset name (ferkaggle/configs/baseline/<name>.toml) or path; flags override it."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 42, core.constants.DEFAULT_SEED): the same seed gives the same CV scores."),
     n_jobs: Optional[int] = typer.Option(None, "--n-jobs", help="Worker processes; -1 = all cores (default)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
     save_model: Optional[bool] = typer.Option(None, "--save-model/--no-save-model", help="Write the fold models to model.joblib (default on)."),
+    quiet: bool = QUIET_OPTION,
+    verbose: bool = VERBOSE_OPTION,
 ) -> None:
     """Cross-validate a classical model on the prepared folds and record it as a run.
 
@@ -48,6 +55,8 @@ def baseline(
 
     Example: ferkaggle baseline --model rf --features hog --n-estimators 300
     """
+    set_output(quiet, verbose)
+    model, features, class_weight = values(model), values(features), values(class_weight)
     cfg = load_preset(BaselineConfig, config, subdir="baseline")
     chosen = model or cfg.model
     flags = {
@@ -75,10 +84,10 @@ def baseline(
                       f"{fold['seconds']:.1f}s")
     table.add_row("mean", "", f"{m['cv_mean']:.4f} ± {m['cv_std']:.4f}", f"{m['cv_macro_f1_mean']:.4f}",
                   f"{m['train_seconds']:.1f}s fit", style="bold")
-    console.print(table)
-    console.print(f"holdout-val: accuracy [bold]{m['val_accuracy']:.4f}[/bold], macro-F1 {m['val_macro_f1']:.4f} "
+    result(table)
+    result(f"holdout-val: accuracy [bold]{m['val_accuracy']:.4f}[/bold], macro-F1 {m['val_macro_f1']:.4f} "
                   "(mean of the fold models)")
     if "test_accuracy" in m:
-        console.print(f"test (labelled): accuracy {m['test_accuracy']:.4f}")
+        result(f"test (labelled): accuracy {m['test_accuracy']:.4f}")
     size = f", model {m['model_bytes'] / 1e6:.1f} MB" if m.get("model_bytes") else ""
-    console.print(f"[green]recorded[/green] run {escape(run.run_id)} in {escape(str(run.dir))}{size}")
+    result(f"[green]recorded[/green] run {escape(run.run_id)} in {escape(str(run.dir))}{size}")

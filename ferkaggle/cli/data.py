@@ -9,18 +9,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle.cli.app import app
-from ferkaggle.core.console import console, warn
+from ferkaggle.cli.app import QUIET_OPTION, VERBOSE_OPTION, app, choices, set_output
+from ferkaggle.core.console import console, result, warn
 from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
 from ferkaggle.data.prepare import PrepareOptions, describe_duplicates
 from ferkaggle.data.prepare import demo_if_missing as find_demo
 from ferkaggle.data.prepare import prepare as run_prepare
+from ferkaggle.data.records import BadRowMode
 from ferkaggle.data.synthetic import DEMO_SEED, write_demo_competition
+
+BadRow = choices("BadRow", BadRowMode)
 
 
 @app.command("demo-data")
 def demo_data(
-    out: Path = typer.Option(Path("data/demo"), "--out", help="Folder to write train.csv, test.csv and test_labels.csv into."),
+    out: Path = typer.Option(Path("data/demo"), "--out", "-o", help="Folder to write train.csv, test.csv and test_labels.csv into."),
     train_size: int = typer.Option(4000, "--train-size", min=7, help="Labelled training faces."),
     test_size: int = typer.Option(1000, "--test-size", min=1, help="Test faces (their labels go to test_labels.csv)."),
     seed: int = typer.Option(DEMO_SEED, "--seed", help="Same seed, same faces (the demo's own seed, not the pipeline's)."),
@@ -56,7 +59,7 @@ def _class_table(report) -> Table:
 
 def _show_report(report) -> None:
     if report.cached:
-        console.print(f"[green]reused cached prepared data[/green] {escape(str(report.path))} "
+        result(f"[green]reused cached prepared data[/green] {escape(str(report.path))} "
                       f"(inputs and options unchanged; --force rebuilds) [{report.seconds:.2f}s]")
     console.print(f"layout: {escape(report.layout)}")
     for src in report.sources:
@@ -81,7 +84,7 @@ def _show_report(report) -> None:
         if report.skipped_count > 10:
             console.print(f"  ... and {report.skipped_count - 10:,} more, listed in {escape(str(report.path))}/manifest.json")
     if not report.cached:
-        console.print(f"[green]prepared[/green] {escape(str(report.path))} in {report.seconds:.1f}s "
+        result(f"[green]prepared[/green] {escape(str(report.path))} in {report.seconds:.1f}s "
                       f"(key {report.key}; later stages use it via {escape(str(report.path.parent))}/LATEST)")
 
 
@@ -96,10 +99,12 @@ def prepare(
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seeds the holdout split and the folds: same seed, same split."),
     val_from_usage: bool = typer.Option(False, "--val-from-usage", help="fer2013.csv/icml: hold out the PublicTest rows instead of --val-size."),
     dedupe: bool = typer.Option(False, "--dedupe", help="Leave out labelled rows whose exact copies disagree on the label, and blank (constant) labelled images. Duplicates are always kept together by the split; rows matching test images always stay in training."),
-    on_bad_row: str = typer.Option("error", "--on-bad-row", help="error: stop at the first bad row, naming file and line; skip: drop bad labelled rows and list them (a bad test row is always an error)."),
-    out: Path = typer.Option(Path("data/prepared"), "--out", help="Root folder of prepared sets; each lands in <out>/<key>/."),
+    on_bad_row: BadRow = typer.Option(BadRow("error"), "--on-bad-row", help="error: stop at the first bad row, naming file and line; skip: drop bad labelled rows and list them (a bad test row is always an error)."),
+    out: Path = typer.Option(Path("data/prepared"), "--out", "-o", help="Root folder of prepared sets; each lands in <out>/<key>/."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if a prepared set with the same inputs and options exists."),
-    demo_if_missing: bool = typer.Option(False, "--demo-if-missing", help="If the source folder has no competition data, generate the synthetic demo into <source>/demo/ and prepare that."),
+    demo_if_missing: bool = typer.Option(False, "--demo-if-missing", help="If the default source data/ (no --source, or one that is ./data) has no competition data, generate the synthetic demo into data/demo/ and prepare that. An explicit other --source is never replaced by the demo."),
+    quiet: bool = QUIET_OPTION,
+    verbose: bool = VERBOSE_OPTION,
 ) -> None:
     """Read, validate, split and store the competition data for every later stage.
 
@@ -117,17 +122,18 @@ def prepare(
 
     Example: ferkaggle prepare --train data/train.csv --test data/test.csv --dedupe
     """
+    set_output(quiet, verbose)
     use_demo = False
     folder, created = find_demo(source) if demo_if_missing and train is None and test is None else (None, False)
     if folder is not None:
         where = escape(str(source if source is not None else Path("data")))
-        console.print(f"[bold yellow]no competition data in {where}/: using the synthetic DEMO competition[/bold yellow] "
-                      f"({'generated' if created else 'already'} in {escape(str(folder))}/). Scores on it say nothing about FER.")
+        warn(f"[bold yellow]no competition data in {where}/: using the synthetic DEMO competition[/bold yellow] "
+             f"({'generated' if created else 'already'} in {escape(str(folder))}/). Scores on it say nothing about FER.")
         console.print(f"  to use real data, put train.csv + test.csv (or fer2013.csv) in {where}/ "
                       f"or run: ferkaggle prepare --train PATH --test PATH")
         source, use_demo = folder, True
     options = PrepareOptions(val_size=val_size, folds=folds, seed=seed, val_from_usage=val_from_usage,
-                             dedupe=dedupe, on_bad_row=on_bad_row)
+                             dedupe=dedupe, on_bad_row=on_bad_row.value)
     _, report = run_prepare(source, train=train, test=test, test_labels=test_labels, options=options,
                             out=out, force=force, demo=use_demo)
     _show_report(report)

@@ -14,25 +14,31 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle.cli.app import app
-from ferkaggle.core.console import console
+from ferkaggle.cli.app import QUIET_OPTION, VERBOSE_OPTION, app, choices, set_output, values
+from ferkaggle.core.console import console, result
 from ferkaggle.core.constants import DEFAULT_SEED, EMOTIONS
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.data.prepared import current_split_fingerprint, load_prepared
 from ferkaggle.results import kaggle as kaggle_api
-from ferkaggle.results.ensemble import EnsembleConfig, best_on_halves, ensemble_stage
+from ferkaggle.results.ensemble import EnsembleConfig, Method, best_on_halves, ensemble_stage
 from ferkaggle.results.report import write_report
 from ferkaggle.results.submission import validate_submission, write_submission
 from ferkaggle.runs import leaderboard as lb
-from ferkaggle.runs.registry import list_runs, prepared_for_run, runs_root
+from ferkaggle.runs.registry import RunKind, list_runs, prepared_for_run, runs_root
 from ferkaggle.runs.select import best_candidates, select_run
+
+BoardFormat = choices("BoardFormat", lb.FORMATS)
+Kind = choices("Kind", RunKind)
+Methods = choices("Methods", Method)
+RUN_HELP = ("Run id (or a unique part of it), `best` (top of the leaderboard) or `latest` (newest); both only "
+            "among runs on the current prepared data.")
 
 
 @app.command()
 def leaderboard(
-    format: str = typer.Option("table", "--format", help="table | markdown | csv | json."),
+    format: BoardFormat = typer.Option(BoardFormat("table"), "--format", "-f", help="How to print the board."),
     top: Optional[int] = typer.Option(None, "--top", "-n", help="Show the best N runs of each split."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="Only runs of this kind: baseline, cnn, ensemble."),
+    kind: Optional[Kind] = typer.Option(None, "--kind", help="Only runs of this kind."),
     all_runs: bool = typer.Option(False, "--all", help="Include failed, interrupted and running runs (marked, unranked)."),
 ) -> None:
     """Rank every recorded run by holdout-val accuracy, one section per data split.
@@ -43,8 +49,7 @@ def leaderboard(
 
     Example: ferkaggle leaderboard --top 10 --format markdown
     """
-    if format not in lb.FORMATS:
-        raise FerkaggleError(f"unknown format {format!r}; choose one of {', '.join(lb.FORMATS)}")
+    format, kind = format.value, values(kind)
     if top is not None and top < 1:
         raise FerkaggleError(f"--top must be at least 1, not {top}")
     sections = lb.leaderboard(kind=kind, top=top, include_all=all_runs, current_split=current_split_fingerprint())
@@ -115,10 +120,12 @@ def _print_best_estimate(chosen) -> None:
 
 @app.command()
 def submit(
-    run: str = typer.Option("best", "--run", "-r", help="Run id (or a unique part of it), `best` (top of the leaderboard) or `latest` (newest); both only among runs on the current prepared data."),
-    out: Path = typer.Option(Path("submissions"), "--out", help="Folder for submission files."),
+    run: str = typer.Option("best", "--run", "-r", help=RUN_HELP),
+    out: Path = typer.Option(Path("submissions"), "--out", "-o", help="Folder for submission files."),
     kaggle: Optional[str] = typer.Option(None, "--kaggle", help="Also upload to this Kaggle competition (needs the kaggle package and credentials)."),
-    message: str = typer.Option("", "--message", "-m", help="Kaggle submission message (default: the run id and its holdout accuracy)."),
+    message: str = typer.Option("", "--message", help="Kaggle submission message (default: the run id and its holdout accuracy)."),
+    quiet: bool = QUIET_OPTION,
+    verbose: bool = VERBOSE_OPTION,
 ) -> None:
     """Write a Kaggle submission (id,emotion) from a run's saved test probabilities, and validate it.
 
@@ -127,34 +134,35 @@ def submit(
     (fer2013.csv PrivateTest, labelled image folders, the demo competition) the local test
     accuracy is printed too.
 
-    Example: ferkaggle submit --run best --kaggle my-fer-competition -m "cnn + tta"
+    Example: ferkaggle submit --run best --kaggle my-fer-competition --message "cnn + tta"
     """
+    set_output(quiet, verbose)
     if kaggle:
         problem = kaggle_api.missing_requirement()
         if problem:
             raise FerkaggleError(problem)
     chosen = select_run(run)
-    result = write_submission(chosen, out)
+    written = write_submission(chosen, out)
     val = chosen.val_accuracy
     holdout = f", holdout accuracy {val:.4f}" if val is not None else ""
-    console.print(f"[green]wrote[/green] {escape(str(result.path))}: {result.rows} rows, validated "
-                  f"(run {chosen.run_id}{holdout})")
+    result(f"[green]wrote[/green] {escape(str(written.path))}: {written.rows} rows, validated "
+           f"(run {chosen.run_id}{holdout})")
     if run == "best":
         _print_best_estimate(chosen)
-    shares = ", ".join(f"{EMOTIONS[k]} {c}" for k, c in enumerate(result.class_counts))
+    shares = ", ".join(f"{EMOTIONS[k]} {c}" for k, c in enumerate(written.class_counts))
     console.print(f"predicted classes: {shares}")
-    if result.test_accuracy is not None:
-        console.print(f"local test accuracy (the test set has labels): [bold]{result.test_accuracy:.4f}[/bold]")
+    if written.test_accuracy is not None:
+        result(f"local test accuracy (the test set has labels): [bold]{written.test_accuracy:.4f}[/bold]")
     if kaggle:
         text = message or f"ferkaggle {chosen.run_id}{holdout}"
-        kaggle_api.upload(kaggle, result.path, text)
-        console.print(f"[green]uploaded[/green] to Kaggle competition {kaggle!r}")
+        kaggle_api.upload(kaggle, written.path, text)
+        result(f"[green]uploaded[/green] to Kaggle competition {kaggle!r}")
 
 
 @app.command()
 def validate(
     file: Path = typer.Argument(..., help="The submission CSV to check."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Prepared data folder whose test ids to check against (default: the latest)."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Prepared data folder whose test ids to check against (default: the latest)."),
 ) -> None:
     """Check a submission CSV against the prepared test ids.
 
@@ -165,22 +173,24 @@ def validate(
     Example: ferkaggle validate submissions/2026-11-23_101500_rf-pixels.csv
     """
     prepared = load_prepared(data, mmap=True)
-    result = validate_submission(file, prepared.test_ids)
-    if result.ok:
-        console.print(f"[green]valid[/green]: {escape(str(file))} has {result.rows} rows, one per test id, labels 0-6")
+    checked = validate_submission(file, prepared.test_ids)
+    if checked.ok:
+        console.print(f"[green]valid[/green]: {escape(str(file))} has {checked.rows} rows, one per test id, labels 0-6")
         return
-    for problem in result.problems:
+    for problem in checked.problems:
         console.print(f"[bold red]invalid:[/bold red] {escape(problem)}")
     raise typer.Exit(1)
 
 
 @app.command()
 def ensemble(
-    runs: Optional[list[str]] = typer.Argument(None, help="Runs to combine (ids or unique parts), all of them members. Default: every run on the current prepared data, among which the method chooses on each fitting half (with --top K, among the K best there)."),
-    top: int = typer.Option(0, "--top", "-k", help="With no runs named: candidates are every run on the current data (0, the default: greedy chooses among them on each fitting half) or the K best runs on each fitting half."),
-    method: str = typer.Option("greedy", "--method", help="mean | weighted (by accuracy) | greedy (Caruana forward selection)."),
+    runs: Optional[list[str]] = typer.Option(None, "--run", "-r", help="A run to combine (id or unique part); repeat for each member, all of them members. Default: every run on the current prepared data, among which the method chooses on each fitting half (with --top N, among the N best there)."),
+    top: int = typer.Option(0, "--top", "-n", help="With no runs named: candidates are every run on the current data (0, the default: greedy chooses among them on each fitting half) or the N best runs on each fitting half."),
+    method: Methods = typer.Option(Methods("greedy"), "--method", help="mean, weighted (by accuracy) or greedy (Caruana forward selection)."),
     rounds: int = typer.Option(40, "--rounds", help="Greedy selection steps (with replacement)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seeds the split of the holdout into halves."),
+    quiet: bool = QUIET_OPTION,
+    verbose: bool = VERBOSE_OPTION,
 ) -> None:
     """Combine saved runs' probabilities into an ensemble, recorded as a run.
 
@@ -190,11 +200,12 @@ def ensemble(
     holdout. The ensemble shows on the leaderboard and can be submitted (`ferkaggle submit
     --run latest`). Runs made on different splits are refused.
 
-    Example: ferkaggle ensemble --top 5 --method greedy
+    Example: ferkaggle ensemble --top 5 --method greedy   (or: ferkaggle ensemble -r RUN_A -r RUN_B --method mean)
     """
-    cfg = EnsembleConfig(method=method, greedy_rounds=rounds, top=top, seed=seed)  # type: ignore[arg-type]
-    run, result = ensemble_stage(runs, cfg)
-    metrics = result.metrics
+    set_output(quiet, verbose)
+    cfg = EnsembleConfig(method=method.value, greedy_rounds=rounds, top=top, seed=seed)  # type: ignore[arg-type]
+    run, outcome = ensemble_stage(runs or None, cfg)
+    metrics = outcome.metrics
     table = Table(title=f"ensemble {run.run_id}")
     for column, justify in (("candidate", "left"), ("holdout acc", "right"), ("in A", "center"), ("in B", "center"),
                             ("test weight", "right")):
@@ -202,43 +213,43 @@ def ensemble(
     for run_id, acc in metrics["candidates"].items():
         table.add_row(run_id, lb.fmt_acc(acc), "✓" if run_id in metrics["members_used_on_half_a"] else "",
                       "✓" if run_id in metrics["members_used_on_half_b"] else "", f"{metrics['weights'][run_id]:.3f}")
-    console.print(table)
-    console.print(f"holdout accuracy, cross-fitted (members and weights chosen on the other half): "
+    result(table)
+    result(f"holdout accuracy, cross-fitted (members and weights chosen on the other half): "
                   f"[bold]{metrics['val_accuracy']:.4f}[/bold] (halves {metrics['val_accuracy_half_a']:.4f} / "
                   f"{metrics['val_accuracy_half_b']:.4f}; best single candidate {metrics['best_member_val_accuracy']:.4f}; "
                   f"in-sample {metrics['val_accuracy_in_sample']:.4f})")
     if "test_accuracy" in metrics:
-        console.print(f"local test accuracy: {metrics['test_accuracy']:.4f}")
-    console.print(f"recorded as run {run.run_id}; submit it with `ferkaggle submit --run {run.run_id}`")
+        result(f"local test accuracy: {metrics['test_accuracy']:.4f}")
+    result(f"recorded as run {run.run_id}; submit it with `ferkaggle submit --run {run.run_id}`")
 
 
 @app.command()
 def report(
-    run: str = typer.Argument("best", help="Run id (or a unique part), `best` or `latest`."),
-    out: Path = typer.Option(Path("reports"), "--out", help="Folder for reports; files go to <out>/<run_id>/."),
+    run: str = typer.Option("best", "--run", "-r", help=RUN_HELP),
+    out: Path = typer.Option(Path("reports"), "--out", "-o", help="Folder for reports; files go to <out>/<run_id>/."),
 ) -> None:
     """Confusion matrices, per-class precision/recall/F1, learning curves and misclassified faces for a run.
 
     Writes PNG files (matplotlib) and a markdown summary under reports/<run_id>/, from the
     run's saved holdout probabilities.
 
-    Example: ferkaggle report best
+    Example: ferkaggle report --run best
     """
     chosen = select_run(run)
-    result = write_report(chosen, out)
-    table = Table(title=f"{chosen.run_id}: holdout accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f}")
+    written = write_report(chosen, out)
+    table = Table(title=f"{chosen.run_id}: holdout accuracy {written.accuracy:.4f}, macro-F1 {written.macro_f1:.4f}")
     for column in ("class", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
-    for row in result.per_class:
+    for row in written.per_class:
         table.add_row(row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
     console.print(table)
-    console.print(f"wrote {', '.join(result.files)} to {escape(str(result.folder))}/")
+    console.print(f"wrote {', '.join(written.files)} to {escape(str(written.folder))}/")
 
 
 @app.command()
 def download(
     competition: str = typer.Argument(..., help="Kaggle competition slug, e.g. challenges-in-representation-learning-facial-expression-recognition-challenge."),
-    out: Path = typer.Option(Path("data"), "--out", help="Folder to put the files in."),
+    out: Path = typer.Option(Path("data"), "--out", "-o", help="Folder to put the files in."),
 ) -> None:
     """Fetch a competition's files into data/ with the official kaggle package (needs credentials).
 

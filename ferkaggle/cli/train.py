@@ -14,17 +14,20 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from ferkaggle.cli.app import app, quiet_tensorflow
+from ferkaggle.cli.app import QUIET_OPTION, VERBOSE_OPTION, app, choices, quiet_tensorflow, set_output
+from ferkaggle.cnn.refit import REFIT_ROWS
 from ferkaggle.cnn.runtime import describe_runtime
-from ferkaggle.core.console import console
+from ferkaggle.core.console import console, result
 from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.core.errors import FerkaggleError
+
+RefitRows = choices("RefitRows", REFIT_ROWS)
 
 
 @app.command()
 def train(
     config: str = typer.Option("simple", "--config", "-c", help="CNN preset name (ferkaggle/configs/<name>.toml) or path to a .toml."),
-    data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seeds Python, NumPy, Keras, the stop split, shuffling and augmentation (recorded in run.json)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Max epochs (overrides the preset; also the LR schedule's horizon)."),
     folds: bool = typer.Option(False, "--folds", help="Train one model per CV fold: out-of-fold probabilities, cv_mean/cv_std."),
@@ -32,6 +35,8 @@ def train(
     inter_threads: int = typer.Option(0, "--inter-threads", help="TensorFlow inter-op threads; 0 = default."),
     teacher: Optional[list[str]] = typer.Option(None, "--teacher", help="Distillation: a CNN run whose probabilities on the training faces join the targets (repeat for several: their mean)."),
     teacher_weight: float = typer.Option(0.5, "--teacher-weight", help="Distillation: the teachers' share of each target; the one-hot label has the rest."),
+    quiet: bool = QUIET_OPTION,
+    verbose: bool = VERBOSE_OPTION,
 ) -> None:
     """Train one CNN configuration and record it as a run (it then shows on the leaderboard).
 
@@ -51,6 +56,7 @@ def train(
     from ferkaggle.data.prepared import load_prepared
     from ferkaggle.runs.select import select_run
 
+    set_output(quiet, verbose)
     cfg = load_train_config(config)
     prepared = load_prepared(data, mmap=True)
     teachers = [select_run(ref) for ref in teacher or []]
@@ -66,15 +72,17 @@ def train(
         line += f", CV {m['cv_mean']:.4f} ± {m['cv_std']:.4f}"
     if "test_accuracy" in m:
         line += f", test {m['test_accuracy']:.4f}"
-    console.print(line)
+    result(line)
 
 
 @app.command()
 def refit(
-    run: str = typer.Argument("best", help="The CNN run to refit: a run id (or a unique part), `best` or `latest` of the current data."),
-    rows: str = typer.Option("all", "--rows", help="all: every labelled row, holdout included (for the submission); train: the training rows only (the holdout still scores it)."),
+    run: str = typer.Option("best", "--run", "-r", help="The CNN run to refit: a run id (or a unique part), `best` or `latest` of the current data."),
+    rows: RefitRows = typer.Option(RefitRows("all"), "--rows", help="all: every labelled row, holdout included (for the submission); train: the training rows only (the holdout still scores it)."),
     threads: int = typer.Option(0, "--threads", help="TensorFlow intra-op threads; 0 = TensorFlow's default (all cores)."),
     inter_threads: int = typer.Option(0, "--inter-threads", help="TensorFlow inter-op threads; 0 = default."),
+    quiet: bool = QUIET_OPTION,
+    verbose: bool = VERBOSE_OPTION,
 ) -> None:
     """Train a CNN run's recipe again on more rows and record it as a new run, for the submission.
 
@@ -85,12 +93,14 @@ def refit(
     just above its source; `submit --run best` then submits it, and `ferkaggle ensemble` takes it
     in place of its source. Costs one more training of the run (on ~1.2x the rows).
 
-    Example: ferkaggle refit 2026-11-30_161712_vgg-w16-d4x2 && ferkaggle ensemble && ferkaggle submit --run best
+    Example: ferkaggle refit -r 2026-11-30_161712_vgg-w16-d4x2 && ferkaggle ensemble && ferkaggle submit
     """
     from ferkaggle.cnn.refit import check_refit_rows, refit_config, refit_run
     from ferkaggle.runs.registry import prepared_for_run
     from ferkaggle.runs.select import select_run
 
+    set_output(quiet, verbose)
+    rows = rows.value
     check_refit_rows(rows)
     source = select_run(run)
     cfg = refit_config(source)  # checks the run before anything is loaded
@@ -106,15 +116,15 @@ def refit(
             f"{m['epochs']} epochs in {m['train_seconds']:.0f}s")
     if "test_accuracy" in m:
         line += f", test {m['test_accuracy']:.4f} (source {source.metrics.get('test_accuracy', float('nan')):.4f})"
-    console.print(line)
+    result(line)
 
 
 @app.command()
 def search(
-    space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space name (ferkaggle/configs/spaces/<name>.toml) or path; default: 'quick' on the demo data, 'gpu' on competition data where TensorFlow sees a GPU, else 'default'."),
+    space: Optional[str] = typer.Option(None, "--space", help="Search space name (ferkaggle/configs/spaces/<name>.toml) or path; default: 'quick' on the demo data, 'gpu' on competition data where TensorFlow sees a GPU, else 'default'."),
     budget: Optional[str] = typer.Option(None, "--budget", "-b", help="Wall-time budget of this worker: 90s, 60m, 2h (default: none)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest study of the current data (no --space needed). Re-running the same command continues its study too."),
-    data: Optional[str] = typer.Option(None, "--data", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Prepared data folder or key (default: the latest `ferkaggle prepare`)."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Study storage, any SQLAlchemy URL (postgresql://user@host:5432/db); default: the embedded runs/searches/studies.db."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name shared by all workers (default: <space name>-<split fingerprint>-<space fingerprint>: a changed space starts a new study)."),
     trials: Optional[int] = typer.Option(None, "--trials", help="Finished + pruned trials the study aims for (default: the space's n_trials)."),
@@ -123,6 +133,8 @@ def search(
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seeds every trial and the sampler (recorded in the study: its creator's seed wins)."),
     threads: int = typer.Option(0, "--threads", help="TensorFlow intra-op threads; 0 = TensorFlow's default (all cores)."),
     inter_threads: int = typer.Option(0, "--inter-threads", help="TensorFlow inter-op threads; 0 = default."),
+    quiet: bool = QUIET_OPTION,
+    verbose: bool = VERBOSE_OPTION,
 ) -> None:
     """Search CNN configurations with Optuna (TPE + asynchronous successive halving) within a budget.
 
@@ -139,20 +151,22 @@ def search(
     from ferkaggle.search.spaces import parse_budget
     from ferkaggle.search.stage import default_space, run_search, search_table
 
+    set_output(quiet, verbose)
     budget_s = parse_budget(budget)
     if trials is not None and trials < 1:
         raise FerkaggleError("--trials must be at least 1")
     prepared = load_prepared(data, mmap=True)
+    runtime = quiet_tensorflow(threads, inter_threads)  # before default_space, which asks the backend for a GPU
+    console.print(f"runtime: {describe_runtime(runtime)}")
     if space is None and not resume and study is None:
         space, why = default_space(bool(prepared.manifest.get("demo")))
         console.print(f"search space: {space} ({why}; --space to choose)")
-    console.print(f"runtime: {describe_runtime(quiet_tensorflow(threads, inter_threads))}")
     doc = run_search(prepared, space, budget_s=budget_s, seed=seed, resume=resume, storage=storage,
                      study_name=study, n_trials=trials, heartbeat_s=heartbeat, artifacts=artifacts)
-    console.print(search_table(doc))
+    result(search_table(doc))
     w = doc.get("winner")
     if w:
-        console.print(f"[green]best trial[/green] {escape(w['name'])} → run {w['run_id']}: stopping-set accuracy "
+        result(f"[green]best trial[/green] {escape(w['name'])} → run {w['run_id']}: stopping-set accuracy "
                       f"{w['stop_accuracy']:.4f}, holdout val accuracy [bold]{w['val_accuracy']:.4f}[/bold]")
     here = ", ".join(str(n) for n in doc["ran_here"]) or "none"
     console.print(f"worker {escape(doc['worker'])} ran trials: {here}")

@@ -2,6 +2,11 @@
 
 On a terminal, long work shows rich progress bars; when output is piped or in CI, the
 same calls print a plain line now and then instead of redrawing bars.
+
+Verbosity (`set_verbosity`, from a command's --quiet / --verbose): QUIET hides the progress and
+the info lines printed with `console.print`, but never `warn` lines, errors (`err_console`) or a
+command's result (`result`); VERBOSE also lets TensorFlow's native start-up lines through
+(`ferkaggle.cli.app.quiet_tensorflow` reads `verbosity()`).
 """
 
 from __future__ import annotations
@@ -31,12 +36,36 @@ console = Console(highlight=False, soft_wrap=True, width=_log_width())
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+QUIET, NORMAL, VERBOSE = -1, 0, 1
+_verbosity = NORMAL
+
+
+def set_verbosity(level: int) -> None:
+    """QUIET, NORMAL or VERBOSE for the rest of the command (each command sets it when it starts)."""
+    global _verbosity
+    _verbosity = level
+    console.quiet = level < NORMAL
+
+
+def verbosity() -> int:
+    return _verbosity
+
+
 def interactive() -> bool:
-    return console.is_terminal and not os.environ.get("CI")
+    return console.is_terminal and not os.environ.get("CI") and not console.quiet
+
+
+def result(*objects, **kwargs) -> None:
+    """Print a command's result (its final line or table): shown at every verbosity, --quiet included."""
+    quiet, console.quiet = console.quiet, False
+    try:
+        console.print(*objects, **kwargs)
+    finally:
+        console.quiet = quiet
 
 
 def warn(message: str) -> None:
-    console.print(f"[yellow]warning:[/yellow] {message}")
+    result(f"[yellow]warning:[/yellow] {message}")
 
 
 class _PlainTask:

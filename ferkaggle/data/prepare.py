@@ -284,13 +284,19 @@ def demo_folder_for(source: str | Path | None) -> Path:
 
 
 def demo_if_missing(source: str | Path | None, seed: int | None = None) -> tuple[Path | None, bool]:
-    """For --demo-if-missing: (demo folder, created now) when the source has no real data, else (None, False).
+    """For --demo-if-missing: (demo folder, created now) when the default source data/ has no real
+    data, else (None, False).
 
-    The source counts as missing when the folder does not exist or holds no competition data;
-    a source whose only data set is an earlier demo (in <source>/demo) also returns the demo so
-    the user is told it is in use. An ambiguous or unreadable folder is the user's to fix: it raises.
+    Only the default folder (no source, or one that resolves to ./data) falls back to the demo:
+    any other source is the user's own, and a mistyped or empty one must be an error (prepare
+    then reports it), never a demo written beside it. data/ counts as missing when it does not
+    exist or holds no competition data; one whose only data set is an earlier demo (data/demo)
+    also returns the demo so the user is told it is in use. An ambiguous or unreadable folder is
+    the user's to fix: it raises.
     """
     folder = Path(source) if source is not None else DEFAULT_FOLDER
+    if folder.resolve() != DEFAULT_FOLDER.resolve():
+        return None, False
     demo = demo_folder_for(source)
     if folder.is_file():
         return None, False

@@ -150,7 +150,8 @@ def find_source(folder: Path) -> Source:
     """
     folder = Path(folder)
     if not folder.exists():
-        raise FerkaggleError(f"{folder}: no such file or folder")
+        raise FerkaggleError(f"{folder}: no such file or folder; expected a folder, .zip or fer2013.csv "
+                             "holding the competition data (train.csv + test.csv, or fer2013.csv)")
     if folder.is_file():
         return _source_from_file(folder)
     found = _sources_in_dir(folder)

@@ -12,7 +12,10 @@ with `tta = "hflip"` the exported model returns the mean over the face and its m
 views are made inside the graph by `cnn.tta.tta_views`), so it gives exactly the run's
 probabilities. The run is loaded as `ferkaggle predict` loads it (`Predictor.from_run`).
 An ensemble becomes one model: its members' (TTA) outputs weighted as the ensemble recorded.
-Forest runs have no Keras graph and are refused (their model.joblib is already one file).
+Forest runs have no Keras graph and are refused (their model.joblib is already one file), and so
+are ensembles with such a member (`export_problem`). `select_export_run` resolves the run
+argument: `best` is the best run on the current split that CAN be exported (a CNN run or a
+CNN-only ensemble), anything else is the run `predict` would use.
 
     import keras, numpy as np
     model = keras.models.load_model("fer.keras")
@@ -29,22 +32,54 @@ from ferkaggle.cnn.tta import tta_views
 from ferkaggle.core.constants import IMAGE_SIZE
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import atomic_write_bytes
-from ferkaggle.photos.predictor import Predictor
+from ferkaggle.photos.predictor import Predictor, ensemble_members, model_problem, select_predict_run
+from ferkaggle.runs.registry import Run, list_runs, runs_root
+from ferkaggle.runs.select import best_candidates, current_split, rank_runs
 from ferkaggle.photos.tf_lite import tflite_bytes
-from ferkaggle.runs.registry import Run
 
 FORMATS = ("keras", "tflite")
+EXPORTABLE = "a CNN run (`ferkaggle train` or `ferkaggle search`) or an ensemble of CNN runs only"
+
+
+def export_problem(run: Run) -> str | None:
+    """Why the run cannot be exported, as what follows "run <id>" in a sentence; None when it can:
+    every model it predicts with is a saved Keras model."""
+    problem = model_problem(run)
+    if problem:
+        return problem
+    parts = [member for _, member in ensemble_members(run)] if run.kind == "ensemble" else [run]
+    for part in parts:
+        if part.model_file().suffix != ".keras":
+            what = "is a" if part is run else f"is an ensemble whose member {part.run_id} is a"
+            return f"{what} {part.kind} run with a scikit-learn model, which cannot be exported to keras/tflite"
+    return None
+
+
+def select_export_run(ref: str, root: str | Path | None = None, *,
+                      prepared_root: str | Path | None = None) -> tuple[Run, Run | None]:
+    """(the run to export, the best run when that one could not be exported): for `best`, the
+    top-ranked run on the current split that can be exported, else `select_predict_run(ref)`.
+    None exportable is one FerkaggleError naming what can be exported."""
+    if ref != "best":
+        return select_predict_run(ref, root, prepared_root=prepared_root), None
+    split = current_split(prepared_root)
+    ranked = rank_runs(best_candidates(list_runs(root), split))
+    for run in ranked:
+        if export_problem(run) is None:
+            return run, (ranked[0] if run is not ranked[0] else None)
+    raise FerkaggleError(f"no run on the current prepared data in {runs_root(root)}/ can be exported: export "
+                         f"takes {EXPORTABLE} (scikit-learn baselines cannot be)")
 
 
 def standalone_model(run: Run):
     """One Keras model with the run's TTA (and an ensemble's weighting) built in."""
     import keras
 
+    problem = export_problem(run)
+    if problem:
+        raise FerkaggleError(f"run {run.run_id} {problem}; export takes {EXPORTABLE} "
+                             "(use a forest's model.joblib with `ferkaggle predict`)")
     predictor = Predictor.from_run(run)
-    for _, model, tta in predictor.parts:
-        if tta is None:
-            raise FerkaggleError(f"run {run.run_id}: a {run.kind} run with a scikit-learn model cannot be exported "
-                                 "to keras/tflite; use its model.joblib with `ferkaggle predict` instead")
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels", dtype="float32")
     outputs = []
     for index, (weight, model, tta) in enumerate(predictor.parts):

@@ -125,7 +125,7 @@ def ensemble_problem(run: Run) -> str | None:
 
 def recorded_members(run: Run) -> dict[str, float]:
     """{member run id: weight} of an ensemble run's members with weight > 0, as its test probabilities used."""
-    members = run.info.get("config", {}).get("members") or []
+    members = run.ensemble_members()
     weights = run.metrics.get("weights") or {}
     recorded = {member_id: float(weights.get(member_id, 0.0)) for member_id in members}
     return {member_id: weight for member_id, weight in recorded.items() if weight > 0}

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -44,6 +44,8 @@ from ferkaggle.core.fsutil import atomic_save_npy, atomic_write_json
 from ferkaggle.data.prepared import Prepared, load_prepared
 
 DEFAULT_ROOT = Path("runs")
+RunKind = Literal["baseline", "cnn", "ensemble"]
+"""What a run is (run.json `kind`): a classical model, a CNN, or an ensemble of other runs."""
 SELECTORS = ("best", "latest")
 """Run references that name a choice, not a run: `ferkaggle.runs.select.select_run` makes it."""
 PROBA_FILES = {"val": "val_proba.npy", "test": "test_proba.npy", "oof": "oof_proba.npy"}
@@ -89,7 +91,7 @@ class RunWriter:
     marks it interrupted; the exception is re-raised.
     """
 
-    def __init__(self, kind: str, name: str, config: dict[str, Any], prepared: Prepared, *,
+    def __init__(self, kind: RunKind, name: str, config: dict[str, Any], prepared: Prepared, *,
                  seed: int, summary: str = "", model: str = "", root: str | Path | None = None,
                  extra: dict[str, Any] | None = None):
         self.root = runs_root(root)
@@ -232,6 +234,14 @@ class Run:
         model = self.model_file()
         return model.stat().st_size if model else 0
 
+    def disk_bytes(self) -> int:
+        """Bytes of every file in the run folder (what removing it frees)."""
+        return sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file() and not p.is_symlink())
+
+    def ensemble_members(self) -> list[str]:
+        """The member run ids an ensemble run records (empty for other runs)."""
+        return list(self.info.get("config", {}).get("members") or []) if self.kind == "ensemble" else []
+
 
 def read_run(folder: Path) -> Run | None:
     try:
@@ -277,9 +287,19 @@ def load_run(ref: str, root: str | Path | None = None) -> Run:
     return candidates[0]
 
 
-def remove_run(run: Run) -> None:
-    """Delete the run's folder."""
-    shutil.rmtree(run.dir)
+def check_run_folder(run: Run, root: str | Path | None = None) -> None:
+    """A FerkaggleError unless the run's folder is a run folder directly under the runs root (not
+    the root itself, a folder elsewhere, or one reached through a link): what `remove_run` deletes."""
+    where = runs_root(root)
+    folder = run.dir.resolve()
+    if run.dir.is_symlink() or folder.parent != where.resolve() or folder.name != run.run_id:
+        raise FerkaggleError(f"{run.dir}: not a run folder in {where}/; only those are removed")
+
+
+def remove_run(run: Run, root: str | Path | None = None) -> None:
+    """Delete the run's folder, after `check_run_folder`."""
+    check_run_folder(run, root)
+    shutil.rmtree(run.dir.resolve())
 
 
 def prepared_for_run(run: Run) -> Prepared:

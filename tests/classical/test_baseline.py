@@ -16,6 +16,7 @@ from ferkaggle.cli.app import app
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.presets import load_preset
 from ferkaggle.data.prepared import write_prepared
+from helpers.cli import usage_error
 
 SMALL = {  # tiny sizes so each model fits in well under a second
     "rf": dict(n_estimators=5),
@@ -198,8 +199,16 @@ def test_cli_baseline_then_leaderboard(tiny_prepared):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--model", "forest"], "'model' must be one of 'rf', 'extra-trees', 'logreg', 'knn', 'svm', 'nb', 'kmeans', 'kmeans-logreg', not 'forest'"),
-    (["--features", "sift"], "'features' must be one of 'pixels', 'hog', not 'sift'"),
+    (["--model", "forest"], "'forest' is not one of 'rf', 'extra-trees', 'logreg', 'knn', 'svm', 'nb', 'kmeans', 'kmeans-logreg'"),
+    (["--features", "sift"], "'sift' is not one of 'pixels', 'hog'"),
+    (["--class-weight", "heavy"], "'heavy' is not one of 'none', 'balanced'"),
+])
+def test_cli_unknown_choices_are_usage_errors(tiny_prepared, args, needle):
+    result = CliRunner().invoke(app, ["baseline", *args])
+    assert usage_error(result, needle), result.output
+
+
+@pytest.mark.parametrize("args, needle", [
     (["--c", "2"], "--c applies to logreg, kmeans-logreg or svm: give --model logreg, kmeans-logreg or svm"),
     (["--config", "no-such-preset"], "no preset named"),
     (["--model", "rf", "--c", "2"], "--c applies to logreg, kmeans-logreg or svm, not rf"),

@@ -26,3 +26,26 @@ def test_version_and_help_read_well():
                     "ensemble", "submit", "validate", "report", "download"):
         assert command in listing, command
         assert "Example" in runner.invoke(app, [command, "--help"]).output, command
+
+
+def test_quiet_prints_only_the_result_and_errors(tiny_prepared):
+    from typer.testing import CliRunner
+
+    from ferkaggle.cli.app import app
+    from helpers.cli import flat
+
+    runner = CliRunner()
+    args = ["baseline", "--model", "nb"]
+    loud = flat(runner.invoke(app, args).output)
+    quiet = runner.invoke(app, [*args, "-q"])
+    text = flat(quiet.output)
+    assert quiet.exit_code == 0, quiet.output
+    assert "prepared data tiny" in loud and "prepared data tiny" not in text  # an info line
+    assert "holdout-val: accuracy" in text and "recorded run" in text and "3-fold CV" in text  # the result
+    error = runner.invoke(app, [*args, "-q", "--data", "nowhere"])
+    assert error.exit_code == 1 and flat(error.output).startswith("error:") and "nowhere" in error.output
+    both = runner.invoke(app, [*args, "-q", "-v"])
+    assert both.exit_code == 1 and "--quiet and --verbose exclude each other" in both.output
+    # A later command without --quiet/--verbose (here in the same process) prints as usual again.
+    assert runner.invoke(app, [*args, "-q"]).exit_code == 0
+    assert "baseline nb, pixels" in flat(runner.invoke(app, ["leaderboard"]).output)

@@ -69,17 +69,39 @@ def test_bad_input_is_one_line_and_writes_nothing(in_tmp):
     assert not (in_tmp / "prep").exists()
 
 
-def test_bad_on_bad_row_value_is_one_line_before_anything_is_read(in_tmp):
+def test_bad_on_bad_row_value_is_refused_before_anything_is_read(in_tmp):
     result = _run("prepare", "--source", "nowhere", "--on-bad-row", "drop", "--out", "prep")
-    out = _plain(result.output).strip()
-    assert result.exit_code == 1 and out == "error: --on-bad-row must be one of error, skip, not 'drop'"
+    out = " ".join(_plain(result.output).replace("│", " ").split())
+    assert result.exit_code == 2 and "'drop' is not one of 'error', 'skip'" in out, out  # a usage error, as click gives
     assert not (in_tmp / "prep").exists()
 
 
 def test_missing_source_without_demo_is_an_error(in_tmp):
     result = _run("prepare", "--out", "prep")
-    assert result.exit_code == 1 and _plain(result.output).strip() == "error: data: no such file or folder"
+    assert result.exit_code == 1 and _plain(result.output).strip() == (
+        "error: data: no such file or folder; expected a folder, .zip or fer2013.csv holding the competition "
+        "data (train.csv + test.csv, or fer2013.csv)")
     assert not (in_tmp / "prep").exists()
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("source", ["./fer2031", "empty"])
+def test_an_explicit_source_is_never_replaced_by_the_demo(in_tmp, source):
+    """A mistyped or empty --source is one line and exit 1 even with --demo-if-missing: no demo
+    written beside it, no prepared data, the working folder exactly as it was."""
+    (in_tmp / "empty").mkdir()
+    (in_tmp / "data").mkdir()  # the default source is there too, and empty: still not used
+    before = _tree(in_tmp)
+    result = _run("prepare", "--source", source, "--demo-if-missing")
+    out = _plain(result.output).strip()
+    assert result.exit_code == 1 and len(out.splitlines()) == 1 and "Traceback" not in out, out
+    assert out.startswith(f"error: {source.removeprefix('./')}: no ") and "competition data" in out, out
+    assert "train.csv" in out and "fer2013.csv" in out, out  # what was expected there
+    assert _tree(in_tmp) == before
+    assert not (in_tmp / "fer2031").exists()
 
 
 def test_demo_if_missing(in_tmp, monkeypatch):
@@ -96,6 +118,11 @@ def test_demo_if_missing(in_tmp, monkeypatch):
     result = _run("prepare", "--demo-if-missing", "--folds", "3")
     out = _plain(result.output)
     assert "DEMO" in out and "reused cached prepared data" in out
+    # --source naming the default folder is the default folder: the demo is used there too.
+    result = _run("prepare", "--source", str(in_tmp / "data"), "--demo-if-missing", "--folds", "3", "-q")
+    out = _plain(result.output)
+    assert result.exit_code == 0 and "DEMO" in out and "reused cached prepared data" in out, out
+    assert "to use real data" not in out and "class counts" not in out  # --quiet: warnings and the result only
 
 
 @pytest.mark.parametrize("command", ["prepare", "demo-data"])

@@ -26,6 +26,7 @@ from ferkaggle.results.ensemble import EnsembleConfig, choose_candidates, run_en
 from ferkaggle.runs.leaderboard import build_sections
 from ferkaggle.runs.registry import list_runs, load_run
 from ferkaggle.runs.select import best_run
+from helpers.cli import usage_error  # noqa: E402
 from helpers.fakes import make_fake_run, make_tiny_prepared  # noqa: E402
 
 
@@ -182,12 +183,12 @@ def test_cli_refit_best(tiny_prepared):
     from typer.testing import CliRunner
 
     assert CliRunner().invoke(app, ["train", "--config", "tiny", "--seed", "1"]).exit_code == 0
-    result = CliRunner().invoke(app, ["refit", "best"])
+    result = CliRunner().invoke(app, ["refit"])  # --run best
     assert result.exit_code == 0, result.output
     assert "the recipe before the refit" in result.output
     runs = list_runs()
     assert len(runs) == 2 and runs[1].info["refit_of"] == runs[0].run_id
-    result = CliRunner().invoke(app, ["refit", runs[1].run_id])
+    result = CliRunner().invoke(app, ["refit", "-r", runs[1].run_id])
     assert result.exit_code == 1 and "already a refit" in result.output and "Traceback" not in result.output
-    result = CliRunner().invoke(app, ["refit", "best", "--rows", "most"])
-    assert result.exit_code == 1 and "--rows must be one of all, train" in result.output
+    result = CliRunner().invoke(app, ["refit", "--run", "best", "--rows", "most"])
+    assert usage_error(result, "'most' is not one of 'all', 'train'"), result.output

@@ -33,6 +33,7 @@ from ferkaggle.photos.predictor import Predictor, select_predict_run
 from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
 from ferkaggle.runs.registry import prepared_for_run, read_run
 from ferkaggle.runs.select import select_run
+from helpers.cli import usage_error
 from helpers.photos import (ASTRONAUT_FACE, astronaut_rgb, encode_png, group_photo, iou, train_tiny_run,
                             true_faces_found, write_photos)
 
@@ -298,7 +299,7 @@ def test_export_keras_and_tflite_equal_the_runs_probabilities(world, tmp_path, m
     expected = run.proba("test")  # what the run itself recorded, with its hflip TTA
     for fmt in ("keras", "tflite"):
         path = tmp_path / f"fer.{fmt}"
-        result = runner.invoke(app, ["export", run.run_id, "--format", fmt, "--out", str(path)])
+        result = runner.invoke(app, ["export", "-r", run.run_id, "--format", fmt, "--out", str(path)])
         if fmt == "tflite" and not tensorflow_backend():
             assert result.exit_code == 1 and "TFLite export needs the tensorflow backend" in result.output
             assert not path.exists()
@@ -342,7 +343,33 @@ def test_export_of_a_cnn_ensemble_is_one_model_with_its_weights(world, tmp_path)
 
 def test_export_refuses_forest_runs_and_bad_formats(world, tmp_path, monkeypatch):
     monkeypatch.setenv("FERKAGGLE_RUNS_DIR", str(world["runs"]))
-    result = runner.invoke(app, ["export", world["forest"].run_id, "--format", "keras", "--out", str(tmp_path / "f.keras")])
+    result = runner.invoke(app, ["export", "-r", world["forest"].run_id, "--format", "keras", "--out", str(tmp_path / "f.keras")])
     assert result.exit_code == 1 and "cannot be exported" in result.output
-    result = runner.invoke(app, ["export", world["cnn"].run_id, "--format", "onnx"])
-    assert result.exit_code == 1 and "--format must be one of keras, tflite" in result.output
+    result = runner.invoke(app, ["export", "-r", world["cnn"].run_id, "--format", "onnx"])
+    assert usage_error(result, "'onnx' is not one of 'keras', 'tflite'"), result.output
+
+
+def test_export_best_is_the_best_run_it_can_export(world, tmp_path, monkeypatch):
+    """A forest on top of the board: `ferkaggle export` (= --run best) names it and exports the
+    best CNN run instead; with no CNN run left it stops with one line naming what it can export."""
+    runs = tmp_path / "runs"
+    for run in (world["cnn"], world["forest"]):
+        shutil.copytree(run.dir, runs / run.run_id)
+    metrics = json.loads((runs / world["forest"].run_id / "metrics.json").read_text())
+    metrics["val_accuracy"] = 0.99  # the forest tops the board
+    (runs / world["forest"].run_id / "metrics.json").write_text(json.dumps(metrics))
+    monkeypatch.chdir(world["root"])  # its data/prepared/LATEST is the runs' split
+    monkeypatch.setenv("FERKAGGLE_RUNS_DIR", str(runs))
+    assert select_run("best").run_id == world["forest"].run_id
+    result = runner.invoke(app, ["export", "--out", str(tmp_path / "best.keras")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert f"`best` for export: run {world['cnn'].run_id}, the best run that can be exported" in text, text
+    assert f"(the best run, {world['forest'].run_id}, is a baseline run with a scikit-learn model" in text, text
+    assert f"from run {world['cnn'].run_id}:" in text and (tmp_path / "best.keras").is_file()
+    shutil.rmtree(runs / world["cnn"].run_id)
+    result = runner.invoke(app, ["export", "--out", str(tmp_path / "none.keras")])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "can be exported: export takes a CNN run" in lines[0] and "or an ensemble of CNN runs only" in lines[0]
+    assert not (tmp_path / "none.keras").exists()

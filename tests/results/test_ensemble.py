@@ -12,6 +12,7 @@ from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.metrics import scores
 from ferkaggle.results.ensemble import EnsembleConfig, build_ensemble, fit_weights, halves, run_ensemble
 from ferkaggle.runs.registry import RunWriter, list_runs, read_run
+from helpers.cli import usage_error
 from helpers.fakes import make_fake_run, make_tiny_prepared
 
 runner = CliRunner()
@@ -124,7 +125,6 @@ def test_ensemble_cli_takes_every_candidate_by_default(tiny_prepared, in_tmp):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--method", "best"], "--method must be one of mean, weighted, greedy, not 'best'"),
     (["--top", "1"], "--top must be 2 or more (or 0 for every run), not 1"),
     (["--top", "-3"], "--top must be 2 or more (or 0 for every run), not -3"),
 ])
@@ -133,6 +133,14 @@ def test_ensemble_cli_refuses_bad_options_in_one_line(tiny_prepared, in_tmp, arg
         make_fake_run(tiny_prepared, f"m{i}", skill=0.5, seed=i)
     result = runner.invoke(app, ["ensemble", *args])
     assert result.exit_code == 1 and needle in result.output and "Traceback" not in result.output
+    assert not [r for r in list_runs() if r.kind == "ensemble"]
+
+
+def test_ensemble_cli_lists_the_methods_for_an_unknown_one(tiny_prepared, in_tmp):
+    for i in range(3):
+        make_fake_run(tiny_prepared, f"m{i}", skill=0.5, seed=i)
+    result = runner.invoke(app, ["ensemble", "--method", "best"])
+    assert usage_error(result, "'best' is not one of 'mean', 'weighted', 'greedy'"), result.output
     assert not [r for r in list_runs() if r.kind == "ensemble"]
 
 

@@ -33,8 +33,8 @@ def test_report_learning_curves_from_history(tiny_prepared, in_tmp):
 
 def test_report_cli(tiny_prepared, in_tmp):
     make_fake_run(tiny_prepared, "rf", skill=0.6)
-    result = runner.invoke(app, ["report", "best"])
+    result = runner.invoke(app, ["report", "--run", "best"])
     assert result.exit_code == 0, result.output
     assert "precision" in result.output and (in_tmp / "reports").is_dir()
-    result = runner.invoke(app, ["report", "no-such-run"])
+    result = runner.invoke(app, ["report", "-r", "no-such-run"])
     assert result.exit_code == 1 and "no run matching" in result.output

@@ -139,7 +139,7 @@ def test_kaggle_without_credentials_is_one_clear_line(tiny_prepared, in_tmp, mon
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(in_tmp / "no-kaggle"))
     make_fake_run(tiny_prepared, "rf", skill=0.8)
-    for args in (["submit", "--kaggle", "some-competition", "-m", "hi"], ["download", "some-competition"]):
+    for args in (["submit", "--kaggle", "some-competition", "--message", "hi"], ["download", "some-competition"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 1, result.output
         lines = [line for line in result.output.splitlines() if line.strip()]

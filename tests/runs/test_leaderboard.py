@@ -14,6 +14,7 @@ from ferkaggle.cli.app import app
 from ferkaggle.results.ensemble import EnsembleConfig, run_ensemble
 from ferkaggle.runs import leaderboard as lb
 from ferkaggle.runs.registry import RunWriter
+from helpers.cli import usage_error
 from helpers.fakes import make_fake_run, make_tiny_prepared
 
 
@@ -108,7 +109,9 @@ def test_cli_formats_and_empty_registry(board):
     result = runner.invoke(app, ["leaderboard", "--all", "--format", "json"])
     assert any(r["status"] == "failed" for r in json.loads(result.output))
     result = runner.invoke(app, ["leaderboard", "--format", "yaml"])
-    assert result.exit_code == 1 and "unknown format" in result.output
+    assert usage_error(result, "'yaml' is not one of 'table', 'markdown', 'csv', 'json'"), result.output
+    result = runner.invoke(app, ["leaderboard", "--kind", "forest"])
+    assert usage_error(result, "'forest' is not one of 'baseline', 'cnn', 'ensemble'"), result.output
 
 
 def test_cli_empty_registry_is_friendly(in_tmp):

@@ -108,7 +108,7 @@ def chosen_by_each_command(where, ref: str) -> dict[str, str]:
     result = runner.invoke(app, ["serve", "--run", ref])
     assert result.exit_code == 0 and "stopped" in result.output, result.output
     chosen["serve"] = where["served"][-1]
-    result = runner.invoke(app, ["export", ref, "--format", "keras", "--out", str(where["tmp"] / f"{ref}.keras")])
+    result = runner.invoke(app, ["export", "--run", ref, "--format", "keras", "--out", str(where["tmp"] / f"{ref}.keras")])
     assert result.exit_code == 0, result.output
     chosen["export"] = re.search(r"from run (\S+?):", " ".join(result.output.split())).group(1)
     result = runner.invoke(app, ["submit", "--run", ref, "--out", str(where["tmp"] / "submissions")])
@@ -136,8 +136,9 @@ def test_a_chosen_run_that_cannot_predict_is_refused_by_name_not_replaced(on_boa
         assert top.val_accuracy > 0.90 and top.model_file() is None
         for ref in ("best", "latest"):
             commands = {"predict": ["predict", str(on_board["photo"]), "--run", ref],
-                        "serve": ["serve", "--run", ref],
-                        "export": ["export", ref, "--out", str(on_board["tmp"] / "x.keras")]}
+                        "serve": ["serve", "--run", ref]}
+            if ref == "latest":  # export's `best` is the best run it can export: below
+                commands["export"] = ["export", "--run", ref, "--out", str(on_board["tmp"] / "x.keras")]
             for command, args in commands.items():
                 result = runner.invoke(app, args)
                 text = " ".join(result.output.split())
@@ -149,6 +150,12 @@ def test_a_chosen_run_that_cannot_predict_is_refused_by_name_not_replaced(on_boa
             assert on_board["served"] == [] and not (on_board["tmp"] / "x.keras").exists()
             result = runner.invoke(app, ["submit", "--run", ref, "--out", str(on_board["tmp"] / "submissions")])
             assert result.exit_code == 0 and f"(run {top.run_id}" in " ".join(result.output.split()), result.output
+        # export's `best` (its default) passes over the run without a model, names it, and exports the next best.
+        result = runner.invoke(app, ["export", "--out", str(on_board["tmp"] / "x.keras")])
+        text = " ".join(result.output.split())
+        refit = on_board["runs"]["refit"].run_id
+        assert result.exit_code == 0 and f"`best` for export: run {refit}, the best run that can be exported" in text
+        assert f"(the best run, {top.run_id}, has no saved model" in text and f"from run {refit}:" in text, text
     finally:
         remove_run(top)
 
@@ -158,7 +165,7 @@ def test_without_current_prepared_data_every_command_stops_the_same_way(on_board
     saved = latest.read_text()
     latest.unlink()
     try:
-        for args in (["predict", str(on_board["photo"])], ["serve"], ["export", "best"], ["submit"]):
+        for args in (["predict", str(on_board["photo"])], ["serve"], ["export"], ["submit"]):
             result = runner.invoke(app, args)
             lines = [line for line in result.output.splitlines() if line.strip()]
             assert result.exit_code == 1 and len(lines) == 1, (args, result.output)
