@@ -49,12 +49,20 @@ def needed(requirements: list[Requirement]) -> dict[str, str]:
     return found
 
 
+# Pins for extras that are not installed in the pinning environment. torch: the CPU build of 2.13.0
+# is the one a plain `pip install torch` on this machine kind does not fetch (it would take a CUDA
+# build of several GB); `make install BACKEND=torch` takes this one.
+NOT_INSTALLED_PINS = {"torch": "2.13.0"}
+
+
 def main() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     texts = list(project["dependencies"])
     for reqs in project.get("optional-dependencies", {}).values():
         texts.extend(reqs)
     pins = needed([Requirement(t) for t in texts])
+    for name, version in NOT_INSTALLED_PINS.items():
+        pins.setdefault(name, version)
     pins.pop("pip", None)
     pins.pop(_normal(project["name"]), None)
     print(f"# Exact versions ferkaggle was tested and benchmarked with (Python {platform.python_version()},"
