@@ -17,13 +17,11 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[1]
 
 # Imports that are optional on purpose: the package checks for them and names the extra to install.
-OPTIONAL_IMPORTS = {"mtcnn": "mtcnn", "kaggle": "kaggle"}
+OPTIONAL_IMPORTS = {"mtcnn": "mtcnn", "kaggle": "kaggle", "jax": "jax", "torch": "torch"}  # jax/torch: only on that backend
 # Declared, used, but never imported by name.
 NOT_IMPORTED = {
     "psycopg": "the driver SQLAlchemy loads for postgresql:// study URLs",
     "optuna-dashboard": "a command of its own (optuna-dashboard sqlite:///runs/searches/studies.db)",
-    "jax": "a Keras backend (BACKEND=jax): Keras imports it",
-    "torch": "a Keras backend (BACKEND=torch): Keras imports it",
 }
 # Extras for working on ferkaggle, not for running it: the test tools, bench/ scripts, CUDA libraries.
 NOT_RUNTIME_EXTRAS = {"dev", "bench", "gpu"}

@@ -13,7 +13,6 @@ QUIET_OPTION / VERBOSE_OPTION are the --quiet/-q and --verbose/-v options of the
 from __future__ import annotations
 
 import enum
-import importlib
 import os
 import sys
 import warnings
@@ -23,7 +22,7 @@ import typer
 import typer.core
 from rich.markup import escape
 
-from ferkaggle.cnn.runtime import check_backend, configure_threads, selected_backend
+from ferkaggle.cnn.runtime import check_backend, configure_threads
 from ferkaggle.core.console import NORMAL, QUIET, VERBOSE, err_console, set_verbosity, verbosity
 from ferkaggle.core.errors import FerkaggleError
 
@@ -176,6 +175,4 @@ def quiet_tensorflow(threads: int = 0, inter_threads: int = 0) -> dict:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         _silence_native_stderr()
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-    if selected_backend() == "tensorflow":
-        importlib.import_module("tensorflow")
-    return configure_threads(threads, inter_threads)
+    return configure_threads(threads, inter_threads)  # on TensorFlow, its first import: silenced above

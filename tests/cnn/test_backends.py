@@ -92,9 +92,9 @@ def test_tflite_export_is_refused_in_one_line_off_tensorflow(trained, monkeypatc
     cwd, _ = trained["jax"]
     monkeypatch.chdir(cwd)
     run = list_runs()[0]
-    out = _run("jax", cwd, "-m", "ferkaggle", "export", run.run_id, "--format", "tflite", "--out", "fer.tflite",
+    out = _run("jax", cwd, "-m", "ferkaggle", "export", "-r", run.run_id, "--format", "tflite", "--out", "fer.tflite",
                returncode=1)
     assert "TFLite export needs the tensorflow backend" in out and "Traceback" not in out, out
     assert not (cwd / "fer.tflite").exists()
-    _run("jax", cwd, "-m", "ferkaggle", "export", run.run_id, "--format", "keras", "--out", "fer.keras")
+    _run("jax", cwd, "-m", "ferkaggle", "export", "-r", run.run_id, "--format", "keras", "--out", "fer.keras")
     assert (cwd / "fer.keras").stat().st_size > 0  # the .keras export works on any backend
