@@ -15,6 +15,9 @@ import pytest
 from ferkaggle.runs.registry import list_runs
 from helpers.fakes import make_tiny_prepared
 
+# Subprocesses on each backend (~80 s): CI runs them in its slow step (.ci/run).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(importlib.util.find_spec(b) is None, reason=f"{b} not installed"))
             for b in ("tensorflow", "jax")]

@@ -183,6 +183,7 @@ def test_every_trial_is_a_run_and_selection_ignores_the_holdout(small_prepared, 
     assert on_disk["winner"] == doc["winner"] and on_disk["study"] == doc["study"]
 
 
+@pytest.mark.slow  # CI runs it (.ci/run); ~15-45 s each, kept out of the fast suite
 @pytest.mark.parametrize("pruner", ["hyperband", "none"])
 def test_other_pruners(small_prepared, tmp_path, pruner):
     root = tmp_path / "runs"
@@ -197,6 +198,7 @@ def test_other_pruners(small_prepared, tmp_path, pruner):
         assert all(sorted(t.intermediate_values) == list(range(1, 1 + t.user_attrs["epochs"])) for t in trials)
 
 
+@pytest.mark.slow  # CI runs it (.ci/run); ~15-45 s each, kept out of the fast suite
 def test_ctrl_c_in_a_later_rung_under_pruning_then_rerun_loses_nothing(small_prepared, tmp_path):
     root = tmp_path / "runs"
     space = write_space(tmp_path, name="ctrlc", max_epochs=4, n_trials=3)  # rungs at 1, 2, then 4
@@ -356,6 +358,7 @@ def test_equal_share_divides_the_time_left_among_the_trials_left():
     assert w.trial_until(t[0]) is None                                 # no budget, no deadline
 
 
+@pytest.mark.slow  # CI runs it (.ci/run); ~15-45 s each, kept out of the fast suite
 def test_two_workers_two_run_folders_pulled_into_one(small_prepared, tmp_path):
     from ferkaggle.runs.registry import list_runs
     from ferkaggle.search.stage import pull_runs
