@@ -95,8 +95,11 @@ def test_the_learning_rate_changes_batch_by_batch_on_every_backend(prepared, tmp
 def test_early_stopping_stops_after_patience_epochs_without_gain_and_keeps_the_best_epoch(prepared, tmp_path):
     import keras
 
-    cfg = override(load_train_config("tiny"), {"epochs": 6, "patience": 2, "model": {"width": 4},
-                                               "optim": {"learning_rate": 0.05, "optimizer": "sgd"}})
+    # a setting whose stop-split accuracy gains after epoch 2 and then stalls, on TensorFlow and on JAX alike
+    # (the random streams differ by backend; SGD 0.05 at width 4 stayed at one class on JAX, and on
+    # TensorFlow with another seed)
+    cfg = override(load_train_config("tiny"), {"epochs": 8, "patience": 2, "model": {"width": 8},
+                                               "optim": {"learning_rate": 0.003, "optimizer": "adam"}})
     fit, stop = prepared.stopping_split(0)
     state = fit_trial(prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop], cfg, tmp_path)
     accuracies = [h["stop_accuracy"] for h in state["history"]]
