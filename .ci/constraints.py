@@ -11,19 +11,15 @@ with. Run it with the interpreter of the environment to pin, from the repository
 from __future__ import annotations
 
 import platform
-import re
 import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def needed(requirements: list[Requirement]) -> dict[str, str]:
@@ -33,7 +29,7 @@ def needed(requirements: list[Requirement]) -> dict[str, str]:
     seen: set[tuple[str, frozenset]] = set()
     while todo:
         req, extras = todo.pop()
-        key = (_normal(req.name), frozenset(extras))
+        key = (canonicalize_name(req.name), frozenset(extras))
         if key in seen:
             continue
         seen.add(key)
@@ -41,7 +37,7 @@ def needed(requirements: list[Requirement]) -> dict[str, str]:
             dist = metadata.distribution(req.name)
         except metadata.PackageNotFoundError:
             continue  # an extra not installed here (gpu, mtcnn, ...): nothing to pin
-        found[_normal(req.name)] = dist.version
+        found[canonicalize_name(req.name)] = dist.version
         for text in dist.requires or []:
             sub = Requirement(text)
             if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in extras or {""}):
@@ -64,7 +60,7 @@ def main() -> None:
     for name, version in NOT_INSTALLED_PINS.items():
         pins.setdefault(name, version)
     pins.pop("pip", None)
-    pins.pop(_normal(project["name"]), None)
+    pins.pop(canonicalize_name(project["name"]), None)
     print(f"# Exact versions ferkaggle was tested and benchmarked with (Python {platform.python_version()},"
           f" {platform.machine()}); written by .ci/constraints.py.")
     print("# make install uses it (CONSTRAINTS= to install the newest versions pyproject.toml allows).")

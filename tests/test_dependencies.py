@@ -6,13 +6,13 @@ are used without an import statement (listed below with the reason)."""
 from __future__ import annotations
 
 import ast
-import re
 import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,10 +25,6 @@ NOT_IMPORTED = {
 }
 # Extras for working on ferkaggle, not for running it: the test tools, bench/ scripts, CUDA libraries.
 NOT_RUNTIME_EXTRAS = {"dev", "bench", "gpu"}
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def top_level_imports(package: Path) -> dict[str, str]:
@@ -56,29 +52,29 @@ def third_party(imports: dict[str, str], first_party: str = "ferkaggle") -> dict
             continue
         dists = owners.get(module, [OPTIONAL_IMPORTS.get(module, module)])  # not installed: its extra's name
         for dist in dists:
-            result[_normal(dist)] = f"{module} in {where}"
+            result[canonicalize_name(dist)] = f"{module} in {where}"
     return result
 
 
 def declared(pyproject: Path) -> tuple[set[str], set[str]]:
     """(required, runtime optional) distribution names of a pyproject.toml."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    required = {_normal(Requirement(r).name) for r in project["dependencies"]}
-    optional = {_normal(Requirement(r).name) for extra, reqs in project.get("optional-dependencies", {}).items()
+    required = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    optional = {canonicalize_name(Requirement(r).name) for extra, reqs in project.get("optional-dependencies", {}).items()
                 if extra not in NOT_RUNTIME_EXTRAS for r in reqs}
     return required, optional
 
 
 def mismatches(imported: dict[str, str], required: set[str], optional: set[str]) -> list[str]:
     problems = []
-    optional_dists = {_normal(d) for d in OPTIONAL_IMPORTS.values()}
+    optional_dists = {canonicalize_name(d) for d in OPTIONAL_IMPORTS.values()}
     for dist, where in sorted(imported.items()):
         if dist in required:
             continue
         if dist in optional and dist in optional_dists:
             continue
         problems.append(f"{dist} ({where}) is imported but not declared in [project].dependencies")
-    for dist in sorted((required | optional) - set(imported) - {_normal(n) for n in NOT_IMPORTED}):
+    for dist in sorted((required | optional) - set(imported) - {canonicalize_name(n) for n in NOT_IMPORTED}):
         problems.append(f"{dist} is declared in pyproject.toml but ferkaggle/ never imports it")
     return problems
 

@@ -14,13 +14,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ferkaggle.cli.app import app, choices, values
+from ferkaggle.cli.app import app, values
+from ferkaggle.cli.results import Kind
 from ferkaggle.core.console import console, result, warn
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.runs import leaderboard as lb
-from ferkaggle.runs.registry import SELECTORS, RunKind, check_run_folder, list_runs, load_run, remove_run, runs_root
-
-Kind = choices("Kind", RunKind)
+from ferkaggle.runs.registry import SELECTORS, check_run_folder, list_runs, load_run, remove_run, runs_root
 
 runs_app = typer.Typer(help="List the recorded runs; `ferkaggle runs remove -r RUN` deletes one.",
                        no_args_is_help=False, rich_markup_mode="rich")
