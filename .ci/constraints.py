@@ -18,6 +18,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,7 +66,7 @@ def main() -> None:
           f" {platform.machine()}); written by .ci/constraints.py.")
     print("# make install uses it (CONSTRAINTS= to install the newest versions pyproject.toml allows).")
     for name in sorted(pins):
-        print(f"{name}=={pins[name]}")
+        print(f"{name}=={Version(pins[name]).public}")  # torch 2.13.0+cpu: ==2.13.0 takes the +cpu build too
 
 
 if __name__ == "__main__":

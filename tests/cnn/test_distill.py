@@ -18,7 +18,7 @@ from ferkaggle.cnn.dataset import make_dataset
 from ferkaggle.cnn.train import train_config
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
 from ferkaggle.runs.registry import list_runs
-from helpers.fakes import make_fake_run, make_tiny_prepared  # noqa: E402
+from helpers.fakes import make_fake_run, make_tiny_prepared, to_numpy  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def _hflip(run, faces):
 
     model = keras.models.load_model(run.model_file(), compile=False)
     images = np.asarray(faces, np.float32)[..., None]
-    return (np.asarray(model(images, training=False), np.float64)
-            + np.asarray(model(images[:, :, ::-1], training=False), np.float64)) / 2
+    return (np.asarray(to_numpy(model(images, training=False)), np.float64)
+            + np.asarray(to_numpy(model(images[:, :, ::-1], training=False)), np.float64)) / 2
 
 
 def test_the_student_fits_on_the_label_and_teacher_mixture(prepared, teachers, monkeypatch, tmp_path):

@@ -28,7 +28,7 @@ from ferkaggle.photos.export import export_run
 from ferkaggle.photos.tf_lite import tflite_predict
 from ferkaggle.photos.predictor import Predictor
 from ferkaggle.runs.checkpoints import snapshot_file
-from helpers.fakes import make_tiny_prepared  # noqa: E402
+from helpers.fakes import make_tiny_prepared, to_numpy  # noqa: E402
 
 CORNERS = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]  # top-left, top-right, bottom-left, bottom-right, centre
 
@@ -62,7 +62,7 @@ def numpy_tta(model, faces: np.ndarray, tta: str) -> np.ndarray:
     out = []
     for face in faces:
         views = np.stack(numpy_views(face, tta))[..., None].astype(np.float32)
-        out.append(np.asarray(model(views, training=False)).mean(axis=0))
+        out.append(np.asarray(to_numpy(model(views, training=False))).mean(axis=0))
     return np.stack(out)
 
 
@@ -157,7 +157,7 @@ def test_recompute_bn_sets_the_statistics_of_the_layer_inputs(tencrop_run, prepa
     first = norms[0]
     x = np.asarray(prepared.x[:150])
     feed = keras.Model(model.input, first.input)  # the first BN's inputs (nothing before it is random)
-    inputs = np.asarray(feed(x.astype(np.float32)[..., None], training=False), np.float64)
+    inputs = np.asarray(to_numpy(feed(x.astype(np.float32)[..., None], training=False)), np.float64)
     batches = [inputs[:64], inputs[64:128], inputs[128:]]  # batch_size 64: sizes 64, 64, 22
     sizes = np.array([len(b) for b in batches], np.float64)
     mean = sum(s * b.mean(axis=(0, 1, 2)) for s, b in zip(sizes, batches)) / sizes.sum()
@@ -247,12 +247,12 @@ def test_snapshots_are_the_models_at_the_cycle_ends_and_the_ensemble_is_their_me
     assert epochs == [2, 4]
     faces = np.asarray(prepared.x_val[:40])
     images = faces.astype(np.float32)[..., None]
-    members = [np.asarray(last[e](images, training=False), np.float64) for e in (2, 4)]
+    members = [np.asarray(to_numpy(last[e](images, training=False)), np.float64) for e in (2, 4)]
     assert not np.allclose(members[0], members[1], atol=1e-3)  # the two snapshots really differ
     want = (members[0] + members[1]) / 2
     np.testing.assert_allclose(predict_proba(ensemble, faces, "none"), want, atol=1e-5)
     # with hflip TTA: the mean over both views of the members' mean
-    flipped = [np.asarray(last[e](images[:, :, ::-1], training=False), np.float64) for e in (2, 4)]
+    flipped = [np.asarray(to_numpy(last[e](images[:, :, ::-1], training=False)), np.float64) for e in (2, 4)]
     np.testing.assert_allclose(predict_proba(ensemble, faces, "hflip"), (want + (flipped[0] + flipped[1]) / 2) / 2,
                                atol=1e-5)
     # only the last `snapshots` of the cycle ends are averaged

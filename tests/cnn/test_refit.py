@@ -27,7 +27,7 @@ from ferkaggle.runs.leaderboard import build_sections
 from ferkaggle.runs.registry import list_runs, load_run
 from ferkaggle.runs.select import best_run
 from helpers.cli import usage_error  # noqa: E402
-from helpers.fakes import make_fake_run, make_tiny_prepared  # noqa: E402
+from helpers.fakes import make_fake_run, make_tiny_prepared, to_numpy  # noqa: E402
 
 
 def _cfg():
@@ -57,7 +57,7 @@ def _hflip_mean(run, faces):
 
     model = keras.models.load_model(run.model_file(), compile=False)
     images = np.asarray(faces, np.float32)[..., None]
-    return (np.asarray(model(images, training=False)) + np.asarray(model(images[:, :, ::-1], training=False))) / 2
+    return (np.asarray(to_numpy(model(images, training=False))) + np.asarray(to_numpy(model(images[:, :, ::-1], training=False)))) / 2
 
 
 @pytest.fixture(scope="module")

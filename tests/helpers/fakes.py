@@ -75,3 +75,11 @@ class OneBoxDetector:
 
     def detect(self, rgb):
         return [(0, 0, 48, 48)]
+
+
+def to_numpy(outputs):
+    """A model call's outputs as NumPy on any Keras backend (a torch tensor that requires grad refuses
+    np.asarray; keras.ops.convert_to_numpy detaches it)."""
+    import keras
+
+    return keras.ops.convert_to_numpy(outputs)

@@ -36,6 +36,7 @@ from ferkaggle.runs.select import select_run
 from helpers.cli import usage_error
 from helpers.photos import (ASTRONAUT_FACE, astronaut_rgb, encode_png, group_photo, iou, train_tiny_run,
                             true_faces_found, write_photos)
+from helpers.fakes import to_numpy
 
 runner = CliRunner()
 
@@ -70,7 +71,7 @@ def keras_tta(run, face: np.ndarray) -> np.ndarray:
 
     model = keras.models.load_model(run.dir / "model.keras")
     x = face.astype(np.float32)[None, :, :, None]
-    return (np.asarray(model(x)) + np.asarray(model(x[:, :, ::-1]))) / 2
+    return (np.asarray(to_numpy(model(x))) + np.asarray(to_numpy(model(x[:, :, ::-1])))) / 2
 
 
 def test_astronaut_one_face_with_the_runs_own_probabilities(world, detector):
