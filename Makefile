@@ -16,8 +16,10 @@ BACKEND ?= tensorflow
 # Exact versions the benchmarks were measured with; CONSTRAINTS= installs the newest allowed ones.
 CONSTRAINTS ?= constraints.txt
 comma   := ,
-# An NVIDIA driver here (nvidia-smi on the PATH): also the CUDA libraries TensorFlow needs to use the GPU.
-EXTRAS  ?= dev$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)gpu)
+# An NVIDIA driver here (nvidia-smi on the PATH): also the CUDA libraries the backend needs to use the
+# GPU (gpu: TensorFlow's; jax-gpu: JAX's CUDA plugin; PyPI's torch for Linux carries its own).
+GPU_EXTRA = $(if $(filter tensorflow,$(BACKEND)),gpu,$(if $(filter jax,$(BACKEND)),jax-gpu))
+EXTRAS  ?= dev$(if $(shell command -v nvidia-smi 2>/dev/null),$(if $(GPU_EXTRA),$(comma)$(GPU_EXTRA)))
 
 ifeq "$(filter $(BACKEND),tensorflow jax torch)" ""
 $(error BACKEND=$(BACKEND): expected tensorflow, jax or torch)

@@ -30,8 +30,12 @@ def _fake_venv(tmp_path: Path) -> tuple[Path, Path]:
     return venv, log
 
 
-@pytest.mark.parametrize("driver, extras", [(True, "'.[dev,gpu]'"), (False, "'.[dev]'")])
-def test_install_adds_the_gpu_extra_where_nvidia_smi_is(tmp_path, driver, extras):
+@pytest.mark.parametrize("driver, backend, extras", [
+    (True, "tensorflow", "'.[dev,gpu]'"), (False, "tensorflow", "'.[dev]'"),
+    (True, "jax", "'.[dev,jax-gpu,jax]'"), (False, "jax", "'.[dev,jax]'"),
+    (True, "torch", "'.[dev,torch]'"),  # PyPI's torch for Linux is the CUDA build already
+])
+def test_install_adds_the_backends_gpu_extra_where_nvidia_smi_is(tmp_path, driver, backend, extras):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     if driver:
@@ -39,7 +43,7 @@ def test_install_adds_the_gpu_extra_where_nvidia_smi_is(tmp_path, driver, extras
         fake.write_text("#!/bin/sh\nexit 0\n")
         fake.chmod(0o755)
     # A PATH of that folder alone: `command -v nvidia-smi` finds the fake or nothing, whatever this machine has.
-    out = _make("-n", "-B", f"VENV={tmp_path / 'venv'}", "install", path=str(bin_dir)).stdout
+    out = _make("-n", "-B", f"VENV={tmp_path / 'venv'}", f"BACKEND={backend}", "install", path=str(bin_dir)).stdout
     installs = [line for line in out.splitlines() if "pip install" in line and " -e " in line]
     assert len(installs) == 1 and installs[0].endswith(f"-e {extras}"), out
 
