@@ -57,6 +57,7 @@ def copies_prepared(root: Path):
 
     x, y, fold, x_test, test_ids, model = copies_arrays()
     y_test = np.random.default_rng(3).integers(0, 7, len(x_test))
+    y_test[[0, 2, 3]] = 3, 6, 1  # the copies' label is the truth where the model is wrong: --copies scores higher
     prepared = write_prepared(root, "copies", x=x, y=y, fold=fold, x_test=x_test, test_ids=test_ids,
                               y_test=y_test, manifest={"layout": "synthetic"})
     return prepared, model

@@ -180,6 +180,7 @@ def test_submit_copies_writes_the_copies_majority_and_counts_it(in_tmp):
             f"{changed} labels changed from the model's, {ties} ties kept the model's label") in " ".join(result.output.split())
     y_test = np.load(prepared.path / "y_test.npy")
     assert f"local test accuracy (the test set has labels): {np.mean(np.asarray(expected) == y_test):.4f}" in result.output
+    assert np.mean(np.asarray(expected) == y_test) > np.mean(model == y_test)  # the file's accuracy, not the model's
     assert validate_submission(path, ids).ok
     assert (run.dir / "test_proba.npy").read_bytes() == saved  # the run's probabilities are untouched
 
