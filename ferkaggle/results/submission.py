@@ -24,7 +24,7 @@ from ferkaggle.core.constants import NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import atomic_write_text
 from ferkaggle.core.metrics import accuracy
-from ferkaggle.data.dedupe import copy_labels
+from ferkaggle.data.dedupe import CopyLabels, copy_labels
 from ferkaggle.runs.registry import Run, prepared_for_run
 
 HEADER = ("id", "emotion")
@@ -125,6 +125,16 @@ class SubmissionResult:
     copies: CopiesApplied | None = None  # what --copies did; None when it was off
 
 
+def apply_copies(labels: np.ndarray, found: CopyLabels) -> tuple[np.ndarray, CopiesApplied]:
+    """The model's labels with each face that has a clear majority among its copies given that label, and
+    the counts. Ties and faces without copies keep the model's label."""
+    labels = np.asarray(labels)
+    take = found.label >= 0
+    applied = CopiesApplied(with_copies=int((found.copies > 0).sum()),
+                            changed=int((take & (found.label != labels)).sum()), tied=int(found.tied.sum()))
+    return np.where(take, found.label, labels), applied
+
+
 def write_submission(run: Run, out_dir: str | Path = DEFAULT_DIR, now: dt.datetime | None = None,
                      copies: bool = False) -> SubmissionResult:
     """Write `<out_dir>/<timestamp>_<run_id>.csv` from the run's test probabilities, then validate it.
@@ -140,11 +150,7 @@ def write_submission(run: Run, out_dir: str | Path = DEFAULT_DIR, now: dt.dateti
     labels = proba.argmax(axis=1)
     applied = None
     if copies:
-        found = copy_labels(prepared.x, prepared.y, prepared.x_test)
-        take = found.label >= 0
-        applied = CopiesApplied(with_copies=int((found.copies > 0).sum()),
-                                changed=int((take & (found.label != labels)).sum()), tied=int(found.tied.sum()))
-        labels = np.where(take, found.label, labels)
+        labels, applied = apply_copies(labels, copy_labels(prepared.x, prepared.y, prepared.x_test))
     body = "id,emotion\n" + "".join(f"{i},{k}\n" for i, k in zip(test_ids.tolist(), labels.tolist()))
     now = now or dt.datetime.now()
     out_dir = Path(out_dir)
