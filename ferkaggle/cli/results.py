@@ -133,8 +133,8 @@ def submit(
     Writes submissions/<timestamp>_<run_id>.csv with a header and one row per test id in
     test order; an existing file is never overwritten. When the test set carries labels
     (fer2013.csv PrivateTest, labelled image folders, the demo competition) the local test
-    accuracy is printed too. With --copies, test faces that are exact copies of labelled faces
-    take those faces' majority label, and the rows it found and changed are counted.
+    accuracy is printed too. With --copies, a test face that is an exact copy of labelled
+    faces takes their majority label; the rows with copies and the labels changed are counted.
 
     Example: ferkaggle submit --run best --kaggle my-fer-competition --message "cnn + tta"
     """
