@@ -124,6 +124,7 @@ def submit(
     out: Path = typer.Option(Path("submissions"), "--out", "-o", help="Folder for submission files."),
     kaggle: Optional[str] = typer.Option(None, "--kaggle", help="Also upload to this Kaggle competition (needs the kaggle package and credentials)."),
     message: str = typer.Option("", "--message", help="Kaggle submission message (default: the run id and its holdout accuracy)."),
+    copies: bool = typer.Option(False, "--copies", help="A test face identical (same bytes) to labelled faces of the prepared data (train and holdout) gets their majority label instead of the model's; a tie keeps the model's label. The run's saved probabilities are unchanged."),
     quiet: bool = QUIET_OPTION,
     verbose: bool = VERBOSE_OPTION,
 ) -> None:
@@ -132,7 +133,8 @@ def submit(
     Writes submissions/<timestamp>_<run_id>.csv with a header and one row per test id in
     test order; an existing file is never overwritten. When the test set carries labels
     (fer2013.csv PrivateTest, labelled image folders, the demo competition) the local test
-    accuracy is printed too.
+    accuracy is printed too. With --copies, a test face that is an exact copy of labelled
+    faces takes their majority label; the rows with copies and the labels changed are counted.
 
     Example: ferkaggle submit --run best --kaggle my-fer-competition --message "cnn + tta"
     """
@@ -142,13 +144,17 @@ def submit(
         if problem:
             raise FerkaggleError(problem)
     chosen = select_run(run)
-    written = write_submission(chosen, out)
+    written = write_submission(chosen, out, copies=copies)
     val = chosen.val_accuracy
     holdout = f", holdout accuracy {val:.4f}" if val is not None else ""
     result(f"[green]wrote[/green] {escape(str(written.path))}: {written.rows} rows, validated "
            f"(run {chosen.run_id}{holdout})")
     if run == "best":
         _print_best_estimate(chosen)
+    if written.copies is not None:
+        applied = written.copies
+        result(f"--copies: {applied.with_copies} test rows have exact copies among the labelled faces; "
+               f"{applied.changed} labels changed from the model's, {applied.tied} ties kept the model's label")
     shares = ", ".join(f"{EMOTIONS[k]} {c}" for k, c in enumerate(written.class_counts))
     console.print(f"predicted classes: {shares}")
     if written.test_accuracy is not None:

@@ -17,7 +17,10 @@ What:
 - blank images: constant images (every pixel the same grey level);
 - train ∩ test: labelled rows whose image is also a test image. They stay in training (the
   test set is never split; seeing a test face with its label is legitimate training data);
-  they are only counted.
+  they are only counted;
+- labels of copies (`copy_labels`): for each query face (a test face, or a pseudo-holdout row in
+  bench/test_copies.py), the labelled rows with the same exact hash and their majority label;
+  `ferkaggle submit --copies` gives that label to test faces.
 
 Inputs: x uint8 [N,48,48] labelled rows, y int [N], x_test uint8 [M,48,48]; for the leak check
 the int fold array (-1 holdout, 0..k-1 folds).
@@ -31,6 +34,9 @@ import hashlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from ferkaggle.core.constants import NUM_CLASSES
+from ferkaggle.core.errors import FerkaggleError
 
 
 @dataclass
@@ -97,6 +103,43 @@ def first_row_ids(keys: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     return first[inverse.reshape(-1)].astype(np.int64)
+
+
+@dataclass
+class CopyLabels:
+    label: np.ndarray  # int64 [M] majority label of each query face's labelled copies; -1: no copy, or a tie
+    copies: np.ndarray  # int64 [M] labelled rows that are exact copies of each query face (0: none)
+
+    @property
+    def tied(self) -> np.ndarray:
+        """bool [M]: query faces with copies whose copies' labels tie (label -1)."""
+        return (self.copies > 0) & (self.label < 0)
+
+
+def copy_labels(x: np.ndarray, y: np.ndarray, x_query: np.ndarray) -> CopyLabels:
+    """For each query face, its exact copies among the labelled rows (x, y) and their majority label.
+
+    Copies are rows with the same `exact_hashes` digest. The label is -1 where a face has no copy or
+    where two or more labels share the highest count (a tie decides nothing).
+    """
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    if len(x) != len(y):
+        raise FerkaggleError(f"{len(x)} labelled faces but {len(y)} labels")
+    if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES):
+        raise FerkaggleError(f"labels must be 0-{NUM_CLASSES - 1}, found {int(y.min())}..{int(y.max())}")
+    m = len(x_query)
+    if len(y) == 0 or m == 0:
+        return CopyLabels(np.full(m, -1, np.int64), np.zeros(m, np.int64))
+    keys, inverse = np.unique(exact_hashes(x), return_inverse=True)
+    votes = np.zeros((len(keys), NUM_CLASSES), np.int64)
+    np.add.at(votes, (inverse.reshape(-1), y), 1)
+    query = exact_hashes(x_query)
+    at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    found = keys[at] == query
+    counts = np.where(found[:, None], votes[at], 0)
+    top = counts.max(axis=1)
+    clear = (top > 0) & ((counts == top[:, None]).sum(axis=1) == 1)
+    return CopyLabels(np.where(clear, counts.argmax(axis=1), -1).astype(np.int64), counts.sum(axis=1))
 
 
 def blank_images(x: np.ndarray) -> np.ndarray:

@@ -3,9 +3,11 @@
 `write_submission` turns a run's saved test probabilities into
 `submissions/<timestamp>_<run_id>.csv` (header `id,emotion`, one row per test id in
 test-file order), validates what it wrote against the prepared test ids, and never
-overwrites an existing file. `validate_submission` checks any CSV and lists every
-defect: wrong header, unreadable rows, missing / duplicate / unknown ids, labels
-outside 0-6.
+overwrites an existing file. With `copies=True`, a test face that has exact copies among the
+prepared labelled rows (train and holdout) takes their majority label (`dedupe.copy_labels`; a
+tie keeps the model's label); the run's saved probabilities are only read.
+`validate_submission` checks any CSV and lists every defect: wrong header, unreadable rows,
+missing / duplicate / unknown ids, labels outside 0-6.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ferkaggle.core.constants import NUM_CLASSES
 from ferkaggle.core.errors import FerkaggleError
 from ferkaggle.core.fsutil import atomic_write_text
 from ferkaggle.core.metrics import accuracy
+from ferkaggle.data.dedupe import CopyLabels, copy_labels
 from ferkaggle.runs.registry import Run, prepared_for_run
 
 HEADER = ("id", "emotion")
@@ -104,16 +107,40 @@ def validate_submission(path: str | Path, test_ids: np.ndarray) -> Validation:
 
 
 @dataclass
+class CopiesApplied:
+    """What `write_submission(copies=True)` did to the model's labels."""
+
+    with_copies: int  # test rows with at least one exact copy among the labelled rows
+    changed: int  # of which rows whose written label differs from the model's
+    tied: int  # of which rows whose copies' labels tie, left at the model's label
+
+
+@dataclass
 class SubmissionResult:
     path: Path
     run_id: str
     rows: int
     test_accuracy: float | None
     class_counts: list[int]
+    copies: CopiesApplied | None = None  # what --copies did; None when it was off
 
 
-def write_submission(run: Run, out_dir: str | Path = DEFAULT_DIR, now: dt.datetime | None = None) -> SubmissionResult:
-    """Write `<out_dir>/<timestamp>_<run_id>.csv` from the run's test probabilities, then validate it."""
+def apply_copies(labels: np.ndarray, found: CopyLabels) -> tuple[np.ndarray, CopiesApplied]:
+    """The model's labels with each face that has a clear majority among its copies given that label, and
+    the counts. Ties and faces without copies keep the model's label."""
+    labels = np.asarray(labels)
+    take = found.label >= 0
+    applied = CopiesApplied(with_copies=int((found.copies > 0).sum()),
+                            changed=int((take & (found.label != labels)).sum()), tied=int(found.tied.sum()))
+    return np.where(take, found.label, labels), applied
+
+
+def write_submission(run: Run, out_dir: str | Path = DEFAULT_DIR, now: dt.datetime | None = None,
+                     copies: bool = False) -> SubmissionResult:
+    """Write `<out_dir>/<timestamp>_<run_id>.csv` from the run's test probabilities, then validate it.
+
+    copies: give each test face with exact labelled copies their majority label (ties: the model's).
+    """
     prepared = prepared_for_run(run)
     proba = run.proba("test")
     test_ids = np.asarray(prepared.test_ids)
@@ -121,6 +148,9 @@ def write_submission(run: Run, out_dir: str | Path = DEFAULT_DIR, now: dt.dateti
         raise FerkaggleError(f"run {run.run_id}: test probabilities have shape {proba.shape}, "
                              f"expected ({len(test_ids)}, {NUM_CLASSES})")
     labels = proba.argmax(axis=1)
+    applied = None
+    if copies:
+        labels, applied = apply_copies(labels, copy_labels(prepared.x, prepared.y, prepared.x_test))
     body = "id,emotion\n" + "".join(f"{i},{k}\n" for i, k in zip(test_ids.tolist(), labels.tolist()))
     now = now or dt.datetime.now()
     out_dir = Path(out_dir)
@@ -134,6 +164,7 @@ def write_submission(run: Run, out_dir: str | Path = DEFAULT_DIR, now: dt.dateti
     if not check.ok:
         path.unlink()
         raise FerkaggleError("the written submission failed validation (a bug): " + "; ".join(check.problems))
-    test_accuracy = None if prepared.y_test is None else accuracy(prepared.y_test, proba)
+    # The accuracy of the labels written (one-hot: with --copies they are not all the argmax of proba).
+    test_accuracy = None if prepared.y_test is None else accuracy(prepared.y_test, np.eye(NUM_CLASSES)[labels])
     counts = np.bincount(labels, minlength=NUM_CLASSES).tolist()
-    return SubmissionResult(path, run.run_id, len(test_ids), test_accuracy, counts)
+    return SubmissionResult(path, run.run_id, len(test_ids), test_accuracy, counts, applied)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from ferkaggle.data.dedupe import average_hashes, exact_hashes, find_duplicates, leak_check
+from ferkaggle.core.errors import FerkaggleError
+from ferkaggle.data.dedupe import average_hashes, copy_labels, exact_hashes, find_duplicates, leak_check
 from ferkaggle.data.synthetic import make_faces
+from helpers.copies import PLACED, copies_arrays, truth
 from helpers.duplicates import EXPECTED, GROUPS_OF_TWO_OR_MORE, duplicate_arrays
 
 
@@ -46,3 +49,22 @@ def test_leak_check_counts_images_on_two_sides():
     for members in GROUPS_OF_TWO_OR_MORE:
         same_side[members] = same_side[members[0]]
     assert leak_check(found.exact, found.groups, same_side) == (0, 0)
+
+
+def test_copy_labels_match_a_brute_force_count():
+    x, y, _, x_test, _, _ = copies_arrays()
+    found = copy_labels(x, y, x_test)
+    majority, copies = truth(x, y, x_test)
+    assert found.label.tolist() == majority and found.copies.tolist() == copies
+    # The fixture is what it says (no accidental copies), and the cases it places come out as placed:
+    assert [c for c in copies if c] == [len(v) for v in PLACED.values()]
+    assert found.label[:5].tolist() == [3, -1, 6, 1, 0]  # agree, tie, single copy, majority not first, agree
+    assert np.flatnonzero(found.tied).tolist() == [1]
+
+
+def test_copy_labels_without_labelled_rows_or_with_bad_labels():
+    x, y, _, x_test, _, _ = copies_arrays()
+    empty = copy_labels(x[:0], y[:0], x_test)
+    assert empty.label.tolist() == [-1] * len(x_test) and empty.copies.tolist() == [0] * len(x_test)
+    with pytest.raises(FerkaggleError, match="labels must be 0-6"):
+        copy_labels(x, np.where(np.arange(len(y)) == 4, 7, y), x_test)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -10,6 +12,7 @@ from ferkaggle.cli.app import app
 from ferkaggle.data.prepared import write_prepared
 from ferkaggle.data.synthetic import make_faces
 from ferkaggle.results.submission import validate_submission, write_submission
+from helpers.copies import MODEL, copies_prepared, truth
 from helpers.fakes import make_fake_run
 
 runner = CliRunner()
@@ -145,3 +148,58 @@ def test_kaggle_without_credentials_is_one_clear_line(tiny_prepared, in_tmp, mon
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and ("kaggle package is not installed" in lines[0] or "no Kaggle credentials" in lines[0])
     assert not (in_tmp / "submissions").exists()  # nothing written when the upload cannot happen
+
+
+def _copies_run(in_tmp):
+    """A run on the hand-built copies set whose saved test probabilities argmax to `model`."""
+    prepared, model = copies_prepared(in_tmp / "data" / "prepared")
+    run = make_fake_run(prepared, "rf", skill=0.5)
+    proba = np.full((len(model), 7), 0.05, np.float32)
+    proba[np.arange(len(model)), model] = 0.7
+    np.save(run.dir / "test_proba.npy", proba)
+    return prepared, run, model
+
+
+def test_submit_copies_writes_the_copies_majority_and_counts_it(in_tmp):
+    prepared, run, model = _copies_run(in_tmp)
+    saved = (run.dir / "test_proba.npy").read_bytes()
+    result = runner.invoke(app, ["submit", "--run", run.run_id, "--copies"])
+    assert result.exit_code == 0, result.output
+    (path,) = (in_tmp / "submissions").glob("*.csv")
+    majority, copies = truth(np.load(prepared.path / "x.npy"), np.load(prepared.path / "y.npy"),
+                             np.load(prepared.path / "x_test.npy"))
+    expected = [m if m >= 0 else int(k) for m, k in zip(majority, model)]
+    ids = np.load(prepared.path / "test_ids.npy").tolist()
+    assert _labels_by_id(path) == list(zip(ids, expected))
+    assert [label for _, label in _labels_by_id(path)][:5] == [3, MODEL[1], 6, 1, 0]
+    with_copies = sum(c > 0 for c in copies)
+    changed = sum(m >= 0 and m != k for m, k in zip(majority, model))
+    ties = sum(c > 0 and m < 0 for m, c in zip(majority, copies))
+    assert (with_copies, changed, ties) == (5, 3, 1)  # rows 0, 2, 3 change; row 4 agrees; row 1 ties
+    assert (f"--copies: {with_copies} test rows have exact copies among the labelled faces; "
+            f"{changed} labels changed from the model's, {ties} ties kept the model's label") in " ".join(result.output.split())
+    y_test = np.load(prepared.path / "y_test.npy")
+    assert f"local test accuracy (the test set has labels): {np.mean(np.asarray(expected) == y_test):.4f}" in result.output
+    assert np.mean(np.asarray(expected) == y_test) > np.mean(model == y_test)  # the file's accuracy, not the model's
+    assert validate_submission(path, ids).ok
+    assert (run.dir / "test_proba.npy").read_bytes() == saved  # the run's probabilities are untouched
+
+
+def test_submit_without_copies_is_unchanged(in_tmp):
+    prepared, run, model = _copies_run(in_tmp)
+    result = runner.invoke(app, ["submit", "--run", run.run_id])
+    assert result.exit_code == 0, result.output
+    assert "--copies" not in result.output
+    (path,) = (in_tmp / "submissions").glob("*.csv")
+    assert _labels_by_id(path) == list(zip(np.load(prepared.path / "test_ids.npy").tolist(), model.tolist()))
+    assert write_submission(run, in_tmp / "submissions").copies is None
+
+
+def test_submit_copies_without_the_prepared_data_is_one_clear_line(in_tmp):
+    prepared, run, _ = _copies_run(in_tmp)
+    shutil.rmtree(prepared.path)
+    result = runner.invoke(app, ["submit", "--run", run.run_id, "--copies"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "which is gone" in lines[0] and "Traceback" not in result.output
+    assert not (in_tmp / "submissions").exists()
