@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -49,16 +48,6 @@ def conv_flops(batch: int, size: int, c_in: int, c_out: int, kernel: int = 3) ->
     """FLOPs of a stride-1 same-padded Conv2D: every output position of every image, k*k*c_in multiply-adds per
     output channel."""
     return 2 * batch * size * size * c_out * kernel * kernel * c_in
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def rate(fn, flops: int, seconds: float) -> float:
@@ -106,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--json", default="", help="write the rows and the machine here")
     args = ap.parse_args(argv)
-    from ferkaggle.cnn.runtime import cpu_flags
+    from ferkaggle.cnn.runtime import cpu_flags, cpu_model
 
     flags = sorted(f for f in cpu_flags() if f in FLAGS_OF_NOTE)
     import tensorflow as tf

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import time
 
 import numpy as np
 
 from ferkaggle.classical.baseline import BaselineConfig, build_estimator
 from ferkaggle.classical.features import pixel_features
+from ferkaggle.cnn.runtime import cpu_flags, cpu_model
 from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.data.dedupe import copy_labels
 from ferkaggle.data.prepared import load_prepared
@@ -96,15 +96,10 @@ def main() -> None:
 
 
 def _cpu() -> str:
-    """The CPU model and whether it has the bfloat16 / AMX flags (Linux; elsewhere the machine type)."""
-    try:
-        info = open("/proc/cpuinfo").read()
-    except OSError:
-        return platform.machine()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    return f"{model} (avx512_bf16: {'yes' if 'avx512_bf16' in flags else 'no'}, amx: " \
-           f"{'yes' if any(f.startswith('amx') for f in flags) else 'no'})"
+    """The CPU model and whether it has the bfloat16 / AMX flags."""
+    flags = cpu_flags()
+    return (f"{cpu_model()} (avx512_bf16: {'yes' if 'avx512_bf16' in flags else 'no'}, amx: "
+            f"{'yes' if any(f.startswith('amx') for f in flags) else 'no'})")
 
 
 if __name__ == "__main__":

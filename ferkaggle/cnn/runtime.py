@@ -28,6 +28,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import platform
 import re
 import sys
 from functools import lru_cache
@@ -46,17 +47,28 @@ BACKENDS = ("tensorflow", "jax", "torch")
 """The Keras backends ferkaggle trains on (KERAS_BACKEND); tensorflow is Keras' default."""
 
 
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU feature flags of the first processor in /proc/cpuinfo (empty where there is none)."""
+def _cpuinfo_value(keys: tuple[str, ...], cpuinfo: str | Path) -> str | None:
+    """The value of the first line of /proc/cpuinfo whose key is one of `keys` (the first processor's)."""
     try:
         text = Path(cpuinfo).read_text(errors="replace")
     except OSError:
-        return frozenset()
+        return None
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+        if key.strip() in keys:
+            return value.strip()
+    return None
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags of the first processor in /proc/cpuinfo (empty where there is none)."""
+    return frozenset((_cpuinfo_value(("flags", "Features"), cpuinfo) or "").split())
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The first processor's model name in /proc/cpuinfo (the machine type where there is none): the
+    name a benchmark figure gives its box."""
+    return _cpuinfo_value(("model name",), cpuinfo) or platform.machine() or "unknown"
 
 
 def selected_backend() -> str:

@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 
 from ferkaggle.runs.registry import list_runs
+from helpers.ci import in_ci
 from helpers.fakes import make_tiny_prepared
 
 # Subprocesses on each backend (~80 s): CI runs them in its slow step (.ci/run).
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
+NAMES = ("tensorflow", "jax", "torch")
 # CI installs every backend (.ci/run), so there a missing one fails instead of skipping
-BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(importlib.util.find_spec(b) is None and os.environ.get("CI") != "true",
-                                                     reason=f"{b} not installed"))
-            for b in ("tensorflow", "jax", "torch")]
+SKIPPED = {b for b in NAMES if importlib.util.find_spec(b) is None and not in_ci()}
+BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(b in SKIPPED, reason=f"{b} not installed")) for b in NAMES]
 
 
 def _run(backend: str, cwd: Path, *args: str, returncode: int = 0) -> str:
@@ -52,9 +53,8 @@ np.save(sys.argv[2], Predictor.from_run(run).predict(p.x_val))
 def trained(tmp_path_factory):
     """For each backend: a folder where `train --config tiny --seed 3` ran twice on it, and its stdout."""
     out = {}
-    for param in BACKENDS:
-        backend = param.values[0]
-        if importlib.util.find_spec(backend) is None and os.environ.get("CI") != "true":
+    for backend in NAMES:
+        if backend in SKIPPED:
             continue
         cwd = tmp_path_factory.mktemp(backend)
         make_tiny_prepared(cwd / "data" / "prepared", n=150, n_test=10)
@@ -77,12 +77,10 @@ def test_train_shows_and_records_its_backend_and_repeats_itself(trained, backend
     np.testing.assert_array_equal(first, again)  # same seed, same backend, on the CPU: the same run
 
 
-@pytest.mark.parametrize("saved, loaded", [(a, b) for a in ("tensorflow", "jax", "torch") for b in ("tensorflow", "jax", "torch")
-                                           if a != b])
+@pytest.mark.parametrize("saved, loaded", [(a, b) for a in NAMES for b in NAMES if a != b])
 def test_a_run_saved_on_one_backend_predicts_the_same_on_another(trained, saved, loaded, monkeypatch):
-    for backend in (saved, loaded):
-        if backend not in trained and os.environ.get("CI") != "true":
-            pytest.skip(f"{backend} not installed")
+    for backend in {saved, loaded} & SKIPPED:
+        pytest.skip(f"{backend} not installed")
     cwd, _ = trained[saved]
     monkeypatch.chdir(cwd)
     run = list_runs()[0]
@@ -94,7 +92,7 @@ def test_a_run_saved_on_one_backend_predicts_the_same_on_another(trained, saved,
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_tflite_export_is_refused_in_one_line_off_tensorflow(trained, backend, monkeypatch):
-    if backend not in trained and os.environ.get("CI") != "true":
+    if backend in SKIPPED:
         pytest.skip(f"{backend} not installed")
     cwd, _ = trained[backend]
     monkeypatch.chdir(cwd)

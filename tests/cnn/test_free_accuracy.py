@@ -62,7 +62,7 @@ def numpy_tta(model, faces: np.ndarray, tta: str) -> np.ndarray:
     out = []
     for face in faces:
         views = np.stack(numpy_views(face, tta))[..., None].astype(np.float32)
-        out.append(np.asarray(to_numpy(model(views, training=False))).mean(axis=0))
+        out.append(to_numpy(model(views, training=False)).mean(axis=0))
     return np.stack(out)
 
 

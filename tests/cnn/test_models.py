@@ -34,7 +34,7 @@ SMALL = {
 def test_builder_outputs_softmax_over_seven_classes(name):
     model = build_model(SMALL[name])
     x = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1)).astype(np.float32)
-    out = np.asarray(to_numpy(model(x, training=False)))
+    out = to_numpy(model(x, training=False))
     assert out.shape == (3, 7)
     np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
     assert (out >= 0).all()

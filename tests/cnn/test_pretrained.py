@@ -57,7 +57,7 @@ def test_the_face_is_resized_and_made_rgb_inside_the_model():
     assert model.get_layer("resize").output.shape[1:] == (32, 32, 1)
     assert model.get_layer("grey_to_rgb").output.shape[1:] == (32, 32, 3)
     x = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1)).astype(np.float32)
-    out = np.asarray(to_numpy(model(x, training=False)))
+    out = to_numpy(model(x, training=False))
     assert out.shape == (3, 7)
     np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
 

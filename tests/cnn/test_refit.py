@@ -57,7 +57,7 @@ def _hflip_mean(run, faces):
 
     model = keras.models.load_model(run.model_file(), compile=False)
     images = np.asarray(faces, np.float32)[..., None]
-    return (np.asarray(to_numpy(model(images, training=False))) + np.asarray(to_numpy(model(images[:, :, ::-1], training=False)))) / 2
+    return (to_numpy(model(images, training=False)) + to_numpy(model(images[:, :, ::-1], training=False))) / 2
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 and the mixed_float16 path (loss scaling, LR schedule, checkpoints, resume) works end to end."""
 
 import json
+import platform
 import warnings
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from ferkaggle.cnn.config import load_train_config, override
 from ferkaggle.cnn.fit import build_compiled, fit_trial
 from ferkaggle.cnn.record import record_run
-from ferkaggle.cnn.runtime import cpu_flags, resolve_precision
+from ferkaggle.cnn.runtime import cpu_flags, cpu_model, resolve_precision
 from ferkaggle.core.errors import FerkaggleError
 
 
@@ -38,9 +39,11 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path):
     info.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n\n"
                     "processor\t: 1\nflags\t\t: fpu\n")
     assert {"avx512_bf16", "avx512f", "fpu"} <= cpu_flags(info) and "sse2" not in cpu_flags(info)
+    assert cpu_model(info) == "Xeon"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
     assert not cpu_flags(info) & {"avx512_bf16", "amx_bf16"}
     assert cpu_flags(tmp_path / "absent") == frozenset()
+    assert cpu_model(tmp_path / "absent") == platform.machine()
 
 
 def test_mixed_float16_trains_resumes_and_records(tiny_prepared, tmp_path):

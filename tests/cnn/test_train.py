@@ -121,10 +121,9 @@ def test_early_stopping_stops_after_patience_epochs_without_gain_and_keeps_the_b
             break
     else:
         pytest.fail(f"no seed gave a gain after epoch 2 and then a stop: {tried}")
-    tmp_path = folder
     assert state["best_score"] == accuracies[best_epoch - 1]
     # best.keras is the best epoch's model: its stop-split loss, computed here, is that epoch's and no other's
-    model = keras.models.load_model(tmp_path / "best.keras", compile=False)
+    model = keras.models.load_model(folder / "best.keras", compile=False)
     proba = np.asarray(to_numpy(model(np.asarray(prepared.x[stop], np.float32)[..., None], training=False)), np.float64)
     y = np.asarray(prepared.y[stop])
     loss = -np.mean(np.log(proba[np.arange(len(y)), y]))

@@ -71,7 +71,7 @@ def keras_tta(run, face: np.ndarray) -> np.ndarray:
 
     model = keras.models.load_model(run.dir / "model.keras")
     x = face.astype(np.float32)[None, :, :, None]
-    return (np.asarray(to_numpy(model(x))) + np.asarray(to_numpy(model(x[:, :, ::-1])))) / 2
+    return (to_numpy(model(x)) + to_numpy(model(x[:, :, ::-1]))) / 2
 
 
 def test_astronaut_one_face_with_the_runs_own_probabilities(world, detector):

@@ -20,6 +20,7 @@ import pytest
 
 pytest.importorskip("optuna")
 
+from helpers.ci import in_ci  # noqa: E402
 from helpers.fakes import make_tiny_prepared  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +67,7 @@ def pg_url():
     problem = _reachable(PG_URL)
     if problem:
         message = f"PostgreSQL at {PG_URL} is not reachable ({problem})"
-        if os.environ.get("CI", "").lower() == "true":
+        if in_ci():
             pytest.fail(message + "; CI must test the PostgreSQL path")
         pytest.skip(message)
     return PG_URL
