@@ -1,2 +1,3 @@
 """The CNN stage on Keras 3: configs, model builders, augmentation, schedules, test-time augmentation,
-weight averaging, the runtime, the input pipeline, the fit loop, recording runs, k-fold and refits."""
+weight averaging, the runtime, the input pipeline, the fit loop, an epoch's measured pace, recording
+runs, k-fold and refits."""

@@ -21,7 +21,9 @@ leaderboard alone.
 Budget: each worker stops when the next trial's first rung (or a resumed trial's next epoch)
 no longer fits, and a trial never starts an epoch it cannot finish. Every trial plans its LR
 schedule toward max_epochs or the end of the budget, whichever comes first (re-planned each
-epoch from its pace), so the worker's last trial anneals with the budget.
+epoch from its pace), so the worker's last trial anneals with the budget. With equal shares and
+a space's `least_epochs`, `plan` keeps as many of the named trials as this box's measured pace
+trains to that many epochs each, before the first starts (a slow box trains fewer, longer).
 
 Resumable and fault tolerant: trials checkpoint every epoch (runs/searches/<study>/trials/).
 Ctrl-C puts the interrupted trial's continuation at the head of the study's queue; a worker
@@ -33,6 +35,7 @@ Re-running the same command continues the study; finished trials are never retra
 
 The modules: `spaces` reads the user's TOML spaces (and the --budget text); `study` opens
 the storage and creates or joins the study; `optuna_adapter` holds the few Optuna internals
-the worker needs (nothing else touches one); `worker` runs trials; `stage` is the
+the worker needs (nothing else touches one); `plan` fits the named trials to the box's pace;
+`worker` runs trials; `stage` is the
 `ferkaggle search` stage (one worker, search.json, the table, `ferkaggle pull`).
 """

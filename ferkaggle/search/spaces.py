@@ -45,6 +45,9 @@ class SpaceConfig:
                                                  # equal share of it among the trials still to run
     fill_budget: bool = False                    # with budget left once n_trials are done (enough for a quarter
                                                  # of max_epochs): one more sampled trial in all of it, again
+    least_epochs: int = 0                        # with budget_share "equal" and a budget: the named trials
+                                                 # the measured pace gives at least this many epochs each
+                                                 # (or their max) run; the last ones are left out (0: all run)
     fixed: dict = field(default_factory=dict)    # [fixed] overrides every trial takes on top of its preset,
                                                  # named and sampled (precision, patience, ...); not sampled
     trials: list = field(default_factory=list)   # [[trials]] named configs: name, optional preset, overrides
@@ -73,6 +76,8 @@ def space_from_dict(values: dict[str, Any], where: str) -> SpaceConfig:
     space = from_dict(SpaceConfig, values, where)
     if space.eta < 2 or space.min_epochs < 1 or space.max_epochs < space.min_epochs:
         raise FerkaggleError(f"{where}: need eta >= 2 and 1 <= min_epochs <= max_epochs")
+    if space.least_epochs < 0:
+        raise FerkaggleError(f"{where}: least_epochs must be >= 0")
     if space.n_trials < 1:
         raise FerkaggleError(f"{where}: n_trials must be >= 1")
     return space

@@ -10,6 +10,7 @@ other workers uploaded to an artifact store into this registry (`ferkaggle pull`
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import tempfile
 import time
@@ -77,7 +78,8 @@ def run_worker(worker: Worker, *, budget_s: float | None, root: str | Path | Non
         raise
     finally:
         doc = study_summary(worker.study, worker.space, budget_s=budget_s, spent_s=time.time() - worker.t_start,
-                            status=status, worker=worker.worker, ran=worker.ran, total=worker.total)
+                            status=status, worker=worker.worker, ran=worker.ran, total=worker.total,
+                            plan=worker.plan)
         folder = search_dir(worker.study.study_name, root)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "search.json", doc)
@@ -85,9 +87,10 @@ def run_worker(worker: Worker, *, budget_s: float | None, root: str | Path | Non
 
 
 def study_summary(study, space: SpaceConfig, *, budget_s=None, spent_s=0.0, status="completed", worker="",
-                  ran=(), total=None) -> dict[str, Any]:
+                  ran=(), total=None, plan=()) -> dict[str, Any]:
     """Every trial of the study (all workers) in the shape of search.json; the winner is the best
-    finished trial by its objective, the stopping-set accuracy (never the holdout)."""
+    finished trial by its objective, the stopping-set accuracy (never the holdout). `plan`: this
+    worker's plan of the named trials at the measured pace (search/plan.py), if it made one."""
     from optuna.trial import TrialState
 
     states = {TrialState.COMPLETE: "done", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
@@ -111,7 +114,8 @@ def study_summary(study, space: SpaceConfig, *, budget_s=None, spent_s=0.0, stat
     best = max(done, key=lambda t: (t["stop_accuracy"], -t["number"]), default=None)
     return {
         "search_id": study.study_name, "study": study.study_name, "status": status, "worker": worker,
-        "ran_here": list(ran), "budget_s": budget_s, "spent_s": round(spent_s, 1), "n_trials": total,
+        "ran_here": list(ran), "plan": [dataclasses.asdict(row) | {"kept": row.kept} for row in plan],
+        "budget_s": budget_s, "spent_s": round(spent_s, 1), "n_trials": total,
         "space": {"name": space.name, **to_dict(space)}, "rungs": rungs(space),
         "data": {"prepared": study.user_attrs.get("prepared"), "split_fingerprint": study.user_attrs.get("split_fingerprint")},
         "trials": trials,

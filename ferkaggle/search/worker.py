@@ -12,6 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
+from ferkaggle.cnn import pace
 from ferkaggle.cnn.config import summarize
 from ferkaggle.cnn.fit import fit_trial, read_state
 from ferkaggle.cnn.record import record_run
@@ -30,6 +31,7 @@ from ferkaggle.search.optuna_adapter import (
     heartbeat_interval,
     trial_heartbeat,
 )
+from ferkaggle.search.plan import PlannedTrial, plan_table, plan_trials
 from ferkaggle.search.spaces import CheckedSpace, sampled_config, suggest
 from ferkaggle.search.study import worker_id
 
@@ -84,6 +86,9 @@ class Worker:
         self.dists, self.named, self.base = checked.dists, dict(checked.named), checked.base
         self.seed = int(study.user_attrs.get("seed", DEFAULT_SEED))
         self.total = n_trials or space.n_trials
+        self.asked_trials = n_trials is not None  # --trials: the user's count, never re-planned
+        self.plan: list[PlannedTrial] = []
+        self.left_out: set[int] = set()  # queued named trials the plan leaves out (numbers)
         if not space.params:
             self.total = min(self.total, len(self.named))  # nothing to sample beyond the named trials
         self.worker = worker_id()
@@ -132,12 +137,13 @@ class Worker:
         from optuna.trial import TrialState
 
         heartbeat = heartbeat_interval(self.study)
+        self.make_plan()
         while True:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 optuna.storages.fail_stale_trials(self.study)  # a dead worker's trial -> failed, retried
             trials = self.study.get_trials(deepcopy=False)
-            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            waiting = sum(t.state == TrialState.WAITING and t.number not in self.left_out for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
             finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
             if not waiting and finished + running >= self.total:
@@ -154,6 +160,34 @@ class Worker:
                 return
             self.run_one()
 
+    def make_plan(self) -> None:
+        """With a budget, `budget_share = "equal"` and `least_epochs`, before the first trial: measure each
+        queued named trial's seconds per epoch here (cnn/pace.py) and keep as many as the budget trains
+        to at least `least_epochs` each (search/plan.py); the others stay queued, not run, unless time is
+        left once the kept ones are done (fill_budget). Only a worker that starts the study's named
+        trials alone plans (no trial running or done), and never with --trials."""
+        from optuna.trial import TrialState
+
+        least = self.space.least_epochs
+        if not least or self.deadline is None or self.space.budget_share != "equal" or self.asked_trials:
+            return
+        trials = sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number)
+        if any(t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED) for t in trials):
+            return
+        queued = [t for t in trials if t.state == TrialState.WAITING and "failed_trial" not in t.system_attrs
+                  and t.user_attrs.get("named") in self.named][: self.total]
+        if len(queued) < 2:
+            return
+        self.tracker.print(f"measuring this box's pace: {len(queued)} named trials, a few training steps each")
+        paces = []
+        for t in queued:
+            cfg = self.named[t.user_attrs["named"]]
+            paces.append((cfg.name, pace.epoch_seconds(cfg, *self.data, seed=self.seed), cfg.epochs))
+        self.plan = plan_trials(paces, self.remaining(), least)
+        self.tracker.print(plan_table(self.plan, self.remaining(), least))
+        self.left_out = {t.number for t, row in zip(queued, self.plan) if not row.kept}
+        self.total = sum(row.kept for row in self.plan)
+
     def fill(self, finished: int) -> bool:
         """With `fill_budget`, the study's trials done and time left for a quarter of `max_epochs` (at least
         `min_epochs`) at the pace measured so far: raise this worker's target by one sampled trial, which
@@ -162,12 +196,16 @@ class Worker:
         the space's is not worth starting."""
         cost = self.epoch_cost()
         least = max(self.space.min_epochs, math.ceil(self.space.max_epochs / 4))
-        if (not self.space.fill_budget or not self.space.params or self.deadline is None or cost is None
+        if (not self.space.fill_budget or not (self.space.params or self.left_out) or self.deadline is None or cost is None
                 or self.remaining() < cost * least):
             return False
         self.total = finished + 1
+        which = "sampled trial"
+        if self.left_out:  # the queue's next named trial, which the plan had left out, goes first
+            self.left_out.discard(min(self.left_out))
+            which = "trial (the next one the plan had left out)"
         self.tracker.print(f"{self.worker}: {finished} trials done and {self.remaining() / 60:.0f} min of the budget "
-                           "left: one more sampled trial for the ensemble (fill_budget)")
+                           f"left: one more {which} for the ensemble (fill_budget)")
         return True
 
     def run_one(self) -> None:

@@ -88,6 +88,7 @@ def test_spaces_load_with_their_distributions(tmp_path):
     default = load_space("default")[0]  # three whole schedules in equal shares, no pruning (docs/benchmarks.md)
     assert (default.pruner, default.budget_share, default.n_trials, rungs(default)) == ("none", "equal", 3, [120])
     assert default.fill_budget is True  # time left after the three goes to more models for the ensemble
+    assert default.least_epochs == 30   # the plan leaves a trial out only where its share is under 30 epochs
     # No early stopping there: patience 8 cut a 120-epoch cosine schedule at epoch 49 (docs/benchmarks.md).
     assert [cfg.patience for _, cfg in check_space(default, "default").named] == [0, 0, 0]
     assert base_config(default, "default").patience == 0  # and the sampled trials' ([fixed])
@@ -307,7 +308,7 @@ def test_fill_needs_time_for_a_quarter_schedule_params_and_a_budget():
         w = Worker.__new__(Worker)
         w.space = SpaceConfig(fill_budget=fill, min_epochs=min_epochs, params={"x": [1, 2]} if params else {})
         w.deadline, w.margin = (time.time() + left_s if deadline else None), 0.0
-        w.epoch_costs, w.total, w.worker = [cost], 3, "me"
+        w.epoch_costs, w.total, w.worker, w.left_out = [cost], 3, "me", set()
         w.tracker = SimpleNamespace(print=lambda *a, **k: None)
         return w
 
