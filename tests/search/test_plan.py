@@ -1,10 +1,9 @@
 """The plan that fits the box: equal shares simulated at measured paces (hand-counted cases), the
-worker running only the trials the plan keeps (a left-out one only when time is left), and the
-pace measurement itself changing no run."""
+worker running only the trials the plan keeps (a left-out one only when time is left). The pace
+measurement itself: tests/cnn/test_pace.py."""
 
 import json
 
-import numpy as np
 import pytest
 
 pytest.importorskip("optuna")
@@ -133,25 +132,3 @@ def test_no_plan_with_trials_given_or_without_least_epochs(small_prepared, tmp_p
     doc = run_search(small_prepared, space, budget_s=60.0, root=tmp_path / "runs2")
     assert doc["plan"] == [] and [t["status"] for t in doc["trials"]] == ["done"] * 3
 
-
-def test_measuring_the_pace_changes_no_run(small_prepared, tmp_path):
-    """epoch_seconds builds, fits and evaluates a model; the fit after it reseeds everything, so the run
-    is the same as one trained without measuring first (same weights, same stop-split history)."""
-    from ferkaggle.cnn.config import load_train_config, override
-    from ferkaggle.cnn.fit import fit_trial
-    from ferkaggle.cnn.pace import epoch_seconds
-
-    cfg = override(load_train_config("tiny"), {"epochs": 2, "model": {"width": 4}})
-    fit, stop = small_prepared.stopping_split(0)
-    data = (small_prepared.x[fit], small_prepared.y[fit], small_prepared.x[stop], small_prepared.y[stop])
-    plain = fit_trial(*data, cfg, tmp_path / "plain", seed=3)
-    seconds = epoch_seconds(cfg, *data, seed=3)
-    assert 0 < seconds < 60
-    after = fit_trial(*data, cfg, tmp_path / "after", seed=3)
-    assert [h["stop_accuracy"] for h in after["history"]] == [h["stop_accuracy"] for h in plain["history"]]
-    assert [h["loss"] for h in after["history"]] == [h["loss"] for h in plain["history"]]
-    import keras
-
-    a, b = (keras.saving.load_model(tmp_path / d / "last.keras") for d in ("plain", "after"))
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_array_equal(wa, wb)
