@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from ferkaggle.cnn.pace import epoch_seconds
-from ferkaggle.cnn.runtime import cpu_flags, cpu_model
-from ferkaggle.data.prepared import load_prepared
-from ferkaggle.runs.select import select_run
-from ferkaggle.search.spaces import check_space, load_space
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peak import FLAGS_OF_NOTE  # noqa: E402
+
+from ferkaggle.cnn.pace import epoch_seconds  # noqa: E402
+from ferkaggle.cnn.runtime import cpu_flags, cpu_model  # noqa: E402
+from ferkaggle.data.prepared import load_prepared  # noqa: E402
+from ferkaggle.runs.select import select_run  # noqa: E402
+from ferkaggle.search.spaces import check_space, load_space  # noqa: E402
 
 
 def main() -> None:
@@ -39,8 +45,7 @@ def main() -> None:
     for run_id in args.run_ids:
         run = select_run(run_id, args.runs)
         seen[run.info["name"]] = [h["seconds"] for h in run.metrics["history"]]
-    shown = sorted(f for f in cpu_flags() if f.startswith(("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx")))
-    print(f"{cpu_model()}, flags {' '.join(shown)}")
+    print(f"{cpu_model()}, flags {' '.join(sorted(f for f in cpu_flags() if f in FLAGS_OF_NOTE))}")
     print("| trial | measured s/epoch | took (s) | epochs seen: median s (min-max) | measured / median |")
     print("|---|---:|---:|---|---:|")
     for name, cfg in checked.named:

@@ -40,6 +40,8 @@ from ferkaggle.core.constants import DEFAULT_SEED
 from ferkaggle.core.fsutil import atomic_write_json
 from ferkaggle.runs.checkpoints import checkpoint_file, snapshot_file
 
+STOP_BATCH = 256  # the stop split's evaluation batch size (fit_trial, and cnn/pace.py, which times it)
+
 Horizon = float | Callable[[dict], float]
 """The epoch count an LR schedule is planned for, or a function of the fit state giving it (re-planned
 at every epoch start)."""
@@ -303,7 +305,7 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
     model, state = _start_or_resume(cfg, state_dir, state, seed, frozen)
     weights = class_weight_vector(y_train, cfg.class_weights)
     has_stop = len(x_stop) > 0
-    stop_ds = make_dataset(x_stop, y_stop, cfg, training=False, batch_size=256) if has_stop else None
+    stop_ds = make_dataset(x_stop, y_stop, cfg, training=False, batch_size=STOP_BATCH) if has_stop else None
     steps = math.ceil(len(x_train) / cfg.batch_size)
     planned = horizon if callable(horizon) else float(horizon or cfg.epochs)
     # One phase (one model.fit) but for a pretrained model's frozen phase: frozen to `frozen`, then fine-tuning.
@@ -320,7 +322,7 @@ def fit_trial(x_train, y_train, x_stop, y_stop, cfg: TrainConfig, state_dir: str
         with warnings.catch_warnings():
             # Keras warns that its shuffle flag is ignored for datasets; ours shuffles itself.
             warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-            model.fit(train_ds, validation_data=stop_ds, validation_batch_size=256, epochs=end, initial_epoch=state["epochs_done"],
+            model.fit(train_ds, validation_data=stop_ds, validation_batch_size=STOP_BATCH, epochs=end, initial_epoch=state["epochs_done"],
                       steps_per_epoch=steps, callbacks=all_callbacks + list(callbacks or []), verbose=0)
         if model.stop_training or state["epochs_done"] < end:
             break

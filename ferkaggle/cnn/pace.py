@@ -17,11 +17,9 @@ import numpy as np
 
 from ferkaggle.cnn.config import TrainConfig
 from ferkaggle.cnn.dataset import make_dataset
-from ferkaggle.cnn.fit import build_compiled
+from ferkaggle.cnn.fit import STOP_BATCH, build_compiled
 from ferkaggle.cnn.runtime import release_memory
 from ferkaggle.core.constants import DEFAULT_SEED
-
-STOP_BATCH = 256  # fit_trial's validation batch size
 
 
 def _evaluate(model, data) -> None:

@@ -183,8 +183,9 @@ class Worker:
         for t in queued:
             cfg = self.named[t.user_attrs["named"]]
             paces.append((cfg.name, pace.epoch_seconds(cfg, *self.data, seed=self.seed), cfg.epochs))
-        self.plan = plan_trials(paces, self.remaining(), least)
-        self.tracker.print(plan_table(self.plan, self.remaining(), least))
+        seconds = self.remaining()
+        self.plan = plan_trials(paces, seconds, least)
+        self.tracker.print(plan_table(self.plan, seconds, least))
         self.left_out = {t.number for t, row in zip(queued, self.plan) if not row.kept}
         self.total = sum(row.kept for row in self.plan)
 

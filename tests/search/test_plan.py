@@ -80,13 +80,6 @@ optim = {{ learning_rate = 1e-2 }}
 """
 
 
-@pytest.fixture(scope="module")
-def small_prepared(tmp_path_factory):
-    from helpers.fakes import make_tiny_prepared
-
-    return make_tiny_prepared(tmp_path_factory.mktemp("data") / "prepared", n=120, n_test=20)
-
-
 @pytest.mark.parametrize("fill", [False, pytest.param(True, marks=pytest.mark.slow)])  # True: spends its 30 s
 def test_the_worker_runs_the_trials_the_plan_keeps(small_prepared, tmp_path, monkeypatch, fill):
     """Measured paces (faked here) at which the third named trial cannot get its 2 epochs in its share:

@@ -13,7 +13,6 @@ pytest.importorskip("optuna")
 from ferkaggle.core.errors import FerkaggleError  # noqa: E402
 from ferkaggle.search.spaces import base_config, check_space, load_space, parse_budget, rungs
 from ferkaggle.search.stage import run_search
-from helpers.fakes import make_tiny_prepared  # noqa: E402
 
 SPACE = """
 name = "{name}"
@@ -43,12 +42,6 @@ model = {{ architecture = "mlp", depth = 1, dense_units = 16 }}
 "optim.learning_rate" = {{ type = "log", low = 1e-3, high = 1e-2 }}
 "model.width" = {{ type = "int", low = 4, high = 8, step = 4 }}
 """
-
-
-@pytest.fixture(scope="module")
-def small_prepared(tmp_path_factory):
-    """Fewer faces than the shared `prepared` fixture: the search trains many trials on it."""
-    return make_tiny_prepared(tmp_path_factory.mktemp("data") / "prepared", n=120, n_test=20)
 
 
 def write_space(folder, name="t3", max_epochs=3, pruner="asha", n_trials=3):
