@@ -34,7 +34,8 @@ def train(
     threads: int = typer.Option(0, "--threads", help="TensorFlow intra-op threads; 0 = TensorFlow's default (all cores)."),
     inter_threads: int = typer.Option(0, "--inter-threads", help="TensorFlow inter-op threads; 0 = default."),
     teacher: Optional[list[str]] = typer.Option(None, "--teacher", help="Distillation: a CNN run whose probabilities on the training faces join the targets (repeat for several: their mean)."),
-    teacher_weight: float = typer.Option(0.5, "--teacher-weight", help="Distillation: the teachers' share of each target; the one-hot label has the rest."),
+    teacher_weight: Optional[float] = typer.Option(None, "--teacher-weight", help="Distillation: the teachers' share of each target; the one-hot label has the rest (default 0.5; 0 with --pseudo-labels)."),
+    pseudo: Optional[float] = typer.Option(None, "--pseudo-labels", help="Self-training: test faces the teachers give one class at least this probability (e.g. 0.8) join the training rows with that class. Uses the test images, which some competitions forbid."),
     quiet: bool = QUIET_OPTION,
     verbose: bool = VERBOSE_OPTION,
 ) -> None:
@@ -47,7 +48,10 @@ def train(
 
     With --teacher (knowledge distillation) the model fits on targets that mix the label with
     the teachers' probabilities on each training face (CNN runs of this split, each with its
-    test-time views; not ensembles, whose weights were fitted on the holdout).
+    test-time views; not ensembles, whose weights were fitted on the holdout). With
+    --pseudo-labels the teachers label the test faces they are sure of, and those join the
+    training rows (never the stop split; never a copy of a holdout face, so the holdout score
+    stays one the model was not fitted on).
 
     Example: ferkaggle train --config simple --epochs 20
     """
@@ -63,13 +67,19 @@ def train(
     runtime = quiet_tensorflow(threads, inter_threads)
     console.print(f"[bold]{escape(cfg.name)}[/bold] on {escape(prepared.key)} · {len(prepared.train_idx)} train / "
                   f"{len(prepared.val_idx)} val · {describe_runtime(runtime)}")
+    if teacher_weight is None:
+        teacher_weight = 0.0 if pseudo is not None else 0.5
     run = train_config(prepared, cfg, seed=seed, epochs=epochs, folds=folds, teachers=teachers,
-                       teacher_weight=teacher_weight)
+                       teacher_weight=teacher_weight, pseudo_threshold=pseudo)
     m = run.metrics
     line = (f"[green]done[/green] {run.run_id}: holdout accuracy [bold]{m['val_accuracy']:.4f}[/bold] "
             f"(macro-F1 {m['val_macro_f1']:.4f}), {m['epochs']} epochs in {m['train_seconds']:.0f}s")
     if "cv_mean" in m:
         line += f", CV {m['cv_mean']:.4f} ± {m['cv_std']:.4f}"
+    if "pseudo_labels" in run.info:
+        p = run.info["pseudo_labels"]
+        line += (f", {p['rows']:,} pseudo-labelled test faces (>= {p['threshold']:g}; "
+                 f"{p['left_out_near_holdout']:,} copies of holdout faces left out)")
     if "test_accuracy" in m:
         line += f", test {m['test_accuracy']:.4f}"
     result(line)
@@ -114,6 +124,10 @@ def refit(
     how = "the source's, the recipe before the refit" if rows == "all" else "scored on the holdout"
     line = (f"[green]done[/green] {new.run_id}: holdout accuracy [bold]{m['val_accuracy']:.4f}[/bold] ({how}), "
             f"{m['epochs']} epochs in {m['train_seconds']:.0f}s")
+    if "pseudo_labels" in run.info:
+        p = run.info["pseudo_labels"]
+        line += (f", {p['rows']:,} pseudo-labelled test faces (>= {p['threshold']:g}; "
+                 f"{p['left_out_near_holdout']:,} copies of holdout faces left out)")
     if "test_accuracy" in m:
         line += f", test {m['test_accuracy']:.4f} (source {source.metrics.get('test_accuracy', float('nan')):.4f})"
     result(line)

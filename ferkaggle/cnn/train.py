@@ -2,7 +2,7 @@
 
 Inputs: a `Prepared` set (uint8 faces, labels, folds, holdout-val, test), a `TrainConfig` (a TOML
 preset from ferkaggle/configs/, only the changed fields), a seed, and optionally teacher runs
-(distillation, `distill.py`). Output: one completed run in the registry
+(distillation, and pseudo-labelled test faces: `distill.py`). Output: one completed run in the registry
 (`ferkaggle.runs.registry`): metrics.json, val/test (and for k-fold runs oof) probabilities with the
 config's TTA, and model.keras. `train_config` is the whole stage; the parts it is made of live in
 their own modules: `fit.fit_trial` (the resumable fit), `record.save_run_results` (the kept model's
@@ -32,7 +32,7 @@ import numpy as np
 
 from ferkaggle.cnn.averaging import final_model
 from ferkaggle.cnn.config import TrainConfig, summarize
-from ferkaggle.cnn.distill import check_teachers, teacher_targets
+from ferkaggle.cnn.distill import check_teachers, pseudo_labels, teacher_targets
 from ferkaggle.cnn.fit import fit_trial
 from ferkaggle.cnn.models import check_weights
 from ferkaggle.cnn.record import SCORED_ON_HOLDOUT, save_run_results, store_run_model
@@ -51,26 +51,30 @@ from ferkaggle.runs.registry import RunWriter, read_run
 
 def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SEED, epochs: int | None = None,
                  folds: bool = False, root: str | Path | None = None, tracker=None, extra: dict | None = None,
-                 teachers: list | None = None, teacher_weight: float = 0.5):
+                 teachers: list | None = None, teacher_weight: float = 0.5, pseudo_threshold: float | None = None):
     """The `ferkaggle train` stage: fit cfg (optionally k-fold) and record one run; returns the Run.
 
     `teachers` (CNN runs): knowledge distillation; the model fits on targets that mix the one-hot
     label (1 - teacher_weight) with the teachers' mean probabilities (teacher_weight), see
-    `teacher_targets`."""
+    `teacher_targets`. With `pseudo_threshold` the test faces the teachers give one class at least
+    that probability join the fit rows with that class as their label (`distill.pseudo_labels`; never
+    the stop split, never a copy of a holdout face); teacher_weight may then be 0 (labels as they are)."""
     if epochs is not None:
         cfg = dataclasses.replace(cfg, epochs=int(epochs))
     if len(prepared.val_idx) == 0:
         raise FerkaggleError(f"{prepared.path}: no holdout-val rows to score the run on; "
                              "run `ferkaggle prepare` with a --val-size above 0")
+    if pseudo_threshold is not None and not teachers:
+        raise FerkaggleError("--pseudo-labels needs at least one --teacher: the runs whose predictions label the test faces")
     if teachers:
         if folds:
             raise FerkaggleError("distillation (--teacher) trains one model; it does not combine with --folds")
-        check_teachers(teachers, prepared, teacher_weight)
+        check_teachers(teachers, prepared, teacher_weight, pseudo_threshold)
         extra = {**(extra or {}), "teachers": [t.run_id for t in teachers], "teacher_weight": teacher_weight}
     if tracker is None:
         with track() as t:
             return train_config(prepared, cfg, seed=seed, folds=folds, root=root, tracker=t, extra=extra,
-                                teachers=teachers, teacher_weight=teacher_weight)
+                                teachers=teachers, teacher_weight=teacher_weight, pseudo_threshold=pseudo_threshold)
     import keras
 
     check_weights(cfg.model)  # a pretrained backbone's weights, before anything is written
@@ -78,16 +82,26 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SE
     if folds:
         return _train_kfold(prepared, cfg, seed=seed, root=root, tracker=tracker, extra=extra)
 
-    summary = summarize(cfg) + (f", distilled from {len(teachers)} run{'s' if len(teachers) > 1 else ''} "
-                                 f"(weight {teacher_weight:g})" if teachers else "")
+    pseudo = pseudo_labels(teachers, prepared, pseudo_threshold) if pseudo_threshold is not None else None
+    summary = summarize(cfg)
+    if teachers and teacher_weight > 0:
+        summary += f", distilled from {len(teachers)} run{'s' if len(teachers) > 1 else ''} (weight {teacher_weight:g})"
+    if pseudo is not None:
+        summary += f", pseudo-labels on {len(pseudo.rows):,} test faces (>= {pseudo.threshold:g})"
+        extra = {**extra, "pseudo_labels": pseudo.report()}
     with RunWriter("cnn", cfg.name, to_dict(cfg), prepared, seed=seed, summary=summary,
                    model=cfg.model.architecture, root=root, extra=extra) as writer:
         writer.update_info(runtime=runtime_info(cfg.precision))
         state_dir = checkpoint_dir(writer.dir)
         fit_idx, stop_idx = prepared.stopping_split(seed)
-        targets = teacher_targets(teachers, prepared.x[fit_idx], prepared.y[fit_idx], teacher_weight) if teachers else None
+        x_fit, y_fit = prepared.x[fit_idx], prepared.y[fit_idx]
+        targets = teacher_targets(teachers, x_fit, y_fit, teacher_weight) if teachers else None
+        if pseudo is not None:  # the pseudo-labelled test faces join the fit rows, never the stop split
+            x_fit = np.concatenate([x_fit, prepared.x_test[pseudo.rows]])
+            y_fit = np.concatenate([y_fit, pseudo.labels.astype(y_fit.dtype)])
+            targets = np.concatenate([targets, np.eye(NUM_CLASSES, dtype=np.float32)[pseudo.labels]])
         task = tracker.add(f"{cfg.name}", total=cfg.epochs)
-        state = fit_trial(prepared.x[fit_idx], prepared.y[fit_idx], prepared.x[stop_idx], prepared.y[stop_idx], cfg,
+        state = fit_trial(x_fit, y_fit, prepared.x[stop_idx], prepared.y[stop_idx], cfg,
                           state_dir, seed=seed, on_epoch=epoch_reporter(tracker, task), targets=targets)
         save_run_results(writer, state_dir, state, prepared, cfg, seed)
         remove_checkpoint(state_dir)
