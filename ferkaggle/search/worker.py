@@ -146,7 +146,8 @@ class Worker:
             waiting = sum(t.state == TrialState.WAITING and t.number not in self.left_out for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
             finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-            if not waiting and finished + running >= self.total:
+            # --trials N is the user's count: queued named trials beyond it wait for a later search
+            if (not waiting or self.asked_trials) and finished + running >= self.total:
                 if running and self.remaining() > 0:
                     # Another worker's trial may still die and need a retry: wait for it to finish or go stale.
                     time.sleep(min(float(heartbeat or 5), 5.0))
@@ -190,15 +191,15 @@ class Worker:
         self.total = sum(row.kept for row in self.plan)
 
     def fill(self, finished: int) -> bool:
-        """With `fill_budget`, the study's trials done and time left for a quarter of `max_epochs` (at least
+        """With `fill_budget` and no --trials, the study's trials done and time left for a quarter of `max_epochs` (at least
         `min_epochs`) at the pace measured so far: raise this worker's target by one sampled trial, which
         then gets all the time left (budget_share "equal" with one trial left). The budget is the user's:
         time a search leaves unused is a model the ensemble does not get; a schedule much shorter than
         the space's is not worth starting."""
         cost = self.epoch_cost()
         least = max(self.space.min_epochs, math.ceil(self.space.max_epochs / 4))
-        if (not self.space.fill_budget or not (self.space.params or self.left_out) or self.deadline is None or cost is None
-                or self.remaining() < cost * least):
+        if (not self.space.fill_budget or self.asked_trials or not (self.space.params or self.left_out)
+                or self.deadline is None or cost is None or self.remaining() < cost * least):
             return False
         self.total = finished + 1
         which = "sampled trial"

@@ -512,3 +512,14 @@ def test_each_allowed_pruner_and_sampler_is_built_and_nothing_else_loads():
     for key, value in [("pruner", "median"), ("sampler", "cmaes"), ("budget_share", "half")]:
         with pytest.raises(FerkaggleError, match=f"{key}' must be one of .*not '{value}'"):
             space_from_dict({key: value}, "s.toml")
+
+
+def test_trials_below_the_named_count_run_that_many_and_a_later_search_runs_the_rest(tiny_prepared, tmp_path):
+    root = tmp_path / "runs"
+    space = write_space(tmp_path, name="few", max_epochs=1, pruner="none", n_trials=3)  # 3 named trials queued
+    doc = run_search(tiny_prepared, space, budget_s=600.0, n_trials=1, root=root)  # --trials 1, time to spare
+    done = [t for t in study_trials(root, doc["study"]) if t.state.name == "COMPLETE"]
+    assert [t.user_attrs["named"] for t in done] == ["w8"]  # the first named trial only, nothing sampled
+    doc = run_search(tiny_prepared, space, root=root)  # the same study, the space's own count
+    done = [t for t in study_trials(root, doc["study"]) if t.state.name == "COMPLETE"]
+    assert sorted(t.user_attrs["named"] for t in done) == ["mlp", "w4-lr-high", "w8"]
