@@ -35,3 +35,13 @@ def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+def test_atomic_dirs_get_the_umask_mode_not_mkdtemps_0700(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "prepared") as tmp:
+            (tmp / "x.npy").write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "prepared").st_mode) == 0o755
