@@ -124,10 +124,6 @@ def refit(
     how = "the source's, the recipe before the refit" if rows == "all" else "scored on the holdout"
     line = (f"[green]done[/green] {new.run_id}: holdout accuracy [bold]{m['val_accuracy']:.4f}[/bold] ({how}), "
             f"{m['epochs']} epochs in {m['train_seconds']:.0f}s")
-    if "pseudo_labels" in run.info:
-        p = run.info["pseudo_labels"]
-        line += (f", {p['rows']:,} pseudo-labelled test faces (>= {p['threshold']:g}; "
-                 f"{p['left_out_near_holdout']:,} copies of holdout faces left out)")
     if "test_accuracy" in m:
         line += f", test {m['test_accuracy']:.4f} (source {source.metrics.get('test_accuracy', float('nan')):.4f})"
     result(line)

@@ -297,11 +297,11 @@ def test_fill_needs_time_for_a_quarter_schedule_params_and_a_budget():
     from ferkaggle.search.spaces import SpaceConfig
     from ferkaggle.search.worker import Worker
 
-    def worker(fill=True, params=True, left_s=300.0, cost=10.0, min_epochs=3, deadline=True):
+    def worker(fill=True, params=True, left_s=300.0, cost=10.0, min_epochs=3, deadline=True, asked=False):
         w = Worker.__new__(Worker)
         w.space = SpaceConfig(fill_budget=fill, min_epochs=min_epochs, params={"x": [1, 2]} if params else {})
         w.deadline, w.margin = (time.time() + left_s if deadline else None), 0.0
-        w.epoch_costs, w.total, w.worker, w.left_out = [cost], 3, "me", set()
+        w.epoch_costs, w.total, w.worker, w.left_out, w.asked_trials = [cost], 3, "me", set(), asked
         w.tracker = SimpleNamespace(print=lambda *a, **k: None)
         return w
 
@@ -311,6 +311,7 @@ def test_fill_needs_time_for_a_quarter_schedule_params_and_a_budget():
     assert worker(left_s=85.0).fill(3) is True
     assert worker(left_s=85.0, min_epochs=9).fill(3) is False  # min_epochs above a quarter of max_epochs wins
     assert worker(fill=False).fill(3) is False
+    assert worker(asked=True).fill(3) is False            # --trials: the user's count, never raised
     assert worker(params=False).fill(3) is False          # nothing to sample
     assert worker(deadline=False).fill(3) is False        # no budget: the study's n_trials is the end
     w = worker(left_s=25.0)
