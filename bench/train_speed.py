@@ -3,8 +3,8 @@
 Compares the notebooks' pipeline (the `simple` CNN fed batch by batch from a Python
 generator that augments image by image with scipy, as Keras' ImageDataGenerator did)
 with ferkaggle's (tf.data over in-memory uint8, batched fused augmentation in a parallel
-`map`, prefetch) for each architecture preset, batch sizes, bfloat16 mixed precision,
-TensorFlow thread settings, and oneDNN on or off (each thread or oneDNN setting in its own
+`map`, prefetch; each row also times the input stream alone) for each architecture preset,
+batch sizes, XLA (jit_compile), bfloat16 mixed precision, TensorFlow thread settings, and oneDNN on or off (each thread or oneDNN setting in its own
 process, since TF fixes both at start-up).
 
     python bench/train_speed.py --data data/prepared/<key> --steps 30 --json bench/train_speed.json
@@ -48,6 +48,17 @@ VARIANTS = [
     ("vgg (32..256)", "vgg", {}, "tfdata"),
     ("mlp", "mlp", {}, "tfdata"),
     ("simple, float32", "simple", {"precision": "float32"}, "tfdata"),  # 11: the backends' comparison without bf16
+    # 12-19: the default space's two networks as its trials train them (precision auto), against batch size
+    # (the step's work grows with it; the learning rate does not change throughput) and XLA (jit_compile,
+    # which Keras leaves off on a CPU)
+    ("simple, auto", "simple", {"precision": "auto"}, "tfdata"),
+    ("simple, auto, batch 128", "simple", {"precision": "auto", "batch_size": 128}, "tfdata"),
+    ("simple, auto, XLA", "simple", {"precision": "auto", "jit_compile": True}, "tfdata"),
+    ("lean-w16, auto", "lean", {"precision": "auto", "model": {"width": 16}}, "tfdata"),
+    ("lean-w16, auto, batch 128", "lean", {"precision": "auto", "model": {"width": 16}, "batch_size": 128}, "tfdata"),
+    ("lean-w16, auto, batch 256", "lean", {"precision": "auto", "model": {"width": 16}, "batch_size": 256}, "tfdata"),
+    ("lean-w16, auto, XLA", "lean", {"precision": "auto", "model": {"width": 16}, "jit_compile": True}, "tfdata"),
+    ("lean-w16, float32, XLA", "lean", {"precision": "float32", "model": {"width": 16}, "jit_compile": True}, "tfdata"),
 ]
 
 
@@ -81,8 +92,12 @@ def python_generator(x, y, batch_size, seed=0):
 def measure(x, y, preset, changes, pipeline, steps):
     import keras
 
+    changes = dict(changes)
+    jit = changes.pop("jit_compile", False)
     cfg = override(load_train_config(preset), changes)
     model = build_compiled(cfg)
+    if jit:  # the same compile with XLA on: Keras' "auto" leaves it off on a CPU
+        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=True)
     bs = cfg.batch_size
     if pipeline == "python":
         source = python_generator(x, y, bs)
@@ -98,7 +113,15 @@ def measure(x, y, preset, changes, pipeline, steps):
     params = model.count_params()
     del model
     keras.backend.clear_session()
-    return {"images_per_s": steps * bs / seconds, "params": params, "batch_size": bs}
+    row = {"images_per_s": steps * bs / seconds, "params": params, "batch_size": bs, "jit_compile": bool(jit)}
+    if pipeline != "python":  # the input stream alone, no model: how far it is from starving the step
+        stream = iter(ds)
+        next(stream)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            next(stream)
+        row["stream_images_per_s"] = steps * bs / (time.perf_counter() - t0)
+    return row
 
 
 def run_all(args) -> list[dict]:
@@ -120,7 +143,8 @@ def run_all(args) -> list[dict]:
 
 def row_line(r: dict) -> str:
     return (f"{r.get('backend', 'tensorflow'):10s} {r['label']:45s} intra {r['intra']} inter {r['inter']} oneDNN {r['onednn']!s:5s} params {r['params']:>9,d}  "
-            f"{r['images_per_s']:7.0f} img/s  ({25838 / r['images_per_s']:5.0f} s per FER2013 epoch)")
+            f"{r['images_per_s']:7.0f} img/s  ({25838 / r['images_per_s']:5.0f} s per FER2013 epoch)"
+            + (f"  input stream alone {r['stream_images_per_s']:6.0f} img/s" if "stream_images_per_s" in r else ""))
 
 
 def child_rows(args, only: str, extra: list[str] | None = None, env: dict | None = None) -> list[dict]:
