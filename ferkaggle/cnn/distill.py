@@ -27,6 +27,18 @@ from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.select import refit_on_holdout
 
 
+def check_distillation(teachers: list | None, prepared: Prepared, weight: float, pseudo_threshold: float | None,
+                       folds: bool = False) -> None:
+    """`train_config`'s teachers, weight and threshold, checked before anything is trained or written (the CLI
+    calls it too, before TensorFlow loads)."""
+    if pseudo_threshold is not None and not teachers:
+        raise FerkaggleError("--pseudo-labels needs at least one --teacher: the runs whose predictions label the test faces")
+    if teachers:
+        if folds:
+            raise FerkaggleError("distillation (--teacher) trains one model; it does not combine with --folds")
+        check_teachers(teachers, prepared, weight, pseudo_threshold)
+
+
 def check_teachers(teachers: list, prepared: Prepared, weight: float, pseudo_threshold: float | None = None) -> None:
     """Teachers must be CNN runs on this split that never trained on or chose anything by the holdout, so
     that the student's holdout figure stays a score nothing was fitted or chosen on. The weight may be 0

@@ -32,7 +32,7 @@ import numpy as np
 
 from ferkaggle.cnn.averaging import final_model
 from ferkaggle.cnn.config import TrainConfig, summarize
-from ferkaggle.cnn.distill import check_teachers, pseudo_labels, teacher_targets
+from ferkaggle.cnn.distill import check_distillation, pseudo_labels, teacher_targets
 from ferkaggle.cnn.fit import fit_trial
 from ferkaggle.cnn.models import check_weights
 from ferkaggle.cnn.record import SCORED_ON_HOLDOUT, save_run_results, store_run_model
@@ -64,12 +64,8 @@ def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SE
     if len(prepared.val_idx) == 0:
         raise FerkaggleError(f"{prepared.path}: no holdout-val rows to score the run on; "
                              "run `ferkaggle prepare` with a --val-size above 0")
-    if pseudo_threshold is not None and not teachers:
-        raise FerkaggleError("--pseudo-labels needs at least one --teacher: the runs whose predictions label the test faces")
+    check_distillation(teachers, prepared, teacher_weight, pseudo_threshold, folds)
     if teachers:
-        if folds:
-            raise FerkaggleError("distillation (--teacher) trains one model; it does not combine with --folds")
-        check_teachers(teachers, prepared, teacher_weight, pseudo_threshold)
         extra = {**(extra or {}), "teachers": [t.run_id for t in teachers], "teacher_weight": teacher_weight}
     if tracker is None:
         with track() as t:
