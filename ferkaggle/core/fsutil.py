@@ -19,13 +19,17 @@ from typing import Any, Iterator
 import numpy as np
 
 
+def _plain_mode(full: int) -> int:
+    """The mode a plain open() (full 0o666) or mkdir() (0o777) would give: full less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return full & ~umask
+
+
 def _tmp_sibling(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    # mkstemp makes the file 0600; give the final file the mode a plain open() would (0666 less umask).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
+    os.fchmod(fd, _plain_mode(0o666))  # mkstemp makes the file 0600
     os.close(fd)
     return Path(name)
 
@@ -81,9 +85,7 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; give it the mode a plain mkdir would
+    os.chmod(tmp, _plain_mode(0o777))  # mkdtemp makes it 0700
     try:
         yield tmp
         if final.exists():
