@@ -28,6 +28,21 @@ def teachers(prepared, tmp_path_factory):
     return [train_config(prepared, override(cfg, {"name": f"teacher{i}"}), seed=i, root=root) for i in (1, 2)]
 
 
+@pytest.fixture
+def fit_seen(monkeypatch):
+    """What train_config hands fit_trial (fit faces, labels, stop faces, targets), recorded, then trained on."""
+    seen = {}
+    real = train_module.fit_trial
+
+    def spy(x_train, y_train, x_stop, y_stop, cfg, state_dir, **kwargs):
+        seen.update(x=np.asarray(x_train).copy(), y=np.asarray(y_train).copy(), stop=np.asarray(x_stop).copy(),
+                    targets=kwargs.get("targets"))
+        return real(x_train, y_train, x_stop, y_stop, cfg, state_dir, **kwargs)
+
+    monkeypatch.setattr(train_module, "fit_trial", spy)
+    return seen
+
+
 def _hflip(run, faces):
     import keras
 
@@ -37,15 +52,8 @@ def _hflip(run, faces):
             + np.asarray(to_numpy(model(images[:, :, ::-1], training=False)), np.float64)) / 2
 
 
-def test_the_student_fits_on_the_label_and_teacher_mixture(prepared, teachers, monkeypatch, tmp_path):
-    seen = {}
-    real = train_module.fit_trial
-
-    def spy(x_train, y_train, x_stop, y_stop, cfg, state_dir, **kwargs):
-        seen.update(x=np.asarray(x_train).copy(), y=np.asarray(y_train).copy(), targets=kwargs.get("targets"))
-        return real(x_train, y_train, x_stop, y_stop, cfg, state_dir, **kwargs)
-
-    monkeypatch.setattr(train_module, "fit_trial", spy)
+def test_the_student_fits_on_the_label_and_teacher_mixture(prepared, teachers, fit_seen, monkeypatch, tmp_path):
+    seen = fit_seen
     fed = []
     real_dataset = fit_module.make_dataset
 
@@ -161,17 +169,9 @@ def test_pseudo_labels_are_the_teachers_confident_classes_never_a_holdout_copy(p
     assert chosen.report()["classes"] == np.bincount(mean[want].argmax(axis=1), minlength=7).tolist()
 
 
-def test_the_student_trains_on_the_labelled_rows_and_the_pseudo_labelled_test_faces(prepared, teachers, monkeypatch,
+def test_the_student_trains_on_the_labelled_rows_and_the_pseudo_labelled_test_faces(prepared, teachers, fit_seen,
                                                                                    tmp_path):
-    seen = {}
-    real = train_module.fit_trial
-
-    def spy(x_train, y_train, x_stop, y_stop, cfg, state_dir, **kwargs):
-        seen.update(x=np.asarray(x_train).copy(), y=np.asarray(y_train).copy(), stop=np.asarray(x_stop).copy(),
-                    targets=kwargs.get("targets"))
-        return real(x_train, y_train, x_stop, y_stop, cfg, state_dir, **kwargs)
-
-    monkeypatch.setattr(train_module, "fit_trial", spy)
+    seen = fit_seen
     mean = (_hflip(teachers[0], prepared.x_test) + _hflip(teachers[1], prepared.x_test)) / 2
     threshold = float(np.quantile(mean.max(axis=1), 0.6))
     sure = np.flatnonzero(mean.max(axis=1) >= threshold)
