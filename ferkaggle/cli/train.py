@@ -56,7 +56,7 @@ def train(
     Example: ferkaggle train --config simple --epochs 20
     """
     from ferkaggle.cnn.config import load_train_config
-    from ferkaggle.cnn.distill import check_distillation
+    from ferkaggle.cnn.distill import check_distillation, teacher_weight_or_default
     from ferkaggle.cnn.train import train_config
     from ferkaggle.data.prepared import load_prepared
     from ferkaggle.runs.select import select_run
@@ -65,9 +65,8 @@ def train(
     cfg = load_train_config(config)
     prepared = load_prepared(data, mmap=True)
     teachers = [select_run(ref) for ref in teacher or []]
-    if teacher_weight is None:
-        teacher_weight = 0.0 if pseudo is not None else 0.5
-    check_distillation(teachers, prepared, teacher_weight, pseudo, folds)  # before TensorFlow loads
+    check_distillation(teachers, prepared, teacher_weight_or_default(teacher_weight, pseudo), pseudo,
+                       folds)  # before TensorFlow loads
     runtime = quiet_tensorflow(threads, inter_threads)
     console.print(f"[bold]{escape(cfg.name)}[/bold] on {escape(prepared.key)} · {len(prepared.train_idx)} train / "
                   f"{len(prepared.val_idx)} val · {describe_runtime(runtime)}")

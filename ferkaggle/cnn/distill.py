@@ -27,6 +27,14 @@ from ferkaggle.data.prepared import Prepared
 from ferkaggle.runs.select import refit_on_holdout
 
 
+def teacher_weight_or_default(weight: float | None, pseudo_threshold: float | None) -> float:
+    """The teachers' share of each labelled row's target: `weight` if given, else 0.5 for distillation and 0
+    with pseudo-labels (the labelled rows keep their labels)."""
+    if weight is not None:
+        return weight
+    return 0.0 if pseudo_threshold is not None else 0.5
+
+
 def check_distillation(teachers: list | None, prepared: Prepared, weight: float, pseudo_threshold: float | None,
                        folds: bool = False) -> None:
     """`train_config`'s teachers, weight and threshold, checked before anything is trained or written (the CLI

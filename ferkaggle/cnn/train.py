@@ -32,7 +32,7 @@ import numpy as np
 
 from ferkaggle.cnn.averaging import final_model
 from ferkaggle.cnn.config import TrainConfig, summarize
-from ferkaggle.cnn.distill import check_distillation, pseudo_labels, teacher_targets
+from ferkaggle.cnn.distill import check_distillation, pseudo_labels, teacher_targets, teacher_weight_or_default
 from ferkaggle.cnn.fit import fit_trial
 from ferkaggle.cnn.models import check_weights
 from ferkaggle.cnn.record import SCORED_ON_HOLDOUT, save_run_results, store_run_model
@@ -51,19 +51,22 @@ from ferkaggle.runs.registry import RunWriter, read_run
 
 def train_config(prepared: Prepared, cfg: TrainConfig, *, seed: int = DEFAULT_SEED, epochs: int | None = None,
                  folds: bool = False, root: str | Path | None = None, tracker=None, extra: dict | None = None,
-                 teachers: list | None = None, teacher_weight: float = 0.5, pseudo_threshold: float | None = None):
+                 teachers: list | None = None, teacher_weight: float | None = None,
+                 pseudo_threshold: float | None = None):
     """The `ferkaggle train` stage: fit cfg (optionally k-fold) and record one run; returns the Run.
 
     `teachers` (CNN runs): knowledge distillation; the model fits on targets that mix the one-hot
     label (1 - teacher_weight) with the teachers' mean probabilities (teacher_weight), see
     `teacher_targets`. With `pseudo_threshold` the test faces the teachers give one class at least
     that probability join the fit rows with that class as their label (`distill.pseudo_labels`; never
-    the stop split, never a copy of a holdout face); teacher_weight may then be 0 (labels as they are)."""
+    the stop split, never a copy of a holdout face); teacher_weight may then be 0 (labels as they are).
+    teacher_weight None: 0.5, or 0 with pseudo-labels (`distill.teacher_weight_or_default`)."""
     if epochs is not None:
         cfg = dataclasses.replace(cfg, epochs=int(epochs))
     if len(prepared.val_idx) == 0:
         raise FerkaggleError(f"{prepared.path}: no holdout-val rows to score the run on; "
                              "run `ferkaggle prepare` with a --val-size above 0")
+    teacher_weight = teacher_weight_or_default(teacher_weight, pseudo_threshold)
     check_distillation(teachers, prepared, teacher_weight, pseudo_threshold, folds)
     if teachers:
         extra = {**(extra or {}), "teachers": [t.run_id for t in teachers], "teacher_weight": teacher_weight}
