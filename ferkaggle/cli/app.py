@@ -13,6 +13,7 @@ QUIET_OPTION / VERBOSE_OPTION are the --quiet/-q and --verbose/-v options of the
 from __future__ import annotations
 
 import enum
+import inspect
 import os
 import sys
 import warnings
@@ -34,6 +35,7 @@ class _Group(typer.core.TyperGroup):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         _flags_without_type(self)
+        _unwrap_help(self)
 
     def invoke(self, ctx):  # noqa: D401 - click API
         try:
@@ -46,6 +48,18 @@ class _Group(typer.core.TyperGroup):
             raise typer.Exit(130) from None
         finally:
             _restore_native_stderr()
+
+
+def _unwrap_help(command) -> None:
+    """Typer's rich help joins the lines of a docstring's first paragraph but prints the later ones
+    with the docstring's own line breaks, which the terminal then wraps again: sentences broke in the
+    middle. Each later paragraph becomes one line, for the terminal to wrap at its width (a paragraph
+    that starts with \\b keeps its lines, as in click), in this group and those below it."""
+    for sub in getattr(command, "commands", {}).values():
+        if sub.help:
+            first, *rest = inspect.cleandoc(sub.help).split("\n\n")
+            sub.help = "\n\n".join([first, *(p if p.startswith("\b") else " ".join(p.split("\n")) for p in rest)])
+        _unwrap_help(sub)
 
 
 def _flags_without_type(command) -> None:

@@ -49,3 +49,15 @@ def test_quiet_prints_only_the_result_and_errors(tiny_prepared):
     # A later command without --quiet/--verbose (here in the same process) prints as usual again.
     assert runner.invoke(app, [*args, "-q"]).exit_code == 0
     assert "baseline nb, pixels" in flat(runner.invoke(app, ["leaderboard"]).output)
+
+
+def test_help_paragraphs_wrap_at_the_terminal_not_mid_sentence():
+    from typer.testing import CliRunner
+
+    from ferkaggle.cli.app import app
+
+    # The search docstring's second paragraph breaks its source line after "on the"; at 200 columns the
+    # sentence fits on one line and must be printed on one.
+    text = CliRunner().invoke(app, ["search", "--help"], env={"COLUMNS": "200"}).output
+    sentence = "weak trials are pruned on the early-stopping-set accuracy (never the holdout)"
+    assert any(sentence in line for line in text.splitlines()), text
