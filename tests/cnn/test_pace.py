@@ -24,3 +24,25 @@ def test_measuring_the_pace_changes_no_run(prepared, tmp_path):
     a, b = (keras.saving.load_model(tmp_path / d / "last.keras") for d in ("plain", "after"))
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_the_pace_leaves_out_what_a_fit_call_costs_after_its_last_batch(prepared, monkeypatch):
+    """A trial trains in one fit call, so a cost paid once per call (one box spent 2 s after the last batch
+    of some calls) is not part of an epoch. A 2-second end of each fit call must not reach the figure; the
+    whole call's time, as measured before, would add 2 s times the epoch's steps over the timed ones."""
+    import time
+
+    import keras
+
+    from ferkaggle.cnn.config import load_train_config, override
+    from ferkaggle.cnn.pace import epoch_seconds
+
+    cfg = override(load_train_config("tiny"), {"model": {"width": 4}})
+    fit, stop = prepared.stopping_split(0)
+    data = (prepared.x[fit], prepared.y[fit], prepared.x[stop], prepared.y[stop])
+    plain = epoch_seconds(cfg, *data, steps=4, seed=3)
+    end = keras.callbacks.CallbackList.on_train_end
+    monkeypatch.setattr(keras.callbacks.CallbackList, "on_train_end",
+                        lambda self, logs=None: (time.sleep(2), end(self, logs))[1])
+    slow_end = epoch_seconds(cfg, *data, steps=4, seed=3)
+    assert slow_end < plain + 1.0, (plain, slow_end)
