@@ -150,7 +150,7 @@ def search(
     """Search CNN configurations with Optuna (TPE + asynchronous successive halving) within a budget.
 
     The space's named trials run first, then sampled ones; weak trials are pruned on the
-    early-stopping-set accuracy (never the holdout). Every finished or pruned trial becomes a
+    stop-split accuracy (never the holdout). Every finished or pruned trial becomes a
     run on the leaderboard. Interrupted? Run the same command again (or --resume): finished
     trials are kept and the interrupted one continues from its last epoch. More workers: run
     the same command with the same --storage and --study on any machine.
@@ -177,8 +177,8 @@ def search(
     result(search_table(doc))
     w = doc.get("winner")
     if w:
-        result(f"[green]best trial[/green] {escape(w['name'])} → run {w['run_id']}: stopping-set accuracy "
-                      f"{w['stop_accuracy']:.4f}, holdout val accuracy [bold]{w['val_accuracy']:.4f}[/bold]")
+        result(f"[green]best trial[/green] {escape(w['name'])} → run {w['run_id']}: stop-split accuracy "
+                      f"{w['stop_accuracy']:.4f}, holdout accuracy [bold]{w['val_accuracy']:.4f}[/bold]")
     here = ", ".join(str(n) for n in doc["ran_here"]) or "none"
     console.print(f"worker {escape(doc['worker'])} ran trials: {here}")
     console.print(f"summary: {search_dir(doc['study']) / 'search.json'}")

@@ -138,7 +138,7 @@ def make_folds(y: np.ndarray, groups: np.ndarray | None = None, *, val_size: flo
 
 def stopping_mask(y: np.ndarray, groups: np.ndarray | None = None, fraction: float = 0.1,
                   seed: int = DEFAULT_SEED) -> np.ndarray:
-    """Boolean mask over `y`'s rows of the early-stopping set carved out of the training rows.
+    """Boolean mask over `y`'s rows of the stop split (the early-stopping set) carved out of the training rows.
 
     CNNs early-stop and keep their best checkpoint on these rows, never on the holdout, so the
     holdout score the leaderboard shows is one that nothing in the run was selected on. Rows of

@@ -12,7 +12,7 @@ summary of the study as this worker last saw it.
 The engine: the space's named trials are enqueued first (once, by the worker that creates
 the study); then the sampler (TPE by default) proposes configurations from the
 distributions. After every epoch the Keras pruning callback of optuna-integration reports
-the early-stopping-set accuracy to the pruner (asynchronous successive halving by default,
+the stop-split accuracy to the pruner (asynchronous successive halving by default,
 Hyperband optional), which stops weak trials at rungs min_epochs * eta^k. Selection never
 looks at the holdout: the objective and the pruner see only `Prepared.stopping_split`'s
 stop rows; the holdout-val score of each run is recorded (by `cnn.record.record_run`) for the

@@ -89,7 +89,7 @@ def run_worker(worker: Worker, *, budget_s: float | None, root: str | Path | Non
 def study_summary(study, space: SpaceConfig, *, budget_s=None, spent_s=0.0, status="completed", worker="",
                   ran=(), total=None, plan=()) -> dict[str, Any]:
     """Every trial of the study (all workers) in the shape of search.json; the winner is the best
-    finished trial by its objective, the stopping-set accuracy (never the holdout). `plan`: this
+    finished trial by its objective, the stop-split accuracy (never the holdout). `plan`: this
     worker's plan of the named trials at the measured pace (search/plan.py), if it made one."""
     from optuna.trial import TrialState
 
@@ -155,7 +155,7 @@ def pull_runs(storage: str | None, study_name: str, artifacts: str, *, root: str
 
 
 def search_table(doc: dict[str, Any]):
-    """A rich table of the study's trials, best first (by the stopping-set objective)."""
+    """A rich table of the study's trials, best first (by the stop-split objective)."""
     from rich.markup import escape
     from rich.table import Table
 

@@ -275,7 +275,7 @@ class Worker:
         return sampled_config(self.space, self.base, params, f"{self.space.name}-{key}", self.where)
 
     def objective(self, trial) -> float:
-        """Train the trial (or continue it from its checkpoint) and record its run; the stopping-set
+        """Train the trial (or continue it from its checkpoint) and record its run; the stop-split
         accuracy is the value. Raises optuna.TrialPruned for a pruned trial (recorded too)."""
         key, origin = self._key(trial)
         cfg = self.config(trial, key)
@@ -361,7 +361,7 @@ class Worker:
         state = read_state(state_dir)
         value = _stop_value(state)
         if value is None:
-            raise FerkaggleError(f"trial {trial.number}: no epoch with a stopping-set accuracy to record")
+            raise FerkaggleError(f"trial {trial.number}: no epoch with a stop-split accuracy to record")
         summary = summarize(cfg) + (f", pruned at epoch {state['epochs_done']}" if outcome == "pruned" else "")
         run = record_run(self.prepared, cfg, state_dir, seed=self.seed, root=self.root, extra={
             "summary": summary,

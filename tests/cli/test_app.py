@@ -59,5 +59,5 @@ def test_help_paragraphs_wrap_at_the_terminal_not_mid_sentence():
     # The search docstring's second paragraph breaks its source line after "on the"; at 200 columns the
     # sentence fits on one line and must be printed on one.
     text = CliRunner().invoke(app, ["search", "--help"], env={"COLUMNS": "200"}).output
-    sentence = "weak trials are pruned on the early-stopping-set accuracy (never the holdout)"
+    sentence = "weak trials are pruned on the stop-split accuracy (never the holdout)"
     assert any(sentence in line for line in text.splitlines()), text

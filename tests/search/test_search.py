@@ -161,7 +161,7 @@ def test_every_trial_is_a_run_and_selection_ignores_the_holdout(small_prepared, 
         pruned = t.state.name == "PRUNED"
         assert run.info["search"]["state"] == ("pruned" if pruned else "complete")
         assert ("pruned at epoch" in run.info["summary"]) == pruned
-        # the objective (and every value the pruner saw) is the stopping-set accuracy of the history
+        # the objective (and every value the pruner saw) is the stop-split accuracy of the history
         history = run.metrics["history"]
         assert {e["epoch"]: e["stop_accuracy"] for e in history} == pytest.approx(t.intermediate_values)
         if not pruned:
