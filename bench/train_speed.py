@@ -109,11 +109,10 @@ def measure(x, y, preset, changes, pipeline, steps):
     params = model.count_params()
     del model
     keras.backend.clear_session()
-    # The rate is the steps' own: from the end of the fit call's first batch to the end of its last. What a
-    # fit call costs before its first batch (a new iterator over the stream, Keras' set-up) is paid once per
-    # training run, not per step, so it is reported apart (first_batch_s); the call's overall rate beside it.
-    steady_s = clock.ends[-1] - clock.ends[0]
-    row = {"images_per_s": (len(clock.ends) - 1) * bs / steady_s, "first_batch_s": clock.ends[0] - t0,
+    # The rate is the steps' own (clock.step_seconds: first batch end to last). What a fit call costs before
+    # its first batch and after its last is paid once per training run, not per step, so it is reported
+    # apart: the first batch (first_batch_s) and the whole call's rate (call_images_per_s).
+    row = {"images_per_s": bs / clock.step_seconds(), "first_batch_s": clock.ends[0] - t0,
            "call_images_per_s": steps * bs / call_s, "params": params, "batch_size": bs, "jit_compile": bool(jit)}
     if pipeline != "python":  # the input stream alone, no model: how far it is from starving the step
         stream = iter(source)

@@ -24,7 +24,8 @@ from ferkaggle.core.constants import DEFAULT_SEED
 
 def step_clock():
     """A Keras callback that records the time (perf_counter) at the end of each training batch of a fit,
-    in `.ends`."""
+    in `.ends`; `step_seconds()` is the mean step from the end of the first batch to the end of the last
+    (at least two batches), which leaves out what the call costs before its first batch and after its last."""
     import keras
 
     class StepClock(keras.callbacks.Callback):
@@ -34,6 +35,9 @@ def step_clock():
 
         def on_train_batch_end(self, batch, logs=None):
             self.ends.append(time.perf_counter())
+
+        def step_seconds(self) -> float:
+            return (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1)
 
     return StepClock()
 
@@ -49,8 +53,8 @@ def epoch_seconds(cfg: TrainConfig, x_fit: np.ndarray, y_fit: np.ndarray, x_stop
                   *, steps: int = 40, seed: int = DEFAULT_SEED) -> float:
     """Seconds one epoch of `cfg` on (x_fit, y_fit) with the stop split (x_stop, y_stop) takes here now:
     the mean time of `steps` training steps (after a few that trace and warm the pipeline; timed from batch
-    end to batch end) times the epoch's steps, plus one timed pass over the stop split. The per-epoch checkpoint writes are not
-    counted (well under a second). Uses the same data pipeline and precision as `fit_trial`; the fit
+    end to batch end) times the epoch's steps, plus one timed pass over the stop split. The per-epoch
+    checkpoint writes are not counted (well under a second). Uses the same data pipeline and precision as `fit_trial`; the fit
     that follows reseeds everything, so measuring first changes no run."""
     model = build_compiled(cfg)
     try:
@@ -61,14 +65,12 @@ def epoch_seconds(cfg: TrainConfig, x_fit: np.ndarray, y_fit: np.ndarray, x_stop
             warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # ours shuffles itself (as in fit_trial)
             model.fit(train, epochs=1, steps_per_epoch=max(2, steps // 4), verbose=0)  # trace, fill the pipeline
             clock = step_clock()
-            t0 = time.perf_counter()
             model.fit(train, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
-            call_s = time.perf_counter() - t0
         # The steps' own rate, from the end of the first batch to the end of the last: a trial trains in one
         # fit call, so what a call costs before its first batch and after its last (on one box, 2 s after
         # the last batch whenever the model measured before was a VGG: the third trial measured at 47 s an
         # epoch, then trained at 27) is paid once per trial, not once per epoch.
-        step_s = (clock.ends[-1] - clock.ends[0]) / (len(clock.ends) - 1) if len(clock.ends) > 1 else call_s / steps
+        step_s = clock.step_seconds()
         stop_s = 0.0
         if len(x_stop):
             stop = make_dataset(x_stop, y_stop, cfg, training=False, batch_size=STOP_BATCH)
