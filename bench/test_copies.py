@@ -18,6 +18,15 @@ predictions --copies would change.
     nice -n 10 .venv/bin/python bench/test_copies.py [--data PREPARED] [--seed 42] [--fraction 0.1]
 
 Cost on FER2013 (28,709 labelled rows): one forest fit on ~25,800 rows, about 2-3 CPU-minutes.
+
+With `--run RUN` (repeatable; `--no-forest` skips the part above) it asks the same of a run's own
+test labels, typically the ensemble `make submit` submits, whose CNNs trained on the copies: no
+split can show who is right on the real test faces, so it bounds it. On the k test faces where
+--copies changes the run's label, the run can be right only where the copies' label is wrong, so
+--copies gains at least k - 2 W rows, W the copies' wrong labels among all the test faces it
+labels. W is estimated from the labelled rows alone: leave each labelled row out of its group of
+exact copies, and the others' majority (ties: no label) is its label that often, by how many
+copies there are. Seconds, no fitting.
 """
 
 from __future__ import annotations
@@ -31,10 +40,11 @@ import numpy as np
 from ferkaggle.classical.baseline import BaselineConfig, build_estimator
 from ferkaggle.classical.features import pixel_features
 from ferkaggle.cnn.runtime import cpu_flags, cpu_model
-from ferkaggle.core.constants import DEFAULT_SEED
-from ferkaggle.data.dedupe import copy_labels
+from ferkaggle.core.constants import DEFAULT_SEED, NUM_CLASSES
+from ferkaggle.data.dedupe import copy_labels, exact_hashes
 from ferkaggle.data.prepared import load_prepared
 from ferkaggle.results.submission import apply_copies
+from ferkaggle.runs.select import select_run
 
 
 def _acc(pred: np.ndarray, truth: np.ndarray) -> str:
@@ -46,10 +56,22 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="prepared folder or key (default: latest)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seeds the pseudo-holdout and the forest")
     parser.add_argument("--fraction", type=float, default=0.1, help="share of labelled rows in the pseudo-holdout")
+    parser.add_argument("--run", action="append", default=[], help="a run whose test labels to bound (repeatable)")
+    parser.add_argument("--runs", default=None, help="the runs folder of --run (default: runs)")
+    parser.add_argument("--no-forest", action="store_true", help="only the --run part: no forest, no pseudo-holdout")
     args = parser.parse_args()
 
     prepared = load_prepared(args.data, mmap=True)
     x, y = np.asarray(prepared.x), np.asarray(prepared.y).astype(np.int64)
+    if not args.no_forest:
+        forest_section(prepared, x, y, args)
+    if args.run:
+        run_section(prepared, x, y, args.run, args.runs)
+    print(f"\n{dt.date.today()}, {_cpu()}, numpy {np.__version__}")
+
+
+def forest_section(prepared, x: np.ndarray, y: np.ndarray, args) -> None:
+    """The pseudo-holdout comparison of the lookup and a forest (the module docstring's first part)."""
     rng = np.random.default_rng(args.seed)
     pseudo = np.zeros(len(y), bool)
     pseudo[rng.choice(len(y), size=round(args.fraction * len(y)), replace=False)] = True
@@ -92,7 +114,65 @@ def main() -> None:
     print(f"\nreal test set ({len(rf_test)} rows), lookup on all {len(y)} labelled rows as `submit --copies` does, "
           f"this forest's test predictions: {applied.with_copies} test rows have copies, --copies changes "
           f"{applied.changed} labels, {applied.tied} ties keep the forest's")
-    print(f"\n{dt.date.today()}, {_cpu()}, numpy {np.__version__}")
+
+
+def leave_one_out(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each labelled row: how many other labelled rows are exact copies of it, the majority label of
+    those others (-1: none, or a tie) and whether that label is its own. The lookup's accuracy on a face
+    whose copies are labelled, measured on the labelled rows themselves."""
+    found = copy_labels(x, y, x)  # every row counts itself: take its own vote back out
+    others = found.copies - 1
+    keys, inverse = np.unique(exact_hashes(x), return_inverse=True)
+    votes = np.zeros((len(keys), NUM_CLASSES), np.int64)
+    np.add.at(votes, (inverse.reshape(-1), y), 1)
+    mine = votes[inverse.reshape(-1)].copy()
+    mine[np.arange(len(y)), y] -= 1
+    top = mine.max(axis=1)
+    clear = (others > 0) & (top > 0) & ((mine == top[:, None]).sum(axis=1) == 1)
+    label = np.where(clear, mine.argmax(axis=1), -1)
+    return others, label, label == y
+
+
+def _bucket(copies: np.ndarray) -> np.ndarray:
+    """1, 2 or 3 (3 or more) copies."""
+    return np.minimum(copies, 3)
+
+
+def run_section(prepared, x: np.ndarray, y: np.ndarray, refs: list[str], runs_root) -> None:
+    """The --run part: the lower bound on what --copies gains on each run's own test labels."""
+    others, loo_label, loo_right = leave_one_out(x, y)
+    rate = {}
+    print("\nthe lookup's accuracy on labelled rows, each left out of its group of exact copies "
+          "(the others' majority; ties give no label):\n")
+    print("| other copies | rows | ties | majority right |")
+    print("|---|---|---|---|")
+    for b in (1, 2, 3):
+        rows = _bucket(others) == b
+        rows &= others > 0
+        clear = rows & (loo_label >= 0)
+        rate[b] = float(loo_right[clear].mean()) if clear.any() else float("nan")
+        print(f"| {b if b < 3 else '3+'} | {rows.sum()} | {(rows & (loo_label < 0)).sum()} | {rate[b]:.4f} |")
+    found = copy_labels(x, y, np.asarray(prepared.x_test))
+    clear = found.label >= 0
+    p_wrong = np.where(clear, 1 - np.vectorize(lambda c: rate[c])(_bucket(np.maximum(found.copies, 1))), 0.0)
+    wrong = float(p_wrong.sum())
+    wrong_hi = wrong + 2 * float(np.sqrt((p_wrong * (1 - p_wrong)).sum()))
+    n_test = len(found.label)
+    print(f"\nreal test set: {(found.copies > 0).sum()} of {n_test} faces have labelled copies, {clear.sum()} with a "
+          f"clear majority; the copies' label is expected wrong on W = {wrong:.1f} of them (+2 s.d.: {wrong_hi:.1f})\n")
+    print("| run | test labels changed by --copies (k) | of which the run's top probability >= 0.5 | "
+          "gain at least k - 2 W rows (+2 s.d. of W) | in points of test accuracy |")
+    print("|---|---|---|---|---|")
+    for ref in refs:
+        run = select_run(ref, runs_root)
+        proba = np.asarray(run.proba("test"))
+        labels = proba.argmax(axis=1)
+        _, applied = apply_copies(labels, found)
+        changed = clear & (found.label != labels)
+        sure = int((changed & (proba.max(axis=1) >= 0.5)).sum())
+        bound = applied.changed - 2 * wrong_hi
+        print(f"| {run.run_id} | {applied.changed} | {sure} | {applied.changed - 2 * wrong:.0f} "
+              f"({bound:.0f}) | {100 * bound / n_test:+.2f} |")
 
 
 def _cpu() -> str:
