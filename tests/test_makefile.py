@@ -1,7 +1,7 @@
 """The Makefile: `make help` lists exactly the targets there are, `make install` adds the gpu extra
 where an NVIDIA driver is and reinstalls when EXTRAS, BACKEND or CONSTRAINTS change, BACKEND
-reaches the commands as KERAS_BACKEND, and `make submit` prepares the demo only when DATA is not
-given. A fake interpreter stands in for the venv's python, so nothing is installed."""
+reaches the commands as KERAS_BACKEND, `make submit` prepares the demo only when DATA is not
+given, and its submission (and `make ensemble`'s) uses --copies unless COPIES=no. A fake interpreter stands in for the venv's python, so nothing is installed."""
 
 import re
 import shutil
@@ -90,6 +90,17 @@ def test_submit_prepares_the_demo_only_when_data_is_not_given(tmp_path):
     out = _make("-n", "-B", f"VENV={venv}", "EXTRAS=dev", "DATA=comp/files", "BUDGET=2h", "submit").stdout
     assert _recipe(out, "prepare") == [f"{venv}/bin/ferkaggle prepare --source comp/files"], out
     assert _recipe(out, "search") == [f"{venv}/bin/ferkaggle search --budget 2h"], out
+
+
+def test_submit_and_ensemble_give_test_faces_their_labelled_copies_label_unless_copies_is_no(tmp_path):
+    venv = tmp_path / "venv"
+    for target, run in (("submit", "best"), ("ensemble", "latest")):
+        out = _make("-n", "-B", f"VENV={venv}", "EXTRAS=dev", target).stdout
+        assert _recipe(out, "submit") == [f"{venv}/bin/ferkaggle submit --run {run} --copies"], out
+        out = _make("-n", "-B", f"VENV={venv}", "EXTRAS=dev", "COPIES=no", target).stdout
+        assert _recipe(out, "submit") == [f"{venv}/bin/ferkaggle submit --run {run}"], out
+    result = _make("-n", "COPIES=maybe", "help", check=False)
+    assert result.returncode != 0 and "COPIES=maybe: expected yes or no" in result.stderr, result.stderr
 
 
 def test_help_lists_exactly_the_targets_there_are():
