@@ -41,7 +41,7 @@ from ferkaggle.classical.baseline import BaselineConfig, build_estimator
 from ferkaggle.classical.features import pixel_features
 from ferkaggle.cnn.runtime import cpu_flags, cpu_model
 from ferkaggle.core.constants import DEFAULT_SEED, NUM_CLASSES
-from ferkaggle.data.dedupe import copy_labels, exact_hashes
+from ferkaggle.data.dedupe import copy_labels, exact_hashes, majority_labels
 from ferkaggle.data.prepared import load_prepared
 from ferkaggle.results.submission import apply_copies
 from ferkaggle.runs.select import select_run
@@ -120,17 +120,13 @@ def leave_one_out(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     """For each labelled row: how many other labelled rows are exact copies of it, the majority label of
     those others (-1: none, or a tie) and whether that label is its own. The lookup's accuracy on a face
     whose copies are labelled, measured on the labelled rows themselves."""
-    found = copy_labels(x, y, x)  # every row counts itself: take its own vote back out
-    others = found.copies - 1
-    keys, inverse = np.unique(exact_hashes(x), return_inverse=True)
-    votes = np.zeros((len(keys), NUM_CLASSES), np.int64)
-    np.add.at(votes, (inverse.reshape(-1), y), 1)
-    mine = votes[inverse.reshape(-1)].copy()
-    mine[np.arange(len(y)), y] -= 1
-    top = mine.max(axis=1)
-    clear = (others > 0) & (top > 0) & ((mine == top[:, None]).sum(axis=1) == 1)
-    label = np.where(clear, mine.argmax(axis=1), -1)
-    return others, label, label == y
+    inverse = np.unique(exact_hashes(x), return_inverse=True)[1].reshape(-1)
+    votes = np.zeros((inverse.max(initial=-1) + 1, NUM_CLASSES), np.int64)
+    np.add.at(votes, (inverse, y), 1)
+    others = votes[inverse]  # the votes of each row's group, less its own
+    others[np.arange(len(y)), y] -= 1
+    label = majority_labels(others)
+    return others.sum(axis=1), label, label == y
 
 
 def _bucket(copies: np.ndarray) -> np.ndarray:
@@ -141,20 +137,20 @@ def _bucket(copies: np.ndarray) -> np.ndarray:
 def run_section(prepared, x: np.ndarray, y: np.ndarray, refs: list[str], runs_root) -> None:
     """The --run part: the lower bound on what --copies gains on each run's own test labels."""
     others, loo_label, loo_right = leave_one_out(x, y)
-    rate = {}
+    rate = np.full(4, np.nan)  # by _bucket
     print("\nthe lookup's accuracy on labelled rows, each left out of its group of exact copies "
           "(the others' majority; ties give no label):\n")
     print("| other copies | rows | ties | majority right |")
     print("|---|---|---|---|")
     for b in (1, 2, 3):
         rows = _bucket(others) == b
-        rows &= others > 0
         clear = rows & (loo_label >= 0)
-        rate[b] = float(loo_right[clear].mean()) if clear.any() else float("nan")
+        if clear.any():
+            rate[b] = loo_right[clear].mean()
         print(f"| {b if b < 3 else '3+'} | {rows.sum()} | {(rows & (loo_label < 0)).sum()} | {rate[b]:.4f} |")
     found = copy_labels(x, y, np.asarray(prepared.x_test))
     clear = found.label >= 0
-    p_wrong = np.where(clear, 1 - np.vectorize(lambda c: rate[c])(_bucket(np.maximum(found.copies, 1))), 0.0)
+    p_wrong = np.where(clear, 1 - rate[_bucket(found.copies)], 0.0)
     wrong = float(p_wrong.sum())
     wrong_hi = wrong + 2 * float(np.sqrt((p_wrong * (1 - p_wrong)).sum()))
     n_test = len(found.label)
@@ -167,8 +163,8 @@ def run_section(prepared, x: np.ndarray, y: np.ndarray, refs: list[str], runs_ro
         run = select_run(ref, runs_root)
         proba = np.asarray(run.proba("test"))
         labels = proba.argmax(axis=1)
-        _, applied = apply_copies(labels, found)
-        changed = clear & (found.label != labels)
+        written, applied = apply_copies(labels, found)
+        changed = written != labels
         sure = int((changed & (proba.max(axis=1) >= 0.5)).sum())
         bound = applied.changed - 2 * wrong_hi
         print(f"| {run.run_id} | {applied.changed} | {sure} | {applied.changed - 2 * wrong:.0f} "

@@ -1,7 +1,8 @@
 """The Makefile: `make help` lists exactly the targets there are, `make install` adds the gpu extra
 where an NVIDIA driver is and reinstalls when EXTRAS, BACKEND or CONSTRAINTS change, BACKEND
 reaches the commands as KERAS_BACKEND, `make submit` prepares the demo only when DATA is not
-given, and its submission (and `make ensemble`'s) uses --copies unless COPIES=no. A fake interpreter stands in for the venv's python, so nothing is installed."""
+given, and its submission (and `make ensemble`'s) uses --copies unless COPIES=no. A fake interpreter
+stands in for the venv's python, so nothing is installed."""
 
 import re
 import shutil

@@ -137,9 +137,15 @@ def copy_labels(x: np.ndarray, y: np.ndarray, x_query: np.ndarray) -> CopyLabels
     at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
     found = keys[at] == query
     counts = np.where(found[:, None], votes[at], 0)
+    return CopyLabels(majority_labels(counts), counts.sum(axis=1))
+
+
+def majority_labels(counts: np.ndarray) -> np.ndarray:
+    """int64 [M]: for each row of label counts [M, classes], the label with the most votes; -1 where
+    there are none or two or more labels share the highest count."""
     top = counts.max(axis=1)
     clear = (top > 0) & ((counts == top[:, None]).sum(axis=1) == 1)
-    return CopyLabels(np.where(clear, counts.argmax(axis=1), -1).astype(np.int64), counts.sum(axis=1))
+    return np.where(clear, counts.argmax(axis=1), -1).astype(np.int64)
 
 
 def blank_images(x: np.ndarray) -> np.ndarray:
